@@ -1,0 +1,215 @@
+//! The input/output vocabulary shared by every state machine in the core.
+//!
+//! Outputs are pulled with `poll_output()`: an HTTP request to perform, bytes to persist,
+//! an event for the agent, or `Wait` ("nothing now, wake me at `until_ms`").
+
+mod api_error;
+mod event;
+mod secret;
+
+pub use api_error::ApiError;
+pub use event::{AuthHow, Event};
+pub use secret::Secret;
+
+use serde::Serialize;
+
+/// Identifies one HTTP request the host must perform and answer with `handle_response`.
+pub type RequestId = u64;
+/// Identifies one persist request the host must store durably and acknowledge.
+pub type Ticket = u64;
+/// Identifies one command whose result arrives later as an event.
+pub type CallId = u64;
+
+/// Largest response body the core accepts; bigger bodies are treated as a failed response.
+pub const MAX_RESPONSE_BYTES: usize = 1 << 20;
+
+/// What the core asks the host to do next.
+pub enum Output {
+    /// Perform this HTTP request, then call `handle_response(id, …)` or `handle_transport_error(id, …)`.
+    Http { id: RequestId, request: http::Request<Vec<u8>> },
+    /// Store `bytes` durably (atomically, owner-only), then call `handle_persisted(ticket)`.
+    /// The core does not rely on what it asked to persist until the host acknowledges.
+    Persist { ticket: Ticket, bytes: Secret<Vec<u8>> },
+    /// Something the agent should know.
+    Event(Event),
+    /// Nothing to do now; call `handle_timeout` at `until_ms` (Unix ms) if it is set.
+    Wait { until_ms: Option<u64> },
+}
+
+/// Bodies are left out: they carry tokens and keys.
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Output::Http { id, request } => write!(f, "Http #{id} {} {}", request.method(), request.uri()),
+            Output::Persist { ticket, bytes } => write!(f, "Persist #{ticket} ({} bytes)", bytes.expose().len()),
+            Output::Event(event) => write!(f, "Event {event:?}"),
+            Output::Wait { until_ms } => write!(f, "Wait {until_ms:?}"),
+        }
+    }
+}
+
+/// The queue of outputs and the id counters that every state machine of one client shares.
+#[derive(Default)]
+pub struct Outbox {
+    queue: std::collections::VecDeque<Output>,
+    next_id: u64,
+}
+
+impl Outbox {
+    fn next(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+    /// Queue an HTTP request and return the id its response must carry.
+    pub fn http(&mut self, request: http::Request<Vec<u8>>) -> RequestId {
+        let id = self.next();
+        self.queue.push_back(Output::Http { id, request });
+        id
+    }
+    /// Queue bytes to persist and return the ticket the host acknowledges.
+    pub fn persist(&mut self, bytes: Secret<Vec<u8>>) -> Ticket {
+        let ticket = self.next();
+        self.queue.push_back(Output::Persist { ticket, bytes });
+        ticket
+    }
+    pub fn event(&mut self, event: Event) {
+        self.queue.push_back(Output::Event(event));
+    }
+    pub fn pop(&mut self) -> Option<Output> {
+        self.queue.pop_front()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+}
+
+/// Build a JSON request. `bearer` is marked sensitive so `Debug` of the headers hides it.
+pub fn json_request(
+    method: http::Method,
+    url: &str,
+    bearer: Option<&str>,
+    body: Option<&serde_json::Value>,
+) -> Result<http::Request<Vec<u8>>, crate::Error> {
+    let mut builder = http::Request::builder()
+        .method(method)
+        .uri(url)
+        .header(http::header::ACCEPT, "application/json");
+    if let Some(token) = bearer {
+        let mut value = http::HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| crate::Error::invalid_argument("token contains characters not allowed in a header"))?;
+        value.set_sensitive(true);
+        builder = builder.header(http::header::AUTHORIZATION, value);
+    }
+    let bytes = match body {
+        Some(value) => {
+            builder = builder.header(http::header::CONTENT_TYPE, "application/json");
+            serde_json::to_vec(value).expect("JSON value serialises")
+        }
+        None => Vec::new(),
+    };
+    builder.body(bytes).map_err(|_| crate::Error::invalid_argument(format!("invalid request URL: {url}")))
+}
+
+/// Parse a response body as JSON: `Null` for an empty body, an error (without echoing the
+/// body) for anything that is not JSON or is too large.
+pub fn parse_json_body(response: &http::Response<Vec<u8>>) -> Result<serde_json::Value, ApiError> {
+    let status = response.status().as_u16();
+    let body = response.body();
+    if body.len() > MAX_RESPONSE_BYTES {
+        return Err(ApiError { status, code: None, message: format!("response body of {} bytes is over the {} byte limit", body.len(), MAX_RESPONSE_BYTES) });
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(serde_json::Value::Null);
+    }
+    serde_json::from_slice(body).map_err(|_| {
+        let content_type = response
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("none");
+        ApiError {
+            status,
+            code: None,
+            message: format!("{} (content-type {content_type})", api_error::describe_unparsed(status, body)),
+        }
+    })
+}
+
+/// A flat, serialisable description of an output's metadata for adapters (C ABI, bindings).
+/// Bodies and persisted bytes travel separately as raw bytes.
+#[derive(Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum OutputMeta<'a> {
+    Http { id: RequestId, method: &'a str, url: String, headers: Vec<(&'a str, &'a str)> },
+    Persist { ticket: Ticket },
+    Event { event: &'a Event },
+    Wait { until_ms: Option<u64> },
+}
+
+impl Output {
+    /// Numeric kind shared with the C ABI and WIT: 0 wait, 1 http, 2 persist, 3 event.
+    pub fn kind_code(&self) -> u32 {
+        match self {
+            Output::Wait { .. } => 0,
+            Output::Http { .. } => 1,
+            Output::Persist { .. } => 2,
+            Output::Event(_) => 3,
+        }
+    }
+
+    pub fn meta(&self) -> OutputMeta<'_> {
+        match self {
+            Output::Http { id, request } => OutputMeta::Http {
+                id: *id,
+                method: request.method().as_str(),
+                url: request.uri().to_string(),
+                headers: request
+                    .headers()
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.to_str().unwrap_or("")))
+                    .collect(),
+            },
+            Output::Persist { ticket, .. } => OutputMeta::Persist { ticket: *ticket },
+            Output::Event(event) => OutputMeta::Event { event },
+            Output::Wait { until_ms } => OutputMeta::Wait { until_ms: *until_ms },
+        }
+    }
+
+    /// The metadata as JSON (never contains secrets: bodies are separate).
+    pub fn meta_json(&self) -> String {
+        serde_json::to_string(&self.meta()).expect("output metadata serialises")
+    }
+
+    /// The raw bytes that go with the output: request body or bytes to persist.
+    pub fn body(&self) -> &[u8] {
+        match self {
+            Output::Http { request, .. } => request.body(),
+            Output::Persist { bytes, .. } => bytes.expose(),
+            Output::Event(_) | Output::Wait { .. } => &[],
+        }
+    }
+}
+
+/// Build an `http::Response` from the parts an adapter receives from its host.
+pub fn response_from_parts(
+    status: u16,
+    headers: &[(String, String)],
+    body: Vec<u8>,
+) -> Result<http::Response<Vec<u8>>, crate::Error> {
+    let mut builder = http::Response::builder().status(
+        http::StatusCode::from_u16(status)
+            .map_err(|_| crate::Error::invalid_argument(format!("invalid HTTP status {status}")))?,
+    );
+    for (name, value) in headers {
+        // A header the http crate rejects is dropped rather than failing the whole response.
+        if let (Ok(n), Ok(v)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            http::HeaderValue::from_str(value),
+        ) {
+            builder = builder.header(n, v);
+        }
+    }
+    builder
+        .body(body)
+        .map_err(|e| crate::Error::invalid_argument(format!("invalid response: {e}")))
+}

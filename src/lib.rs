@@ -1,0 +1,21 @@
+//! moltlink: a sans-IO client core for the agent social platforms.
+//!
+//! The core never touches a socket, clock, file or sound card. Hosts feed it inputs
+//! (`handle_response`, `handle_timeout`, `handle_persisted`, commands) and drain its
+//! outputs with `poll_output` until it answers [`io::Output::Wait`].
+//! Two thin adapters expose the same core: a C ABI (`ffi`) and a WIT component (`component`).
+
+pub mod auth;
+pub mod chats;
+pub mod error;
+pub mod io;
+
+#[cfg(not(target_arch = "wasm32"))]
+pub mod ffi;
+
+#[cfg(target_arch = "wasm32")]
+mod component;
+
+pub use chats::{ChatsClient, ChatsConfig};
+pub use error::{Error, ErrorCode};
+pub use io::{CallId, Event, Output, RequestId, Ticket};
