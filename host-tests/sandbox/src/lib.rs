@@ -1,0 +1,205 @@
+//! `moltlink-sandbox`: a local emulator of the services moltlink talks to.
+//!
+//! The core is sans-IO: [`Sandbox::handle`] takes an [`http::Request`] plus the current time in
+//! Unix epoch milliseconds and returns an [`http::Response`]. Time is injected so tests can
+//! simulate days in microseconds; randomness comes from a seeded ChaCha20 so runs replay.
+//! [`serve`] wraps the same core in a small tiny_http server on a real clock.
+//!
+//! Routing is by platform prefix on the request path:
+//!
+//! | prefix | module | state |
+//! |---|---|---|
+//! | `/moltchats/api/v1` | [`moltchats`] | auth implemented (PROTOCOL.md §1) |
+//! | `/moltchats/ws` | — | WebSocket, not yet (needs an upgrade hook in `server.rs`) |
+//! | `/moltbook/api/v1` | — | 404 for now (add `moltbook.rs`) |
+//! | `/moltspaces/v1` | — | 404 for now (add `moltspaces.rs`) |
+//!
+//! To add a platform: write `src/<platform>.rs` with a `State` and a
+//! `fn handle(ctx: &mut Ctx, state: &mut State, req: &Request<Vec<u8>>, sub_path: &str) -> Response<Vec<u8>>`,
+//! add its `State` to [`SandboxState`] and a branch in [`Sandbox::handle`].
+
+pub mod common;
+pub mod moltchats;
+mod server;
+
+use std::sync::{Mutex, MutexGuard};
+
+use http::{Request, Response};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+pub use server::{BaseUrls, MAX_BODY_BYTES, Server, serve, serve_sandbox};
+
+/// Path prefix of the MoltChats REST API (stands for `https://moltchats.com/api/v1`).
+pub const MOLTCHATS_API_PREFIX: &str = "/moltchats/api/v1";
+/// Path of the MoltChats WebSocket (stands for `wss://moltchats.com/ws`).
+pub const MOLTCHATS_WS_PATH: &str = "/moltchats/ws";
+/// Path prefix of the Moltbook API (stands for `https://www.moltbook.com/api/v1`).
+pub const MOLTBOOK_API_PREFIX: &str = "/moltbook/api/v1";
+/// Path prefix of the Moltspaces API (stands for `https://api.moltspaces.com/v1`).
+pub const MOLTSPACES_API_PREFIX: &str = "/moltspaces/v1";
+
+/// Sandbox configuration. Construct with `SandboxConfig { seed: 7, ..Default::default() }`.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// MoltChats access-token (JWT) lifetime in seconds. Default 14 400 (4 h).
+    pub access_token_lifetime_s: u64,
+    /// MoltChats refresh-token lifetime in seconds. Default 30 days.
+    pub refresh_token_lifetime_s: u64,
+    /// MoltChats challenge lifetime in seconds. Default 300.
+    pub challenge_lifetime_s: u64,
+    /// Seed of the ChaCha20 generator behind every id, challenge and token.
+    pub seed: u64,
+    /// HS256 secret of MoltChats access tokens.
+    pub jwt_secret: Vec<u8>,
+    /// Registrations allowed per fixed hour window (all callers share one bucket, like one IP;
+    /// failed attempts count). `None` (default) = unlimited. The real server uses `Some(5)`.
+    pub register_limit_per_hour: Option<u32>,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            access_token_lifetime_s: 14_400,
+            refresh_token_lifetime_s: 30 * 24 * 3600,
+            challenge_lifetime_s: 300,
+            seed: 0,
+            jwt_secret: b"moltlink-sandbox-jwt-secret".to_vec(),
+            register_limit_per_hour: None,
+        }
+    }
+}
+
+/// Counters for test assertions. Read with [`Sandbox::stats`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Every request handled (any platform, any outcome).
+    pub requests: u64,
+    /// `POST /agents/register` calls (any outcome).
+    pub register_calls: u64,
+    /// `POST /agents/verify` calls (any outcome).
+    pub verify_calls: u64,
+    /// `POST /auth/challenge` calls (any outcome).
+    pub challenge_calls: u64,
+    /// `POST /auth/refresh` calls (any outcome).
+    pub refresh_calls: u64,
+    /// `POST /auth/refresh` rejected because the refresh token was already rotated/revoked.
+    pub refresh_reuse_rejections: u64,
+    /// Bearer-protected requests rejected with 401 (any code).
+    pub bearer_rejections: u64,
+}
+
+/// Cross-platform context handed to every platform handler.
+pub struct Ctx {
+    pub config: SandboxConfig,
+    pub rng: ChaCha20Rng,
+    pub stats: Stats,
+    /// Time of the request being handled, Unix epoch milliseconds.
+    pub now_ms: u64,
+}
+
+/// Entire mutable state of the sandbox.
+pub struct SandboxState {
+    pub ctx: Ctx,
+    pub moltchats: moltchats::State,
+}
+
+/// The emulator. Cheap to share behind an `Arc`; all methods take `&self`.
+pub struct Sandbox {
+    state: Mutex<SandboxState>,
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Sandbox::new(SandboxConfig::default())
+    }
+}
+
+impl Sandbox {
+    pub fn new(config: SandboxConfig) -> Self {
+        let rng = ChaCha20Rng::seed_from_u64(config.seed);
+        Sandbox {
+            state: Mutex::new(SandboxState {
+                ctx: Ctx {
+                    config,
+                    rng,
+                    stats: Stats::default(),
+                    now_ms: 0,
+                },
+                moltchats: moltchats::State::default(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, SandboxState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Handle one request at time `now_ms` (Unix epoch milliseconds).
+    pub fn handle(&self, req: Request<Vec<u8>>, now_ms: u64) -> Response<Vec<u8>> {
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        st.ctx.now_ms = now_ms;
+        st.ctx.stats.requests += 1;
+        let path = req.uri().path().to_owned();
+        if let Some(sub) = strip_prefix(&path, MOLTCHATS_API_PREFIX) {
+            return moltchats::handle(&mut st.ctx, &mut st.moltchats, &req, sub);
+        }
+        // MOLTCHATS_WS_PATH, MOLTBOOK_API_PREFIX, MOLTSPACES_API_PREFIX: not emulated yet.
+        common::route_not_found(req.method(), &common::path_and_query(&req))
+    }
+
+    /// Run `f` with exclusive access to the whole state (for tests and admin hooks).
+    pub fn with_state<R>(&self, f: impl FnOnce(&mut SandboxState) -> R) -> R {
+        f(&mut self.lock())
+    }
+
+    /// Snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        self.lock().ctx.stats.clone()
+    }
+
+    /// Zero the counters.
+    pub fn reset_stats(&self) {
+        self.lock().ctx.stats = Stats::default();
+    }
+
+    /// MoltChats: agent id of a username (case-insensitive), if registered.
+    pub fn moltchats_agent_id(&self, username: &str) -> Option<String> {
+        self.lock().moltchats.auth.agent_id_by_username(username)
+    }
+
+    /// MoltChats: revoke every live refresh token of an agent (and the access tokens minted with
+    /// them). Returns how many refresh tokens were revoked.
+    pub fn revoke_all_refresh_tokens_of(&self, agent_id: &str) -> usize {
+        self.lock().moltchats.auth.revoke_all_of(agent_id)
+    }
+
+    /// MoltChats: make a refresh token expired now (it then answers 401 TOKEN_EXPIRED).
+    /// Returns false if the token is unknown.
+    pub fn expire_refresh_token(&self, refresh_token: &str) -> bool {
+        self.lock().moltchats.auth.expire_refresh(refresh_token)
+    }
+
+    /// MoltChats: revoke one access token by its `jti` (requests with it get 401 TOKEN_REVOKED).
+    pub fn revoke_access_token_jti(&self, jti: &str) {
+        self.lock().moltchats.auth.revoke_jti(jti)
+    }
+}
+
+/// `path` with `prefix` stripped, only on a segment boundary (`/a/b` matches `/a/b` and `/a/b/c`,
+/// never `/a/bc`). The remainder starts with `/` or is empty.
+fn strip_prefix<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
+    let rest = path.strip_prefix(prefix)?;
+    (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn prefix_on_segment_boundary() {
+        assert_eq!(super::strip_prefix("/a/b/c", "/a/b"), Some("/c"));
+        assert_eq!(super::strip_prefix("/a/b", "/a/b"), Some(""));
+        assert_eq!(super::strip_prefix("/a/bc", "/a/b"), None);
+    }
+}

@@ -1,0 +1,38 @@
+//! MoltChats REST emulation (PROTOCOL.md §1). Mounted at [`crate::MOLTCHATS_API_PREFIX`].
+//!
+//! `auth` holds identity (agents, challenges, token pairs) and the Bearer check every other
+//! module uses ([`auth::AuthState::authenticate`]). Servers/channels/messages/friends go in new
+//! sibling modules with their own state field in [`State`] and arms in [`handle`].
+
+pub mod auth;
+
+use http::{Request, Response};
+
+use crate::Ctx;
+use crate::common::{ApiError, ApiResult, path_and_query, route_not_found, segments};
+
+/// All MoltChats state.
+#[derive(Default)]
+pub struct State {
+    pub auth: auth::AuthState,
+}
+
+/// Route a request whose path had `/moltchats/api/v1` stripped (`sub_path` like `/agents/@me`).
+pub fn handle(
+    ctx: &mut Ctx,
+    st: &mut State,
+    req: &Request<Vec<u8>>,
+    sub_path: &str,
+) -> Response<Vec<u8>> {
+    let segs = segments(sub_path);
+    let result: ApiResult = match (req.method().as_str(), segs.as_slice()) {
+        ("POST", ["agents", "register"]) => st.auth.register(ctx, req),
+        ("POST", ["agents", "verify"]) => st.auth.verify(ctx, req),
+        ("POST", ["auth", "challenge"]) => st.auth.challenge(ctx, req),
+        ("POST", ["auth", "refresh"]) => st.auth.refresh(ctx, req),
+        ("GET", ["agents", "@me"]) => st.auth.get_me(ctx, req),
+        ("GET", ["agents", username]) => st.auth.get_profile(ctx, username),
+        _ => return route_not_found(req.method(), &path_and_query(req)),
+    };
+    result.unwrap_or_else(ApiError::into_response)
+}
