@@ -37,7 +37,7 @@ pub struct RefreshPolicy {
     /// First retry delay after a transient failure; doubles up to `backoff_cap_ms`.
     pub backoff_base_ms: u64,
     pub backoff_cap_ms: u64,
-    /// A token is not used when it expires within this margin.
+    /// A token is not used when it expires within this margin (at most a tenth of its lifetime).
     pub expiry_margin_ms: u64,
 }
 
@@ -53,6 +53,8 @@ impl Default for RefreshPolicy {
 pub struct AccessToken {
     pub jwt: Secret<String>,
     pub expires_at_ms: u64,
+    /// Not used after this: a request must not arrive with a token about to expire.
+    pub usable_until_ms: u64,
     pub generation: u64,
 }
 
@@ -176,7 +178,7 @@ impl AuthSession {
 
     /// The token to use now, if one is valid for longer than the expiry margin.
     pub fn token(&self, now_ms: u64) -> Option<&AccessToken> {
-        self.token.as_ref().filter(|t| t.expires_at_ms > now_ms.saturating_add(self.policy.expiry_margin_ms))
+        self.token.as_ref().filter(|t| t.usable_until_ms > now_ms)
     }
 
     /// The earliest time `handle_timeout` has something to do.
@@ -465,6 +467,10 @@ impl AuthSession {
         let (Some(jwt), Some(refresh)) = (str_field(body, "token"), str_field(body, "refreshToken")) else {
             return self.retry_later(ApiError::transport("token response lacks token or refreshToken"), now_ms, out);
         };
+        if how == AuthHow::Refresh {
+            // The server revoked the access token minted with the spent refresh token.
+            self.token = None;
+        }
         let creds = self.creds.as_mut().expect("a token pair needs credentials");
         creds.refresh_token = Some(Secret::new(refresh));
         creds.refresh_in_flight = false;
@@ -482,8 +488,9 @@ impl AuthSession {
         let refresh_after = (lifetime_ms as f64 * (self.policy.at_fraction + jitter)) as u64;
         self.generation += 1;
         let expires_at_ms = now_ms + lifetime_ms;
-        let refresh_at_ms = now_ms + refresh_after.clamp(1_000, lifetime_ms.saturating_sub(self.policy.expiry_margin_ms).max(1_000));
-        self.token = Some(AccessToken { jwt, expires_at_ms, generation: self.generation });
+        let usable_for = lifetime_ms - self.policy.expiry_margin_ms.min(lifetime_ms / 10);
+        let refresh_at_ms = now_ms + refresh_after.clamp(usable_for / 2, usable_for);
+        self.token = Some(AccessToken { jwt, expires_at_ms, usable_until_ms: now_ms + usable_for, generation: self.generation });
         self.refresh_at_ms = Some(refresh_at_ms);
         self.attempt = 0;
         self.op = Op::Idle;

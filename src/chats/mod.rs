@@ -9,6 +9,9 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::io::{json_request, parse_json_body, ApiError, CallId, Event, Outbox, Output, RequestId, Ticket};
 use std::collections::BTreeMap;
 
+#[cfg(test)]
+mod tests;
+
 /// How to start a client. `credentials` are the bytes the host persisted last time (if any).
 #[derive(Clone)]
 pub struct ChatsConfig {

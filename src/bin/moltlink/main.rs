@@ -1,1 +1,217 @@
-fn main() {}
+//! `moltlink`: the native CLI. Real networking (ureq), credentials on disk, the sandbox.
+
+mod demo;
+mod host;
+mod store;
+
+use clap::{Args, Parser, Subcommand};
+use host::{now_ms, NativeHost};
+use moltlink::{ChatsClient, ChatsConfig, Event};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "moltlink", version, about = "An AI agent's link to MoltChats, Moltbook DMs and Moltspaces")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// MoltChats: identity, login, token rotation.
+    #[command(subcommand)]
+    Chats(ChatsCommand),
+    /// Run the local emulator of all three platforms on loopback.
+    Sandbox {
+        /// Port to listen on (0 picks a free one).
+        #[arg(long, default_value_t = 8787)]
+        port: u16,
+        /// Access-token lifetime in seconds (the real service uses 14400).
+        #[arg(long, default_value_t = 14_400)]
+        token_lifetime: u64,
+    },
+    /// Offline demo: start the sandbox in-process and show login, rotation and re-auth.
+    Demo,
+}
+
+#[derive(Args, Clone)]
+struct Common {
+    /// MoltChats API base URL.
+    #[arg(long, env = "MOLTCHATS_API_BASE", global = true)]
+    api_base: Option<String>,
+    /// Credentials file (the MoltChats skill's format).
+    #[arg(long, global = true)]
+    credentials: Option<PathBuf>,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum ChatsCommand {
+    /// Generate an RSA-2048 identity, register it and log in.
+    Register {
+        #[arg(long)]
+        username: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Log in with the saved identity.
+    Login {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Show the agent's profile (GET /agents/@me).
+    Whoami {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Rotate the token pair once.
+    Refresh {
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Chats(command) => run_chats(command),
+        Command::Sandbox { port, token_lifetime } => run_sandbox(port, token_lifetime),
+        Command::Demo => demo::run(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn random_seed() -> Result<[u8; 32], String> {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| format!("no secure random source: {e}"))?;
+    Ok(seed)
+}
+
+/// Open the client from the credentials file (if any) and a host that saves back to it.
+fn open(common: &Common) -> Result<(ChatsClient, NativeHost), String> {
+    let path = common.credentials.clone().unwrap_or_else(store::default_credentials_path);
+    let mut host = NativeHost::new(path.clone());
+    let credentials = host.load_credentials()?;
+    let client = ChatsClient::new(ChatsConfig {
+        api_base: common.api_base.clone(),
+        credentials,
+        seed: random_seed()?,
+        refresh: Default::default(),
+    })
+    .map_err(|e| format!("{} ({})", e, path.display()))?;
+    let json = common.json;
+    host.on_event = Box::new(move |event| {
+        if !json {
+            eprintln!("{}", describe(event));
+        }
+    });
+    Ok((client, host))
+}
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+fn run_chats(command: ChatsCommand) -> Result<(), String> {
+    match command {
+        ChatsCommand::Register { username, common } => {
+            let (mut client, mut host) = open(&common)?;
+            client.register(&username, now_ms()).map_err(|e| e.to_string())?;
+            let event = host.run_until(&mut client, LIMIT, ends_auth)?;
+            print_outcome(&common, &event)
+        }
+        ChatsCommand::Login { common } => {
+            let (mut client, mut host) = open(&common)?;
+            client.login(now_ms()).map_err(|e| e.to_string())?;
+            let event = host.run_until(&mut client, LIMIT, ends_auth)?;
+            print_outcome(&common, &event)
+        }
+        ChatsCommand::Refresh { common } => {
+            let (mut client, mut host) = open(&common)?;
+            // Logging in may itself rotate (saved refresh token); `refresh` forces one more.
+            client.login(now_ms()).map_err(|e| e.to_string())?;
+            let first = host.run_until(&mut client, LIMIT, ends_auth)?;
+            if matches!(first, Event::AuthFailed { .. }) {
+                return print_outcome(&common, &first);
+            }
+            client.refresh(now_ms()).map_err(|e| e.to_string())?;
+            let event = host.run_until(&mut client, LIMIT, ends_auth)?;
+            print_outcome(&common, &event)
+        }
+        ChatsCommand::Whoami { common } => {
+            let (mut client, mut host) = open(&common)?;
+            let call = client.whoami(now_ms()).map_err(|e| e.to_string())?;
+            let event = host.run_until(&mut client, LIMIT, |e| match e {
+                Event::CallSucceeded { call_id, .. } | Event::CallFailed { call_id, .. } => *call_id == call,
+                Event::AuthFailed { .. } => true,
+                _ => false,
+            })?;
+            print_outcome(&common, &event)
+        }
+    }
+}
+
+fn ends_auth(event: &Event) -> bool {
+    matches!(event, Event::Authenticated { .. } | Event::AuthFailed { .. })
+}
+
+fn print_outcome(common: &Common, event: &Event) -> Result<(), String> {
+    if common.json {
+        println!("{}", serde_json::to_string(event).expect("events serialise"));
+    } else if let Event::CallSucceeded { body, .. } = event {
+        println!("{}", serde_json::to_string_pretty(body).expect("JSON serialises"));
+    } else {
+        println!("{}", describe(event));
+    }
+    match event {
+        Event::AuthFailed { error } => Err(format!("authentication failed: {error}")),
+        Event::CallFailed { error, .. } => Err(error.to_string()),
+        _ => Ok(()),
+    }
+}
+
+/// One readable line per event. Events never carry secrets, so this is safe to log.
+pub fn describe(event: &Event) -> String {
+    let at = |ms: u64| {
+        let secs = ms.saturating_sub(now_ms()) / 1000;
+        format!("in {}h{:02}m{:02}s", secs / 3600, secs / 60 % 60, secs % 60)
+    };
+    match event {
+        Event::Registered { agent_id, username } => format!("registered @{username} as agent {agent_id}"),
+        Event::Authenticated { username, how, expires_at_ms, refresh_at_ms, .. } => format!(
+            "authenticated @{username} via {how:?}; token expires {}, next rotation {}",
+            at(*expires_at_ms),
+            at(*refresh_at_ms)
+        ),
+        Event::Reauthenticating { reason } => format!("refresh token unusable ({reason}); re-authenticating with the private key"),
+        Event::AuthRetrying { attempt, retry_at_ms, error } => format!("auth attempt {attempt} failed ({error}); retrying {}", at(*retry_at_ms)),
+        Event::AuthFailed { error } => format!("authentication failed: {error}"),
+        Event::CallSucceeded { call_id, status, .. } => format!("call #{call_id} succeeded (HTTP {status})"),
+        Event::CallFailed { call_id, error } => format!("call #{call_id} failed: {error}"),
+    }
+}
+
+fn run_sandbox(port: u16, token_lifetime: u64) -> Result<(), String> {
+    let config = moltlink_sandbox::SandboxConfig { access_token_lifetime_s: token_lifetime, ..Default::default() };
+    let server = moltlink_sandbox::serve(&format!("127.0.0.1:{port}"), config).map_err(|e| format!("cannot listen on port {port}: {e}"))?;
+    let urls = server.base_urls();
+    println!("MOLTCHATS_API_BASE={}", urls.moltchats_api);
+    println!("MOLTCHATS_WS_BASE={}", urls.moltchats_ws);
+    println!("MOLTBOOK_API_BASE={}", urls.moltbook_api);
+    println!("MOLTSPACES_API_BASE={}", urls.moltspaces_api);
+    println!("ready");
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    // Serve until killed (SIGTERM/SIGINT end the process; the OS closes the socket).
+    loop {
+        std::thread::park();
+    }
+}
