@@ -1,0 +1,150 @@
+// Backend 1: the WIT component (target/wasm32-wasip2/release/moltlink.wasm), transpiled by
+// jco into ../component/ (`npm run build`, with `--instantiation async`: nothing happens at
+// import time and no top-level await is needed; `loadComponent()` instantiates).
+
+import { cli, io, random } from '@bytecodealliance/preview2-shim';
+import * as host from './host.js';
+import { MoltlinkError, makeFactory } from './client.js';
+
+const GENERATED = '../component/moltlink.js';
+
+/** The imports the component needs: our host callbacks plus the WASI bits Rust's std links. */
+function importObject() {
+  return {
+    'moltlink:core/host': host,
+    'moltlink:core/types': {},
+    'wasi:cli/environment': cli.environment,
+    'wasi:cli/exit': cli.exit,
+    'wasi:cli/stderr': cli.stderr,
+    'wasi:cli/stdin': cli.stdin,
+    'wasi:cli/stdout': cli.stdout,
+    'wasi:cli/terminal-input': cli.terminalInput,
+    'wasi:cli/terminal-output': cli.terminalOutput,
+    'wasi:cli/terminal-stderr': cli.terminalStderr,
+    'wasi:cli/terminal-stdin': cli.terminalStdin,
+    'wasi:cli/terminal-stdout': cli.terminalStdout,
+    'wasi:io/error': io.error,
+    'wasi:io/poll': io.poll,
+    'wasi:io/streams': io.streams,
+    'wasi:random/insecure-seed': random.insecureSeed,
+  };
+}
+
+const big = (n) => BigInt(n);
+const num = (b) => Number(b);
+
+/** A `result` error comes back from jco as a thrown ComponentError whose payload is our record. */
+function rethrow(e) {
+  const p = e?.payload;
+  if (p && typeof p.code === 'string' && typeof p.message === 'string') throw new MoltlinkError(p.code, p.message);
+  // A trap (RuntimeError) or a bug in this adapter: the instance must not be trusted further.
+  throw e;
+}
+
+function guard(fn) {
+  try {
+    return fn();
+  } catch (e) {
+    rethrow(e);
+  }
+}
+
+function httpOut(r) {
+  return {
+    kind: 'http',
+    id: num(r.id),
+    method: r.method,
+    url: r.url,
+    headers: r.headers.map(([k, v]) => [k, v]),
+    body: Uint8Array.from(r.body),
+  };
+}
+
+function output(o) {
+  switch (o.tag) {
+    case 'wait':
+      return { kind: 'wait', untilMs: o.val === undefined ? null : num(o.val) };
+    case 'http':
+      return httpOut(o.val);
+    case 'persist':
+      return { kind: 'persist', ticket: num(o.val.ticket), bytes: Uint8Array.from(o.val.bytes) };
+    case 'event':
+      return { kind: 'event', event: JSON.parse(o.val) };
+    default:
+      throw new Error(`unknown output tag ${o.tag}`);
+  }
+}
+
+class ComponentBackend {
+  #c;
+  constructor(resource) {
+    this.#c = resource;
+  }
+  register(username, nowMs) {
+    guard(() => this.#c.register(username, big(nowMs)));
+  }
+  login(nowMs) {
+    guard(() => this.#c.login(big(nowMs)));
+  }
+  refresh(nowMs) {
+    guard(() => this.#c.refresh(big(nowMs)));
+  }
+  whoami(nowMs) {
+    return num(guard(() => this.#c.whoami(big(nowMs))));
+  }
+  call(method, path, bodyJson, nowMs) {
+    return num(guard(() => this.#c.call(method, path, bodyJson ?? undefined, big(nowMs))));
+  }
+  handleResponse(id, status, headers, body, nowMs) {
+    guard(() => this.#c.handleResponse(big(id), { status, headers, body }, big(nowMs)));
+  }
+  handleTransportError(id, message, nowMs) {
+    guard(() => this.#c.handleTransportError(big(id), message, big(nowMs)));
+  }
+  handleTimeout(nowMs) {
+    guard(() => this.#c.handleTimeout(big(nowMs)));
+  }
+  handlePersisted(ticket, nowMs) {
+    guard(() => this.#c.handlePersisted(big(ticket), big(nowMs)));
+  }
+  poll() {
+    return output(guard(() => this.#c.pollOutput()));
+  }
+  pump(cb) {
+    const target = {
+      sendHttp: (r) => cb.sendHttp(httpOut(r)),
+      persist: (ticket, bytes) => cb.persist(num(ticket), Uint8Array.from(bytes)),
+      emitEvent: (json) => cb.emitEvent(JSON.parse(json)),
+    };
+    const until = host.withHostTarget(target, () => guard(() => this.#c.pump()));
+    return until === undefined ? null : num(until);
+  }
+  agentId() {
+    return guard(() => this.#c.agentId()) ?? null;
+  }
+  isAuthenticated(nowMs) {
+    return guard(() => this.#c.isAuthenticated(big(nowMs)));
+  }
+  close() {
+    const c = this.#c;
+    this.#c = null;
+    c?.[Symbol.dispose]?.();
+  }
+}
+
+/**
+ * Instantiate the component and return the factory `{ kind: 'component', open(opts) }`.
+ * Each call makes a fresh instance (its own linear memory).
+ */
+export async function loadComponent() {
+  let generated;
+  try {
+    generated = await import(GENERATED);
+  } catch (e) {
+    throw new Error(`moltlink: the transpiled component is missing; run \`npm run build\` in bindings/node (${e.message})`);
+  }
+  const root = await generated.instantiate(undefined, importObject());
+  const { Client } = root.chats;
+  return makeFactory('component', (apiBase, credentials, seed) =>
+    new ComponentBackend(guard(() => Client.open(apiBase ?? undefined, credentials ?? undefined, seed))));
+}

@@ -1,0 +1,264 @@
+// Backend 2: the native cdylib (target/release/libmoltlink.so) through koffi, using the C ABI
+// of bindings/c/moltlink.h. Outputs are read with the poll API (ml_chats_poll + meta/body);
+// `pump` uses koffi callbacks registered for the duration of one ml_chats_pump call only.
+
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import koffi from 'koffi';
+import { ERROR_CODES, MoltlinkError, makeFactory } from './client.js';
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+
+/** `MOLTLINK_LIBRARY`, else `<repo>/target/release/libmoltlink.{so,dylib}` / `moltlink.dll`. */
+export function defaultLibraryPath() {
+  if (process.env.MOLTLINK_LIBRARY) return process.env.MOLTLINK_LIBRARY;
+  const name = process.platform === 'win32' ? 'moltlink.dll' : process.platform === 'darwin' ? 'libmoltlink.dylib' : 'libmoltlink.so';
+  return join(REPO, 'target', 'release', name);
+}
+
+const OUTPUT_KINDS = ['wait', 'http', 'persist', 'event'];
+
+function bind(path) {
+  const lib = koffi.load(path);
+  // koffi types are global by name: declare them once per process.
+  const MlChats = koffi.opaque('MlChats');
+  const MlOutput = koffi.struct('MlOutput', {
+    kind: 'uint32_t',
+    id: 'uint64_t',
+    has_deadline: 'int32_t',
+    deadline_ms: 'uint64_t',
+    meta_len: 'size_t',
+    body_len: 'size_t',
+  });
+  const SendHttp = koffi.proto('void MlSendHttp(void *ctx, uint64_t id, const char *meta_json, const uint8_t *body, size_t body_len)');
+  const Persist = koffi.proto('void MlPersist(void *ctx, uint64_t ticket, const uint8_t *bytes, size_t len)');
+  const EmitEvent = koffi.proto('void MlEmitEvent(void *ctx, const char *event_json)');
+  const MlCallbacks = koffi.struct('MlCallbacks', {
+    ctx: 'void *',
+    send_http: koffi.pointer(SendHttp),
+    persist: koffi.pointer(Persist),
+    emit_event: koffi.pointer(EmitEvent),
+  });
+  void MlChats;
+  void MlOutput;
+  void MlCallbacks;
+  const f = (sig) => lib.func(sig);
+  return {
+    lib,
+    protos: { SendHttp, Persist, EmitEvent },
+    new: f('int32_t ml_chats_new(const char *api_base, const uint8_t *credentials, size_t credentials_len, const uint8_t *seed, size_t seed_len, _Out_ MlChats **out)'),
+    free: f('void ml_chats_free(MlChats *h)'),
+    register: f('int32_t ml_chats_register(MlChats *h, const char *username, uint64_t now_ms)'),
+    login: f('int32_t ml_chats_login(MlChats *h, uint64_t now_ms)'),
+    refresh: f('int32_t ml_chats_refresh(MlChats *h, uint64_t now_ms)'),
+    whoami: f('int32_t ml_chats_whoami(MlChats *h, uint64_t now_ms, _Out_ uint64_t *call_id)'),
+    call: f('int32_t ml_chats_call(MlChats *h, const char *method, const char *path, const char *body_json, uint64_t now_ms, _Out_ uint64_t *call_id)'),
+    handleResponse: f('int32_t ml_chats_handle_response(MlChats *h, uint64_t id, uint16_t status, const char *headers_json, const uint8_t *body, size_t body_len, uint64_t now_ms)'),
+    handleTransportError: f('int32_t ml_chats_handle_transport_error(MlChats *h, uint64_t id, const char *message, uint64_t now_ms)'),
+    handleTimeout: f('int32_t ml_chats_handle_timeout(MlChats *h, uint64_t now_ms)'),
+    handlePersisted: f('int32_t ml_chats_handle_persisted(MlChats *h, uint64_t ticket, uint64_t now_ms)'),
+    poll: f('int32_t ml_chats_poll(MlChats *h, _Out_ MlOutput *out)'),
+    outputMeta: f('int32_t ml_chats_output_meta(const MlChats *h, uint8_t *buf, size_t cap, _Out_ size_t *needed)'),
+    outputBody: f('int32_t ml_chats_output_body(const MlChats *h, uint8_t *buf, size_t cap, _Out_ size_t *needed)'),
+    pump: f('int32_t ml_chats_pump(MlChats *h, const MlCallbacks *callbacks, _Out_ int32_t *has_deadline, _Out_ uint64_t *deadline_ms)'),
+    agentId: f('int32_t ml_chats_agent_id(const MlChats *h, uint8_t *buf, size_t cap, _Out_ size_t *needed)'),
+    isAuthenticated: f('int32_t ml_chats_is_authenticated(const MlChats *h, uint64_t now_ms, _Out_ int32_t *out)'),
+    lastErrorMessage: f('size_t ml_last_error_message(uint8_t *buf, size_t cap)'),
+  };
+}
+
+let bound = null; // { path, api }: one library per process (koffi type names are global)
+
+function api(path) {
+  if (bound) {
+    if (bound.path !== path) throw new Error(`moltlink: ${bound.path} is already loaded; cannot also load ${path}`);
+    return bound.api;
+  }
+  if (!existsSync(path)) {
+    throw new Error(`moltlink: native library not found at ${path} (cargo build --release --lib, or set MOLTLINK_LIBRARY)`);
+  }
+  bound = { path, api: bind(path) };
+  return bound.api;
+}
+
+const num = (v) => (typeof v === 'bigint' ? Number(v) : v);
+const decoder = new TextDecoder();
+
+function lastError(ml) {
+  const needed = num(ml.lastErrorMessage(null, 0));
+  if (needed === 0) return '';
+  const buf = Buffer.alloc(needed);
+  ml.lastErrorMessage(buf, needed);
+  return decoder.decode(buf.subarray(0, needed - 1));
+}
+
+function check(ml, rc) {
+  if (rc !== 0) throw new MoltlinkError(ERROR_CODES[rc] ?? `unknown-${rc}`, lastError(ml));
+}
+
+/** Read a "copy into caller buffer" value (ml_chats_agent_id, output meta/body). */
+function readBuffer(ml, fn, h, hint) {
+  let cap = Math.max(hint, 16);
+  for (;;) {
+    const buf = Buffer.alloc(cap);
+    const needed = [0];
+    const rc = fn(h, buf, cap, needed);
+    const n = num(needed[0]);
+    if (rc === 4 /* BUFFER_TOO_SMALL */ && n >= cap) {
+      cap = n + 1;
+      continue;
+    }
+    check(ml, rc);
+    return buf.subarray(0, n);
+  }
+}
+
+function toCBytes(bytes) {
+  return bytes.length === 0 ? null : bytes;
+}
+
+class NativeBackend {
+  #ml;
+  #h;
+  #registry;
+
+  constructor(ml, handle, registry) {
+    this.#ml = ml;
+    this.#h = handle;
+    this.#registry = registry;
+    registry.register(this, handle, this);
+  }
+
+  #handle() {
+    if (this.#h === null) throw new MoltlinkError('invalid-state', 'client is closed');
+    return this.#h;
+  }
+
+  register(username, nowMs) {
+    check(this.#ml, this.#ml.register(this.#handle(), username, nowMs));
+  }
+  login(nowMs) {
+    check(this.#ml, this.#ml.login(this.#handle(), nowMs));
+  }
+  refresh(nowMs) {
+    check(this.#ml, this.#ml.refresh(this.#handle(), nowMs));
+  }
+  whoami(nowMs) {
+    const id = [0];
+    check(this.#ml, this.#ml.whoami(this.#handle(), nowMs, id));
+    return num(id[0]);
+  }
+  call(method, path, bodyJson, nowMs) {
+    const id = [0];
+    check(this.#ml, this.#ml.call(this.#handle(), method, path, bodyJson, nowMs, id));
+    return num(id[0]);
+  }
+  handleResponse(id, status, headers, body, nowMs) {
+    check(this.#ml, this.#ml.handleResponse(this.#handle(), id, status, JSON.stringify(headers), toCBytes(body), body.length, nowMs));
+  }
+  handleTransportError(id, message, nowMs) {
+    check(this.#ml, this.#ml.handleTransportError(this.#handle(), id, message, nowMs));
+  }
+  handleTimeout(nowMs) {
+    check(this.#ml, this.#ml.handleTimeout(this.#handle(), nowMs));
+  }
+  handlePersisted(ticket, nowMs) {
+    check(this.#ml, this.#ml.handlePersisted(this.#handle(), ticket, nowMs));
+  }
+
+  poll() {
+    const ml = this.#ml;
+    const h = this.#handle();
+    const out = {};
+    check(ml, ml.poll(h, out));
+    const kind = OUTPUT_KINDS[out.kind];
+    if (kind === 'wait') return { kind, untilMs: out.has_deadline ? num(out.deadline_ms) : null };
+    const meta = JSON.parse(decoder.decode(readBuffer(ml, ml.outputMeta, h, num(out.meta_len) + 1)));
+    const bodyLen = num(out.body_len);
+    const body = bodyLen === 0 ? new Uint8Array() : new Uint8Array(readBuffer(ml, ml.outputBody, h, bodyLen));
+    switch (kind) {
+      case 'http':
+        return { kind, id: num(meta.id), method: meta.method, url: meta.url, headers: meta.headers, body };
+      case 'persist':
+        return { kind, ticket: num(meta.ticket), bytes: body };
+      case 'event':
+        return { kind, event: meta.event };
+      default:
+        throw new Error(`moltlink: unknown output kind ${out.kind}`);
+    }
+  }
+
+  pump(cb) {
+    const ml = this.#ml;
+    const { SendHttp, Persist, EmitEvent } = ml.protos;
+    const bytes = (ptr, len) => (len === 0 ? new Uint8Array() : Uint8Array.from(koffi.decode(ptr, koffi.array('uint8_t', len))));
+    // An exception must not unwind through Rust: remember the first one (a decoding bug here;
+    // the user's callbacks are already guarded by MoltlinkClient.pump) and rethrow it once
+    // ml_chats_pump has returned. Later outputs are still delivered.
+    let failure = null;
+    const safe = (fn) => (...args) => {
+      try {
+        fn(...args);
+      } catch (e) {
+        failure ??= e;
+      }
+    };
+    const registered = [
+      koffi.register(safe((_ctx, _id, metaJson, body, len) => {
+        const meta = JSON.parse(metaJson);
+        cb.sendHttp({ kind: 'http', id: num(meta.id), method: meta.method, url: meta.url, headers: meta.headers, body: bytes(body, num(len)) });
+      }), koffi.pointer(SendHttp)),
+      koffi.register(safe((_ctx, ticket, data, len) => cb.persist(num(ticket), bytes(data, num(len)))), koffi.pointer(Persist)),
+      koffi.register(safe((_ctx, eventJson) => cb.emitEvent(JSON.parse(eventJson))), koffi.pointer(EmitEvent)),
+    ];
+    try {
+      const hasDeadline = [0];
+      const deadline = [0];
+      const callbacks = { ctx: null, send_http: registered[0], persist: registered[1], emit_event: registered[2] };
+      check(ml, ml.pump(this.#handle(), callbacks, hasDeadline, deadline));
+      if (failure) throw failure;
+      return hasDeadline[0] ? num(deadline[0]) : null;
+    } finally {
+      for (const r of registered) koffi.unregister(r);
+    }
+  }
+
+  agentId() {
+    const ml = this.#ml;
+    const h = this.#handle();
+    const needed = [0];
+    const rc = ml.agentId(h, null, 0, needed);
+    if (rc === 0 && num(needed[0]) === 0) return null;
+    const text = decoder.decode(readBuffer(ml, ml.agentId, h, num(needed[0]) + 1));
+    return text === '' ? null : text;
+  }
+
+  isAuthenticated(nowMs) {
+    const out = [0];
+    check(this.#ml, this.#ml.isAuthenticated(this.#handle(), nowMs, out));
+    return out[0] !== 0;
+  }
+
+  close() {
+    if (this.#h === null) return;
+    this.#registry.unregister(this);
+    this.#ml.free(this.#h);
+    this.#h = null;
+  }
+}
+
+/**
+ * Load the cdylib and return the factory `{ kind: 'native', open(opts) }` (same API as
+ * `loadComponent()`). Async only for symmetry with the component loader.
+ */
+export async function loadNative({ libraryPath = defaultLibraryPath() } = {}) {
+  const ml = api(libraryPath);
+  // Handles dropped without close() are freed by the GC.
+  const registry = new FinalizationRegistry((handle) => ml.free(handle));
+  return makeFactory('native', (apiBase, credentials, seed) => {
+    const out = [null];
+    check(ml, ml.new(apiBase, credentials ? toCBytes(credentials) : null, credentials ? credentials.length : 0, seed, seed.length, out));
+    return new NativeBackend(ml, out[0], registry);
+  });
+}
