@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Every test: the Rust crates (core, sandbox, C ABI, header freshness), then the real hosts
+# (C, Python, Node with both the component and the cdylib) against the sandbox over loopback.
+# Builds once in release and reuses the artifacts for every host.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+started=$SECONDS
+step() { printf '\n=== %s (%ss)\n' "$1" $((SECONDS - started)); }
+
+step "setup"
+bash host-tests/setup.sh
+
+step "build: cdylib, CLI, wasm32-wasip2 component"
+cargo build --release -p moltlink --lib --bins
+cargo build --release -p moltlink --lib --target wasm32-wasip2
+wasm=target/wasm32-wasip2/release/moltlink.wasm
+magic=$(head -c 8 "$wasm" | od -An -tx1 | tr -d ' \n')
+[ "$magic" = "0061736d0d000100" ] || { echo "$wasm is not a component (magic $magic)"; exit 1; }
+echo "component: $wasm ($(stat -c %s "$wasm") bytes), cdylib: $(stat -c %s target/release/libmoltlink.so) bytes"
+
+step "cargo test (core, sandbox, C ABI, header is fresh)"
+cargo test --release --workspace
+
+step "C host"
+bash host-tests/c/run.sh
+
+step "Python host"
+bash bindings/python/run-tests.sh
+
+step "Node hosts (jco component + koffi cdylib)"
+MOLTLINK_NO_CARGO=1 bash bindings/node/run-tests.sh
+
+step "demo smoke run"
+./target/release/moltlink demo | tail -n 1
+
+step "all tests passed in $((SECONDS - started)) s"

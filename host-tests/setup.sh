@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install what the tests need on a fresh machine of this kind. Idempotent: checks first.
+# Rust toolchain and gcc come with the machine; the rest comes from rustup, Debian, npm, PyPI.
+set -euo pipefail
+
+if ! rustup target list --installed | grep -qx wasm32-wasip2; then
+  echo "setup: rustup target add wasm32-wasip2"
+  rustup target add wasm32-wasip2
+fi
+
+# Debian packages: a C compiler for the C host test, valgrind for its memory check,
+# openssl for the benchmark's reference numbers.
+missing=()
+command -v cc >/dev/null || missing+=(gcc libc6-dev)
+command -v valgrind >/dev/null || missing+=(valgrind)
+command -v openssl >/dev/null || missing+=(openssl)
+command -v node >/dev/null || missing+=(nodejs npm)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: apt-get install ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi
+# npm and pip packages are installed by bindings/node/run-tests.sh and
+# bindings/python/run-tests.sh (into node_modules/ and a venv), from their lock/pyproject.
