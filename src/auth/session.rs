@@ -480,7 +480,7 @@ impl AuthSession {
     fn adopt(&mut self, jwt: Secret<String>, how: AuthHow, now_ms: u64, out: &mut Outbox) {
         // Lifetime from the token's own iat/exp, measured from our clock (immune to skew).
         let lifetime_ms = match jwt::read_times(jwt.expose()) {
-            Some(t) => t.exp.saturating_sub(t.iat.unwrap_or_else(|| now_ms / 1000)).saturating_mul(1000),
+            Some(t) => t.exp.saturating_sub(t.iat.unwrap_or(now_ms / 1000)).saturating_mul(1000),
             None => 3_600_000,
         }
         .max(1_000);
