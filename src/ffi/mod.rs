@@ -37,7 +37,14 @@ pub struct MlChats {
 
 struct CurrentOutput {
     output: Output,
+    /// HTTP metadata carries the `Authorization` header: wiped on drop like the body.
     meta_json: String,
+}
+
+impl Drop for CurrentOutput {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.meta_json);
+    }
 }
 
 /// What `ml_chats_poll` returns. The meta JSON and body bytes are read separately with

@@ -175,7 +175,8 @@ impl Output {
         }
     }
 
-    /// The metadata as JSON (never contains secrets: bodies are separate).
+    /// The metadata as JSON. For HTTP it includes the `authorization` header the host must
+    /// send: treat it like the body (never log it).
     pub fn meta_json(&self) -> String {
         serde_json::to_string(&self.meta()).expect("output metadata serialises")
     }

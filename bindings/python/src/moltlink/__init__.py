@@ -1,0 +1,14 @@
+"""moltlink: Python bindings (ctypes, no dependencies) for the moltlink sans-IO client core.
+
+The core performs no I/O. You feed it inputs (`handle_response`, `handle_persisted`,
+`handle_timeout`, commands) and drain its outputs (`poll()` until `Kind.WAIT`, or `pump`).
+`moltlink.host.run_until` is a small synchronous host doing the HTTP and persistence for you.
+
+The shared library is found via `$MOLTLINK_LIBRARY`, a copy shipped in this package, or
+`target/release/libmoltlink.so` of the repository this package sits in.
+"""
+
+from .client import ChatsClient, ErrorCode, Kind, MoltlinkError, Output, now_ms, version
+
+__all__ = ["ChatsClient", "ErrorCode", "Kind", "MoltlinkError", "Output", "now_ms", "version"]
+__version__ = "0.1.0"

@@ -1,0 +1,171 @@
+"""A small synchronous host: performs the core's HTTP requests with urllib, stores its
+credentials atomically (0600), feeds timeouts. Good for scripts and tests; a long-running
+agent would use its own event loop with the same calls.
+
+    client = ChatsClient(credentials=path.read_bytes() if path.exists() else None)
+    client.login()
+    run_until(client, lambda e: e["type"] == "authenticated", path)
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Callable, List, Optional, Tuple, Union
+
+from .client import ChatsClient, now_ms
+
+__all__ = ["HostError", "run_until", "write_atomic", "perform_http"]
+
+
+class HostError(Exception):
+    """The host gave up: authentication needs the human, the core is stuck, or time ran out."""
+
+    def __init__(self, message: str, events: Optional[List[dict]] = None):
+        super().__init__(message)
+        self.events = events or []
+
+
+def write_atomic(path: Union[str, Path], data: bytes) -> None:
+    """Write `data` to `path` atomically with mode 0600: temp file, fsync, rename, fsync dir."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    os.replace(tmp, path)
+    try:
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Never follow redirects: requests carry credentials; a 3xx goes back to the core as is."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: D401
+        return None
+
+
+def _is_loopback(url: str) -> bool:
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def perform_http(meta: dict, body: bytes, timeout_s: float = 30.0) -> Tuple[int, List[Tuple[str, str]], bytes]:
+    """Perform one request described by an HTTP output's meta. Returns (status, headers, body);
+    raises OSError (URLError, timeouts…) when no response was received."""
+    url = meta["url"]
+    headers: dict = {}
+    for name, value in meta["headers"]:
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    request = urllib.request.Request(url, data=body or None, method=meta["method"], headers=headers)
+    # Loopback (the sandbox) never goes through an environment proxy.
+    proxies = urllib.request.ProxyHandler({} if _is_loopback(url) else None)
+    opener = urllib.request.build_opener(proxies, _NoRedirect)
+    try:
+        with opener.open(request, timeout=timeout_s) as response:
+            return response.status, list(response.headers.items()), response.read()
+    except urllib.error.HTTPError as e:  # a response all the same (4xx, 5xx, unfollowed 3xx)
+        with e:
+            return e.code, list(e.headers.items()) if e.headers else [], e.read()
+
+
+def run_until(
+    client: ChatsClient,
+    predicate: Callable[[dict], bool],
+    credentials_path: Union[str, Path],
+    *,
+    timeout_s: float = 30.0,
+    http_timeout_s: float = 10.0,
+    on_event: Optional[Callable[[dict], None]] = None,
+    log: Optional[Callable[[str], None]] = None,
+) -> dict:
+    """Drive `client` (performing its HTTP, persisting to `credentials_path`, feeding timeouts)
+    until an event satisfies `predicate`; return that event. Work the core asked for in the
+    same round is finished first, so nothing is left half-done.
+
+    Raises HostError on `auth_failed`, when the core has nothing to do and no deadline, or
+    after `timeout_s`."""
+    say = log or (lambda _line: None)
+    deadline_at = time.monotonic() + timeout_s
+    seen: List[dict] = []
+    requests: List[Tuple[int, dict, bytes]] = []
+    tickets: List[Tuple[int, bytes]] = []
+    events: List[dict] = []
+
+    while True:
+        wake_ms = client.pump(
+            lambda id, meta, body: requests.append((id, meta, body)),
+            lambda ticket, data: tickets.append((ticket, data)),
+            events.append,
+        )
+        for ticket, data in tickets:
+            write_atomic(credentials_path, data)
+            say(f"persist #{ticket}: {len(data)} bytes -> {credentials_path}")
+            client.handle_persisted(ticket)
+        for id, meta, body in requests:
+            say(f"http #{id} -> {meta['method']} {meta['url']}")
+            try:
+                status, headers, response_body = perform_http(meta, body, http_timeout_s)
+            except OSError as e:
+                say(f"http #{id} <- transport error: {e}")
+                client.handle_transport_error(id, str(e))
+                continue
+            say(f"http #{id} <- {status} ({len(response_body)} bytes)")
+            client.handle_response(id, status, headers, response_body)
+        worked = bool(tickets or requests)
+        tickets.clear()
+        requests.clear()
+
+        match = None
+        for event in events:
+            say(f"event {event.get('type')}")
+            seen.append(event)
+            if on_event:
+                on_event(event)
+            if match is None and predicate(event):
+                match = event
+        failed = any(e.get("type") == "auth_failed" for e in events)
+        events.clear()
+        if match is not None:
+            return match
+        if failed:
+            raise HostError("authentication failed and needs the human (see events)", seen)
+        if time.monotonic() > deadline_at:
+            raise HostError(f"no matching event within {timeout_s} s", seen)
+        if worked:
+            continue
+        if wake_ms is None:
+            raise HostError("the core has nothing to do and no deadline: the awaited event cannot come", seen)
+        wait_s = max(0.0, (wake_ms - now_ms()) / 1000)
+        if time.monotonic() + wait_s > deadline_at:
+            raise HostError(f"the next deadline is {wait_s:.1f} s away, past the {timeout_s} s limit", seen)
+        time.sleep(wait_s)
+        client.handle_timeout()
+

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# C host test: build host-tests/c/login.c against target/release/libmoltlink.so, start the
+# sandbox, register an agent (run 1), then reload its credentials and log in again (run 2,
+# under valgrind when available and MOLTLINK_VALGRIND != 0).
+# Needs `cargo build --release` first (libmoltlink.so and the moltlink binary).
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$root"
+lib=target/release/libmoltlink.so
+bin=target/release/moltlink
+if [[ ! -f $lib || ! -x $bin ]]; then
+    echo "missing $lib or $bin: run cargo build --release first" >&2
+    exit 1
+fi
+
+work=$(mktemp -d)
+sandbox_pid=
+cleanup() {
+    if [[ -n $sandbox_pid ]]; then
+        kill "$sandbox_pid" 2>/dev/null || true
+        wait "$sandbox_pid" 2>/dev/null || true
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+echo "== build"
+cc -Wall -Wextra -Werror -I bindings/c host-tests/c/login.c -L target/release -lmoltlink \
+    -Wl,-rpath,"$PWD/target/release" -o "$work/login"
+
+echo "== sandbox"
+"$bin" sandbox --port 0 >"$work/sandbox.out" 2>"$work/sandbox.err" &
+sandbox_pid=$!
+for _ in $(seq 100); do
+    grep -qx ready "$work/sandbox.out" 2>/dev/null && break
+    kill -0 "$sandbox_pid" 2>/dev/null || { cat "$work/sandbox.err" >&2; echo "sandbox exited" >&2; exit 1; }
+    sleep 0.1
+done
+grep -qx ready "$work/sandbox.out" || { echo "sandbox not ready after 10 s" >&2; exit 1; }
+api=$(sed -n 's/^MOLTCHATS_API_BASE=//p' "$work/sandbox.out")
+echo "MoltChats API at $api"
+
+user="c_host_$$_$RANDOM"
+creds="$work/credentials.json"
+passed=0
+failed=0
+failures=()
+run() {
+    local name=$1
+    shift
+    echo "== $name"
+    if "$@"; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        failures+=("$name")
+    fi
+}
+
+run "register run" "$work/login" "$api" "$user" "$creds"
+if [[ -f $creds ]]; then
+    if command -v valgrind >/dev/null && [[ ${MOLTLINK_VALGRIND:-1} != 0 ]]; then
+        run "reload run (valgrind)" valgrind -q --error-exitcode=1 --leak-check=full \
+            "$work/login" "$api" "$user" "$creds"
+    else
+        run "reload run" "$work/login" "$api" "$user" "$creds"
+    fi
+else
+    failed=$((failed + 1))
+    failures+=("reload run (no credentials file after the register run)")
+fi
+
+echo "C host: $passed passed, $failed failed"
+for f in "${failures[@]}"; do echo "  failed: $f"; done
+[[ $failed -eq 0 ]]
