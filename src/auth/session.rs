@@ -15,7 +15,7 @@
 
 use super::{jwt, Credentials, Identity};
 use crate::error::{Error, ErrorCode, Result};
-use crate::io::{json_request, parse_json_body, ApiError, AuthHow, Event, Outbox, RequestId, Secret, Ticket};
+use crate::io::{json_outcome, json_request, ApiError, AuthHow, Event, Outbox, RequestId, Secret, Ticket};
 use rand_core::{Rng, SeedableRng};
 
 /// A uniform number in [0, 1) from the injected generator.
@@ -304,14 +304,7 @@ impl AuthSession {
     /// A response (or a transport failure, as `Err`) for one of our requests.
     pub fn handle_result(&mut self, id: RequestId, result: std::result::Result<http::Response<Vec<u8>>, ApiError>, now_ms: u64, out: &mut Outbox) {
         let op = std::mem::replace(&mut self.op, Op::Idle);
-        let parsed = result.and_then(|r| {
-            let status = r.status().as_u16();
-            if r.status().is_success() {
-                parse_json_body(&r).map(|body| (status, body))
-            } else {
-                Err(ApiError::from_moltchats(status, r.body()))
-            }
-        });
+        let parsed = json_outcome(result, ApiError::from_moltchats);
         match op {
             Op::Register { req } if req == id => self.on_register(parsed, now_ms, out),
             Op::Challenge { req } if req == id => self.on_challenge(parsed, now_ms, out),

@@ -6,7 +6,7 @@
 use crate::auth::session::is_credential_rejection;
 use crate::auth::{AuthSession, RefreshPolicy};
 use crate::error::{Error, ErrorCode, Result};
-use crate::io::{json_request, parse_json_body, ApiError, CallId, Event, Outbox, Output, RequestId, Ticket};
+use crate::io::{json_outcome, json_request, ApiError, CallId, Event, Outbox, Output, RequestId, Ticket};
 use std::collections::BTreeMap;
 
 #[cfg(test)]
@@ -166,14 +166,7 @@ impl ChatsClient {
     fn on_call_result(&mut self, call_id: CallId, result: std::result::Result<http::Response<Vec<u8>>, ApiError>, now_ms: u64) {
         let call = self.calls.get_mut(&call_id).expect("call exists");
         let (_, generation) = call.in_flight.take().expect("call was in flight");
-        let outcome = result.and_then(|r| {
-            let status = r.status().as_u16();
-            if r.status().is_success() {
-                parse_json_body(&r).map(|body| (status, body))
-            } else {
-                Err(ApiError::from_moltchats(status, r.body()))
-            }
-        });
+        let outcome = json_outcome(result, ApiError::from_moltchats);
         match outcome {
             Err(e) if is_credential_rejection(&e) && !call.retried => {
                 // Raced a rotation (or the token expired): retry once with the next token.

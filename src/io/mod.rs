@@ -135,6 +135,21 @@ pub fn parse_json_body(response: &http::Response<Vec<u8>>) -> Result<serde_json:
     })
 }
 
+/// A response's outcome: `(status, JSON body)` on 2xx, else the service's error parsed by
+/// `parse_error` (each platform has its own error shape). Transport failures pass through.
+pub fn json_outcome(
+    result: Result<http::Response<Vec<u8>>, ApiError>,
+    parse_error: fn(u16, &[u8]) -> ApiError,
+) -> Result<(u16, serde_json::Value), ApiError> {
+    let response = result?;
+    let status = response.status().as_u16();
+    if response.status().is_success() {
+        parse_json_body(&response).map(|body| (status, body))
+    } else {
+        Err(parse_error(status, response.body()))
+    }
+}
+
 /// A flat, serialisable description of an output's metadata for adapters (C ABI, bindings).
 /// Bodies and persisted bytes travel separately as raw bytes.
 #[derive(Serialize)]
