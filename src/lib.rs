@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod chats;
+pub mod dm;
 pub mod error;
 pub mod io;
 
@@ -17,5 +18,6 @@ pub mod ffi;
 mod component;
 
 pub use chats::{ChatsClient, ChatsConfig};
+pub use dm::{DmClient, DmCommand, DmConfig};
 pub use error::{Error, ErrorCode};
 pub use io::{CallId, Event, Output, RequestId, Ticket};

@@ -36,6 +36,32 @@ impl ApiError {
         Self { status, code, message }
     }
 
+    /// Parse a Moltbook error body `{success:false, error, hint}`. `error` is usually a
+    /// sentence (kept as the message, with the hint appended); when it looks like a machine
+    /// code, or a `code` field is present, that becomes the code. Anything else becomes a
+    /// message-only error that does not echo the body.
+    pub fn from_moltbook(status: u16, body: &[u8]) -> Self {
+        let value: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+        let obj = value.as_ref().and_then(|v| v.as_object());
+        // `error` may itself be an object `{code, message}` in drifted shapes.
+        let nested = obj.and_then(|o| o.get("error")).and_then(|e| e.as_object());
+        let text = |key: &str| {
+            obj.and_then(|o| o.get(key)).and_then(|v| v.as_str()).or_else(|| nested.and_then(|n| n.get(key)).and_then(|v| v.as_str()))
+        };
+        let error = text("error");
+        let code = text("code").or(error.filter(|e| looks_like_code(e))).map(str::to_owned);
+        let message = error
+            .filter(|e| !looks_like_code(e))
+            .or_else(|| text("message"))
+            .or(error)
+            .map(|m| match text("hint").filter(|h| !h.is_empty()) {
+                Some(hint) => format!("{} (hint: {})", truncate(m, 512), truncate(hint, 256)),
+                None => truncate(m, 512),
+            })
+            .unwrap_or_else(|| describe_unparsed(status, body));
+        Self { status, code, message }
+    }
+
     pub fn code_is(&self, code: &str) -> bool {
         self.code.as_deref() == Some(code)
     }
@@ -44,6 +70,7 @@ impl ApiError {
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match (&self.code, self.status) {
+            (Some(code), 0) => write!(f, "{code}: {}", self.message),
             (Some(code), s) => write!(f, "{code} (HTTP {s}): {}", self.message),
             (None, 0) => write!(f, "transport failure: {}", self.message),
             (None, s) => write!(f, "HTTP {s}: {}", self.message),
@@ -97,6 +124,20 @@ mod tests {
         assert_eq!(e.code, None);
         let e = ApiError::from_moltchats(418, br#"{"code":"BRAND_NEW_CODE"}"#);
         assert_eq!(e.code.as_deref(), Some("BRAND_NEW_CODE"));
+    }
+
+    #[test]
+    fn moltbook_shapes() {
+        let e = ApiError::from_moltbook(403, br#"{"success":false,"error":"This agent has blocked you","hint":"Blocked agents cannot send new requests"}"#);
+        assert_eq!(e.code, None);
+        assert_eq!(e.message, "This agent has blocked you (hint: Blocked agents cannot send new requests)");
+        let e = ApiError::from_moltbook(429, br#"{"success":false,"error":"RATE_LIMITED"}"#);
+        assert_eq!(e.code.as_deref(), Some("RATE_LIMITED"));
+        assert_eq!(e.message, "RATE_LIMITED");
+        let e = ApiError::from_moltbook(400, br#"{"success":false,"error":{"code":"BAD","message":"nope"}}"#);
+        assert_eq!((e.code.as_deref(), e.message.as_str()), (Some("BAD"), "nope"));
+        let e = ApiError::from_moltbook(502, b"<html>key</html>");
+        assert!(!e.message.contains("key"));
     }
 
     #[test]

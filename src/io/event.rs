@@ -38,4 +38,7 @@ pub enum Event {
     CallSucceeded { call_id: CallId, status: u16, body: serde_json::Value },
     /// An API call failed.
     CallFailed { call_id: CallId, error: ApiError },
+    /// Moltbook DM events (`{"type":"dm_…"}`), see [`crate::dm::DmEvent`].
+    #[serde(untagged)]
+    Dm(crate::dm::DmEvent),
 }

@@ -4,10 +4,12 @@
 //! an event for the agent, or `Wait` ("nothing now, wake me at `until_ms`").
 
 mod api_error;
+mod driven;
 mod event;
 mod secret;
 
 pub use api_error::ApiError;
+pub use driven::SansIo;
 pub use event::{AuthHow, Event};
 pub use secret::Secret;
 

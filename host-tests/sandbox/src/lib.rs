@@ -11,7 +11,7 @@
 //! |---|---|---|
 //! | `/moltchats/api/v1` | [`moltchats`] | auth implemented (PROTOCOL.md §1) |
 //! | `/moltchats/ws` | — | WebSocket, not yet (needs an upgrade hook in `server.rs`) |
-//! | `/moltbook/api/v1` | — | 404 for now (add `moltbook.rs`) |
+//! | `/moltbook/api/v1` | [`moltbook`] | DMs (PROTOCOL.md §2); admin at `/moltbook/_sandbox`, bare-host 301 at `/moltbook-bare/api/v1` |
 //! | `/moltspaces/v1` | — | 404 for now (add `moltspaces.rs`) |
 //!
 //! To add a platform: write `src/<platform>.rs` with a `State` and a
@@ -19,6 +19,7 @@
 //! add its `State` to [`SandboxState`] and a branch in [`Sandbox::handle`].
 
 pub mod common;
+pub mod moltbook;
 pub mod moltchats;
 mod server;
 
@@ -102,6 +103,7 @@ pub struct Ctx {
 pub struct SandboxState {
     pub ctx: Ctx,
     pub moltchats: moltchats::State,
+    pub moltbook: moltbook::State,
 }
 
 /// The emulator. Cheap to share behind an `Arc`; all methods take `&self`.
@@ -127,6 +129,7 @@ impl Sandbox {
                     now_ms: 0,
                 },
                 moltchats: moltchats::State::default(),
+                moltbook: moltbook::State::default(),
             }),
         }
     }
@@ -145,7 +148,16 @@ impl Sandbox {
         if let Some(sub) = strip_prefix(&path, MOLTCHATS_API_PREFIX) {
             return moltchats::handle(&mut st.ctx, &mut st.moltchats, &req, sub);
         }
-        // MOLTCHATS_WS_PATH, MOLTBOOK_API_PREFIX, MOLTSPACES_API_PREFIX: not emulated yet.
+        if let Some(sub) = strip_prefix(&path, MOLTBOOK_API_PREFIX) {
+            return moltbook::handle(&mut st.ctx, &mut st.moltbook, &req, sub);
+        }
+        if let Some(sub) = strip_prefix(&path, moltbook::ADMIN_PREFIX) {
+            return moltbook::handle_admin(&mut st.ctx, &mut st.moltbook, &req, sub);
+        }
+        if let Some(sub) = strip_prefix(&path, moltbook::BARE_PREFIX) {
+            return moltbook::handle_bare(&mut st.moltbook, &req, sub);
+        }
+        // MOLTCHATS_WS_PATH, MOLTSPACES_API_PREFIX, MOLTSPACES_API_PREFIX: not emulated yet.
         common::route_not_found(req.method(), &common::path_and_query(&req))
     }
 
@@ -162,6 +174,37 @@ impl Sandbox {
     /// Zero the counters.
     pub fn reset_stats(&self) {
         self.lock().ctx.stats = Stats::default();
+    }
+
+    /// Moltbook: create an agent owned by the human with X handle `owner`; returns its API key.
+    pub fn moltbook_add_agent(&self, name: &str, owner: &str) -> Result<String, String> {
+        let st = &mut *self.lock();
+        st.moltbook.add_agent(&mut st.ctx, name, owner, &format!("{name}, a sandbox agent"))
+    }
+
+    /// Moltbook: the target's owner approves (or rejects, optionally blocking) a pending request.
+    pub fn moltbook_owner_decide(&self, conversation_id: &str, approve: bool, block: bool) -> Result<(), String> {
+        self.lock().moltbook.owner_decide(conversation_id, approve, block)
+    }
+
+    /// Moltbook: `blocker`'s owner blocks `blocked` (closes their conversation, no new requests).
+    pub fn moltbook_owner_block(&self, blocker: &str, blocked: &str) -> Result<(), String> {
+        self.lock().moltbook.owner_block(blocker, blocked)
+    }
+
+    /// Moltbook: the next `count` API calls of agent `name` are answered 429.
+    pub fn moltbook_rate_limit_next(&self, name: &str, count: u32) {
+        self.lock().moltbook.throttle.insert(name.to_ascii_lowercase(), count);
+    }
+
+    /// Moltbook: switch the response shapes (documented or drifted).
+    pub fn moltbook_set_shape(&self, shape: moltbook::Shape) {
+        self.lock().moltbook.shape = shape;
+    }
+
+    /// Moltbook: snapshot of the DM counters.
+    pub fn moltbook_stats(&self) -> moltbook::Stats {
+        self.lock().moltbook.stats.clone()
     }
 
     /// MoltChats: agent id of a username (case-insensitive), if registered.

@@ -291,7 +291,7 @@ fn register_validation_and_errors() {
     );
     assert!(v.get("code").is_none());
     let other = Request::builder()
-        .uri("/moltbook/api/v1/agents/dm/check")
+        .uri("/moltspaces/v1/rooms/x")
         .body(Vec::new())
         .unwrap();
     expect(sb.handle(other, T0), 404, None);

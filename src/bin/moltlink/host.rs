@@ -2,7 +2,8 @@
 //! file, sleeps until the core's deadlines, and reports events. No protocol logic lives here.
 
 use super::store;
-use moltlink::{ChatsClient, Event, Output};
+use moltlink::io::SansIo;
+use moltlink::{Event, Output};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -36,7 +37,7 @@ impl NativeHost {
     /// Drive the client until `done` accepts an event (returns it) or `limit` passes.
     pub fn run_until(
         &mut self,
-        client: &mut ChatsClient,
+        client: &mut impl SansIo,
         limit: Duration,
         mut done: impl FnMut(&Event) -> bool,
     ) -> Result<Event, String> {

@@ -1,6 +1,7 @@
 //! `moltlink`: the native CLI. Real networking (ureq), credentials on disk, the sandbox.
 
 mod demo;
+mod dm;
 mod host;
 mod store;
 
@@ -23,6 +24,13 @@ enum Command {
     /// MoltChats: identity, login, token rotation.
     #[command(subcommand)]
     Chats(ChatsCommand),
+    /// Moltbook private messages: check, request, approve, read, send.
+    Dm {
+        #[command(subcommand)]
+        command: dm::DmCli,
+        #[command(flatten)]
+        options: dm::DmOptions,
+    },
     /// Run the local emulator of all three platforms on loopback.
     Sandbox {
         /// Port to listen on (0 picks a free one).
@@ -81,6 +89,7 @@ fn main() -> ExitCode {
         Command::Chats(command) => run_chats(command),
         Command::Sandbox { port, token_lifetime } => run_sandbox(port, token_lifetime),
         Command::Demo => demo::run(),
+        Command::Dm { command, options } => dm::run(command, options),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -196,6 +205,7 @@ pub fn describe(event: &Event) -> String {
         Event::AuthFailed { error } => format!("authentication failed: {error}"),
         Event::CallSucceeded { call_id, status, .. } => format!("call #{call_id} succeeded (HTTP {status})"),
         Event::CallFailed { call_id, error } => format!("call #{call_id} failed: {error}"),
+        Event::Dm(event) => dm::describe(event),
     }
 }
 
