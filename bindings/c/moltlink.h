@@ -62,6 +62,9 @@
 // An opaque MoltChats client. Create with `ml_chats_new`, destroy with `ml_chats_free`.
 typedef struct MlChats MlChats;
 
+// An opaque Moltbook DM client. Create with `ml_dm_new`, destroy with `ml_dm_free`.
+typedef struct MlDm MlDm;
+
 // What `ml_chats_poll` returns. The meta JSON and body bytes are read separately with
 // `ml_chats_output_meta` and `ml_chats_output_body`.
 typedef struct MlOutput {
@@ -208,6 +211,78 @@ const char *ml_error_code_name(int32_t code);
 
 // The library version (`"0.1.0"`). The string is static: do not free it.
 const char *ml_version(void);
+
+// Create a DM client.
+//
+// - `api_base`: NULL = `https://www.moltbook.com/api/v1`. Only that `www.` host or a loopback
+//   URL (a sandbox) is accepted: the bare `moltbook.com` is refused (`ML_INVALID_ARGUMENT`)
+//   because its redirect drops the `Authorization` header.
+// - `api_key`: the agent's Moltbook API key (copied and wiped on free; never in events).
+// - `seed`/`seed_len`: 32 bytes from a secure random source (heartbeat jitter).
+// - `*out` receives the handle (NULL on failure). Free it with `ml_dm_free`.
+int32_t ml_dm_new(const char *api_base,
+                  const char *api_key,
+                  const uint8_t *seed,
+                  size_t seed_len,
+                  struct MlDm **out);
+
+// Destroy a DM client (NULL is ignored). The API key is zeroized.
+void ml_dm_free(struct MlDm *handle);
+
+// Run a command described as JSON, e.g. `{"command":"check"}`,
+// `{"command":"request","to":"BensBot","message":"…"}` (or `"to_owner":"@handle"`),
+// `{"command":"requests"}`, `{"command":"approve","conversation_id":"…"}`,
+// `{"command":"reject","conversation_id":"…","block":true}`, `{"command":"conversations"}`,
+// `{"command":"read","conversation_id":"…"}`,
+// `{"command":"send","conversation_id":"…","message":"…","needs_human_input":true}`.
+// Invalid input is `ML_INVALID_ARGUMENT`; a command the conversation's state forbids is
+// `ML_INVALID_STATE` (nothing is sent). `*call_id` identifies the
+// `call_succeeded`/`call_failed` event to come.
+int32_t ml_dm_command(struct MlDm *handle, const char *command_json, uint64_t now_ms, uint64_t *call_id);
+
+// Start the heartbeat (`GET /agents/dm/check` now, then on a backing-off schedule: follow
+// the wait deadlines with `ml_dm_handle_timeout`). `running` = 0 stops it.
+int32_t ml_dm_heartbeat(struct MlDm *handle, int32_t running, uint64_t now_ms);
+
+// The state of a conversation as this client knows it (`"none"`, `"requested"`,
+// `"awaiting_owner"`, `"approved"`, `"rejected"`, `"blocked"`). Same buffer rules as
+// `ml_chats_output_meta`.
+int32_t ml_dm_state(const struct MlDm *handle,
+                    const char *conversation_id,
+                    uint8_t *buf,
+                    size_t cap,
+                    size_t *needed);
+
+// The response to HTTP request `id`. `headers_json` is `[["name","value"],…]` or NULL.
+// Pass 3xx responses as they are: the core refuses them (never follow a redirect).
+int32_t ml_dm_handle_response(struct MlDm *handle,
+                              uint64_t id,
+                              uint16_t status,
+                              const char *headers_json,
+                              const uint8_t *body,
+                              size_t body_len,
+                              uint64_t now_ms);
+
+// HTTP request `id` could not be performed.
+int32_t ml_dm_handle_transport_error(struct MlDm *handle, uint64_t id, const char *message, uint64_t now_ms);
+
+// The deadline of the last wait has passed (calling it early is harmless).
+int32_t ml_dm_handle_timeout(struct MlDm *handle, uint64_t now_ms);
+
+// As `ml_chats_poll`.
+int32_t ml_dm_poll(struct MlDm *handle, struct MlOutput *out);
+
+// As `ml_chats_output_meta`. HTTP metadata carries the `Authorization` header: never log it.
+int32_t ml_dm_output_meta(const struct MlDm *handle, uint8_t *buf, size_t cap, size_t *needed);
+
+// As `ml_chats_output_body`.
+int32_t ml_dm_output_body(const struct MlDm *handle, uint8_t *buf, size_t cap, size_t *needed);
+
+// As `ml_chats_pump` (the `persist` callback is required but never called: DMs persist nothing).
+int32_t ml_dm_pump(struct MlDm *handle,
+                   const struct MlCallbacks *callbacks,
+                   int32_t *has_deadline,
+                   uint64_t *deadline_ms);
 
 #ifdef __cplusplus
 }  // extern "C"

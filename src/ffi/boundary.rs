@@ -1,10 +1,10 @@
 //! The plumbing every export goes through: the panic boundary, the thread-local last error,
 //! pointer/length/UTF-8 checks and the copy-into-caller's-buffer helper.
 //!
-//! Nothing here knows about chats; `chats.rs` only calls [`enter`], [`enter_handle`] and the
-//! argument helpers.
+//! Nothing here knows about chats or DMs; `chats.rs` and `dm.rs` only call [`enter`],
+//! [`enter_handle`], the shared bodies of `driven.rs` and the argument helpers.
 
-use super::MlChats;
+use super::Handle;
 use crate::error::{Error, ErrorCode, Result};
 use std::cell::RefCell;
 use std::ffi::{CStr, c_char};
@@ -62,12 +62,15 @@ pub(crate) fn enter(name: &str, f: impl FnOnce() -> Result<()>) -> i32 {
 
 /// [`enter`] for a call on a handle: NULL and poisoned handles are refused, and a panic
 /// poisons the handle so every later call on it returns `PANIC`.
-pub(crate) fn enter_handle(name: &str, handle: *const MlChats, f: impl FnOnce(&MlChats) -> Result<()>) -> i32 {
+pub(crate) fn enter_handle<H, C>(name: &str, handle: *const H, f: impl FnOnce(&H) -> Result<()>) -> i32
+where
+    H: std::ops::Deref<Target = Handle<C>>,
+{
     if handle.is_null() {
         set_last_error(format!("{name}: handle: NULL pointer"));
         return ErrorCode::NullPointer as i32;
     }
-    // SAFETY: the caller passes a handle from `ml_chats_new` that it has not freed.
+    // SAFETY: the caller passes a handle from `ml_*_new` that it has not freed.
     // Only shared references are ever formed; mutation goes through the handle's cells.
     let h = unsafe { &*handle };
     if h.poisoned.get() {

@@ -8,12 +8,11 @@
 #![allow(clippy::missing_safety_doc)]
 
 use super::boundary::{bytes_arg, copy_out, enter, enter_handle, opt_str_arg, str_arg, with_last_error, write_out};
-use super::{CurrentOutput, MlCallbacks, MlChats, MlOutput};
-use crate::error::{Error, ErrorCode, Result};
-use crate::io::Output;
+use super::driven::{self, Part};
+use super::{Handle, MlCallbacks, MlChats, MlOutput};
+use crate::error::{Error, ErrorCode};
 use crate::{ChatsClient, ChatsConfig};
-use std::cell::{Cell, RefCell};
-use std::ffi::{CStr, CString, c_char};
+use std::ffi::{CStr, c_char};
 
 /// Create a client.
 ///
@@ -49,7 +48,7 @@ pub unsafe extern "C" fn ml_chats_new(
             seed,
             refresh: Default::default(),
         })?;
-        let handle = Box::new(MlChats { client: RefCell::new(client), current: RefCell::new(None), poisoned: Cell::new(false) });
+        let handle = Box::new(MlChats(Handle::new(client)));
         unsafe { out.write(Box::into_raw(handle)) };
         Ok(())
     })
@@ -140,16 +139,7 @@ pub unsafe extern "C" fn ml_chats_handle_response(
     body_len: usize,
     now_ms: u64,
 ) -> i32 {
-    enter_handle("ml_chats_handle_response", handle, |h| {
-        let headers: Vec<(String, String)> = match unsafe { opt_str_arg(headers_json, "headers_json")? } {
-            Some(text) => serde_json::from_str(text)
-                .map_err(|_| Error::invalid_argument("headers_json must be a JSON array of [name, value] string pairs"))?,
-            None => Vec::new(),
-        };
-        let body = unsafe { bytes_arg(body, body_len, "body")? };
-        let response = crate::io::response_from_parts(status, &headers, body.to_vec())?;
-        h.client.borrow_mut().handle_response(id, response, now_ms)
-    })
+    unsafe { driven::handle_response("ml_chats_handle_response", handle, id, status, headers_json, body, body_len, now_ms) }
 }
 
 /// HTTP request `id` could not be performed (connection refused, TLS, timeout…).
@@ -160,42 +150,19 @@ pub unsafe extern "C" fn ml_chats_handle_transport_error(
     message: *const c_char,
     now_ms: u64,
 ) -> i32 {
-    enter_handle("ml_chats_handle_transport_error", handle, |h| {
-        let message = unsafe { str_arg(message, "message")? };
-        h.client.borrow_mut().handle_transport_error(id, message, now_ms)
-    })
+    unsafe { driven::handle_transport_error("ml_chats_handle_transport_error", handle, id, message, now_ms) }
 }
 
 /// The deadline of the last wait has passed (calling it early is harmless).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ml_chats_handle_timeout(handle: *mut MlChats, now_ms: u64) -> i32 {
-    enter_handle("ml_chats_handle_timeout", handle, |h| {
-        h.client.borrow_mut().handle_timeout(now_ms);
-        Ok(())
-    })
+    driven::handle_timeout("ml_chats_handle_timeout", handle, now_ms)
 }
 
 /// The bytes of persist request `ticket` are stored durably.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ml_chats_handle_persisted(handle: *mut MlChats, ticket: u64, now_ms: u64) -> i32 {
-    enter_handle("ml_chats_handle_persisted", handle, |h| h.client.borrow_mut().handle_persisted(ticket, now_ms))
-}
-
-fn describe(output: &Output, meta_len: usize) -> MlOutput {
-    let (id, deadline) = match output {
-        Output::Http { id, .. } => (*id, None),
-        Output::Persist { ticket, .. } => (*ticket, None),
-        Output::Event(_) => (0, None),
-        Output::Wait { until_ms } => (0, *until_ms),
-    };
-    MlOutput {
-        kind: output.kind_code(),
-        id,
-        has_deadline: deadline.is_some() as i32,
-        deadline_ms: deadline.unwrap_or(0),
-        meta_len,
-        body_len: output.body().len(),
-    }
+    driven::handle_persisted("ml_chats_handle_persisted", handle, ticket, now_ms)
 }
 
 /// Pop the next output into the handle's current slot and describe it in `*out`. The slot
@@ -203,33 +170,7 @@ fn describe(output: &Output, meta_len: usize) -> MlOutput {
 /// `ml_chats_output_meta` / `ml_chats_output_body`. Poll until the kind is `ML_OUTPUT_WAIT`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ml_chats_poll(handle: *mut MlChats, out: *mut MlOutput) -> i32 {
-    enter_handle("ml_chats_poll", handle, |h| {
-        if out.is_null() {
-            return Err(Error::new(ErrorCode::NullPointer, "out: NULL pointer"));
-        }
-        let output = h.client.borrow_mut().poll_output();
-        let meta_json = output.meta_json();
-        let described = describe(&output, meta_json.len());
-        *h.current.borrow_mut() = Some(CurrentOutput { output, meta_json });
-        unsafe { write_out(out, described, "out") }
-    })
-}
-
-fn copy_current(
-    name: &str,
-    handle: *const MlChats,
-    buf: *mut u8,
-    cap: usize,
-    needed: *mut usize,
-    pick: impl FnOnce(&CurrentOutput) -> &[u8],
-) -> i32 {
-    enter_handle(name, handle, |h| {
-        let current = h.current.borrow();
-        let current = current
-            .as_ref()
-            .ok_or_else(|| Error::new(ErrorCode::NoOutput, "no current output: call ml_chats_poll first"))?;
-        unsafe { copy_out(pick(current), buf, cap, needed) }
-    })
+    unsafe { driven::poll("ml_chats_poll", handle, out) }
 }
 
 /// Copy the current output's meta JSON (`{"kind":"http",…}`, `{"kind":"event","event":{…}}`…)
@@ -238,14 +179,14 @@ fn copy_current(
 /// the output is kept). `ML_NO_OUTPUT` before the first poll.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ml_chats_output_meta(handle: *const MlChats, buf: *mut u8, cap: usize, needed: *mut usize) -> i32 {
-    copy_current("ml_chats_output_meta", handle, buf, cap, needed, |c| c.meta_json.as_bytes())
+    unsafe { driven::copy_current("ml_chats_output_meta", handle, Part::Meta, buf, cap, needed) }
 }
 
 /// Copy the current output's body (HTTP request body, or the bytes to persist — secret:
 /// wipe after use) into `buf`. Same buffer rules as `ml_chats_output_meta`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ml_chats_output_body(handle: *const MlChats, buf: *mut u8, cap: usize, needed: *mut usize) -> i32 {
-    copy_current("ml_chats_output_body", handle, buf, cap, needed, |c| c.output.body())
+    unsafe { driven::copy_current("ml_chats_output_body", handle, Part::Body, buf, cap, needed) }
 }
 
 /// Drain outputs into the callbacks until there is nothing to do, then report the wait:
@@ -258,49 +199,7 @@ pub unsafe extern "C" fn ml_chats_pump(
     has_deadline: *mut i32,
     deadline_ms: *mut u64,
 ) -> i32 {
-    enter_handle("ml_chats_pump", handle, |h| {
-        if callbacks.is_null() || has_deadline.is_null() || deadline_ms.is_null() {
-            return Err(Error::new(ErrorCode::NullPointer, "callbacks, has_deadline and deadline_ms are required"));
-        }
-        let cb = unsafe { *callbacks };
-        let (Some(send_http), Some(persist), Some(emit_event)) = (cb.send_http, cb.persist, cb.emit_event) else {
-            return Err(Error::new(ErrorCode::NullPointer, "callbacks: send_http, persist and emit_event are all required"));
-        };
-        *h.current.borrow_mut() = None;
-        loop {
-            // The client is not borrowed while a callback runs.
-            let output = h.client.borrow_mut().poll_output();
-            match &output {
-                Output::Wait { until_ms } => {
-                    unsafe {
-                        has_deadline.write(until_ms.is_some() as i32);
-                        deadline_ms.write(until_ms.unwrap_or(0));
-                    }
-                    return Ok(());
-                }
-                Output::Http { id, .. } => {
-                    let meta = to_cstring(output.meta_json())?;
-                    let body = output.body();
-                    unsafe { send_http(cb.ctx, *id, meta.as_ptr(), body.as_ptr(), body.len()) };
-                    // The meta carries the bearer token.
-                    zeroize::Zeroize::zeroize(&mut meta.into_bytes());
-                }
-                Output::Persist { ticket, .. } => {
-                    let bytes = output.body();
-                    unsafe { persist(cb.ctx, *ticket, bytes.as_ptr(), bytes.len()) };
-                }
-                Output::Event(event) => {
-                    let json = to_cstring(serde_json::to_string(event).expect("events serialise"))?;
-                    unsafe { emit_event(cb.ctx, json.as_ptr()) };
-                }
-            }
-        }
-    })
-}
-
-fn to_cstring(json: String) -> Result<CString> {
-    // JSON escapes U+0000, so this only fails on a serialiser bug.
-    CString::new(json).map_err(|_| Error::invalid_argument("JSON contained a NUL byte"))
+    unsafe { driven::pump("ml_chats_pump", handle, callbacks, has_deadline, deadline_ms) }
 }
 
 fn copy_text(name: &str, handle: *const MlChats, buf: *mut u8, cap: usize, needed: *mut usize, pick: fn(&ChatsClient) -> Option<&str>) -> i32 {

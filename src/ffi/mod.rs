@@ -15,24 +15,56 @@
 
 mod boundary;
 mod chats;
+mod dm;
+mod driven;
 #[cfg(test)]
 mod header_check;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod dm_tests;
 
 pub use chats::*;
+pub use dm::*;
 
-use crate::ChatsClient;
+use crate::{ChatsClient, DmClient};
 use crate::io::Output;
 use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, c_void};
 
-/// An opaque MoltChats client. Create with `ml_chats_new`, destroy with `ml_chats_free`.
-pub struct MlChats {
-    client: RefCell<ChatsClient>,
-    /// The output last returned by `ml_chats_poll`, kept until the next poll or pump.
+/// What every opaque handle holds: one core client plus the adapter's bookkeeping.
+#[doc(hidden)]
+pub struct Handle<C> {
+    client: RefCell<C>,
+    /// The output last returned by `ml_*_poll`, kept until the next poll or pump.
     current: RefCell<Option<CurrentOutput>>,
     poisoned: Cell<bool>,
+}
+
+impl<C> Handle<C> {
+    fn new(client: C) -> Self {
+        Self { client: RefCell::new(client), current: RefCell::new(None), poisoned: Cell::new(false) }
+    }
+}
+
+/// An opaque MoltChats client. Create with `ml_chats_new`, destroy with `ml_chats_free`.
+pub struct MlChats(Handle<ChatsClient>);
+
+/// An opaque Moltbook DM client. Create with `ml_dm_new`, destroy with `ml_dm_free`.
+pub struct MlDm(Handle<DmClient>);
+
+impl std::ops::Deref for MlChats {
+    type Target = Handle<ChatsClient>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for MlDm {
+    type Target = Handle<DmClient>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 struct CurrentOutput {
