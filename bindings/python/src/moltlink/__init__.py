@@ -9,6 +9,7 @@ The shared library is found via `$MOLTLINK_LIBRARY`, a copy shipped in this pack
 """
 
 from .client import ChatsClient, ErrorCode, Kind, MoltlinkError, Output, now_ms, version
+from .dm import DmClient
 
-__all__ = ["ChatsClient", "ErrorCode", "Kind", "MoltlinkError", "Output", "now_ms", "version"]
+__all__ = ["ChatsClient", "DmClient", "ErrorCode", "Kind", "MoltlinkError", "Output", "now_ms", "version"]
 __version__ = "0.1.0"

@@ -99,12 +99,126 @@ def _text(value: str) -> bytes:
 Headers = Union[Mapping[str, str], Iterable[Tuple[str, str]], Iterable[Sequence[str]]]
 
 
-class ChatsClient:
+class _Client:
+    """What every client handle shares: lifetime, inputs, outputs. `_prefix` names the C
+    functions (`ml_chats`, `ml_dm`); subclasses add their commands."""
+
+    _prefix = ""
+
+    def _fn(self, name: str) -> Callable[..., Any]:
+        return getattr(self._lib, f"{self._prefix}_{name}")
+
+    # ---- lifetime --------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Free the client (zeroizing its secrets). Safe to call twice."""
+        handle, self._handle = getattr(self, "_handle", None), None
+        if handle is not None:
+            self._fn("free")(handle)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    @property
+    def _h(self) -> int:
+        if self._handle is None:
+            raise ValueError("the client is closed")
+        return self._handle
+
+    def _read(self, fn: Callable[..., int], *args: Any) -> bytes:
+        needed = c_size_t(0)
+        rc = fn(self._h, *args, None, 0, byref(needed))
+        if rc == 0 and needed.value == 0:
+            return b""
+        if rc != _ffi.BUFFER_TOO_SMALL:
+            _check(rc)
+        buf = ctypes.create_string_buffer(needed.value + 1)
+        _check(fn(self._h, *args, buf, len(buf), byref(needed)))
+        return buf.raw[: needed.value]
+
+    # ---- inputs ----------------------------------------------------------------------------
+
+    def handle_response(self, id: int, status: int, headers: Headers = (), body: bytes = b"", now_ms: Optional[int] = None) -> None:
+        items = headers.items() if isinstance(headers, Mapping) else headers
+        headers_json = _text(json.dumps([[str(k), str(v)] for k, v in items]))
+        body = bytes(body)
+        _check(self._fn("handle_response")(self._h, id, status, headers_json, body, len(body), _now(now_ms)))
+
+    def handle_transport_error(self, id: int, message: str, now_ms: Optional[int] = None) -> None:
+        _check(self._fn("handle_transport_error")(self._h, id, _text(message), _now(now_ms)))
+
+    def handle_timeout(self, now_ms: Optional[int] = None) -> None:
+        _check(self._fn("handle_timeout")(self._h, _now(now_ms)))
+
+    # ---- outputs ---------------------------------------------------------------------------
+
+    def poll(self) -> Output:
+        """The next output; `Kind.WAIT` when there is nothing to do now."""
+        out = _ffi.MlOutput()
+        _check(self._fn("poll")(self._h, byref(out)))
+        meta = json.loads(self._read(self._fn("output_meta")))
+        body = self._read(self._fn("output_body")) if out.body_len else b""
+        return Output(
+            kind=Kind(out.kind),
+            id=out.id,
+            deadline_ms=out.deadline_ms if out.has_deadline else None,
+            meta=meta,
+            body=body,
+        )
+
+    def pump(
+        self,
+        send_http: Callable[[int, dict, bytes], None],
+        persist: Callable[[int, bytes], None],
+        emit_event: Callable[[dict], None],
+    ) -> Optional[int]:
+        """Drain every output into the callbacks; return the deadline (Unix ms) at which to
+        call `handle_timeout`, or None. Callbacks get `send_http(id, meta, body)`,
+        `persist(ticket, bytes)` and `emit_event(event)`; they must not call this client (queue
+        the work and answer with `handle_*` after `pump` returns). If a callback raises, the
+        drain still completes (nothing is dropped) and the first exception is re-raised."""
+        errors: list = []
+
+        def guarded(fn: Callable[..., None], *args: Any) -> None:
+            try:
+                fn(*args)
+            except BaseException as e:  # re-raised below; never unwinds through C
+                errors.append(e)
+
+        def on_http(_ctx: Any, id: int, meta: bytes, body: Optional[int], length: int) -> None:
+            guarded(send_http, id, json.loads(meta), ctypes.string_at(body, length) if length else b"")
+
+        def on_persist(_ctx: Any, ticket: int, data: Optional[int], length: int) -> None:
+            guarded(persist, ticket, ctypes.string_at(data, length) if length else b"")
+
+        def on_event(_ctx: Any, event: bytes) -> None:
+            guarded(emit_event, json.loads(event))
+
+        callbacks = _ffi.MlCallbacks(None, _ffi.SEND_HTTP(on_http), _ffi.PERSIST(on_persist), _ffi.EMIT_EVENT(on_event))
+        has_deadline, deadline = c_int32(0), c_uint64(0)
+        _check(self._fn("pump")(self._h, byref(callbacks), byref(has_deadline), byref(deadline)))
+        if errors:
+            raise errors[0]
+        return deadline.value if has_deadline.value else None
+
+
+class ChatsClient(_Client):
     """A MoltChats client. Not thread-safe: use it from one thread at a time.
 
     `credentials` are the bytes last persisted (the skill's credentials.json); `seed` 32 bytes
     from a secure source (default `os.urandom(32)`). Every `now_ms` defaults to the wall clock.
     """
+
+    _prefix = "ml_chats"
 
     def __init__(self, api_base: Optional[str] = None, credentials: Optional[bytes] = None, seed: Optional[bytes] = None):
         self._lib = _ffi.lib()
@@ -124,44 +238,7 @@ class ChatsClient:
         )
         self._handle = handle.value
 
-    # ---- lifetime --------------------------------------------------------------------------
-
-    def close(self) -> None:
-        """Free the client (zeroizing its secrets). Safe to call twice."""
-        handle, self._handle = self._handle, None
-        if handle is not None:
-            self._lib.ml_chats_free(handle)
-
-    def __enter__(self) -> "ChatsClient":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
-
-    @property
-    def _h(self) -> int:
-        if self._handle is None:
-            raise ValueError("the client is closed")
-        return self._handle
-
     # ---- getters ---------------------------------------------------------------------------
-
-    def _read(self, fn: Callable[..., int]) -> bytes:
-        needed = c_size_t(0)
-        rc = fn(self._h, None, 0, byref(needed))
-        if rc == 0 and needed.value == 0:
-            return b""
-        if rc != _ffi.BUFFER_TOO_SMALL:
-            _check(rc)
-        buf = ctypes.create_string_buffer(needed.value + 1)
-        _check(fn(self._h, buf, len(buf), byref(needed)))
-        return buf.raw[: needed.value]
 
     @property
     def agent_id(self) -> Optional[str]:
@@ -205,73 +282,8 @@ class ChatsClient:
         _check(self._lib.ml_chats_call(self._h, _text(method), _text(path), body_json, _now(now_ms), byref(call_id)))
         return call_id.value
 
-    # ---- inputs ----------------------------------------------------------------------------
-
-    def handle_response(self, id: int, status: int, headers: Headers = (), body: bytes = b"", now_ms: Optional[int] = None) -> None:
-        items = headers.items() if isinstance(headers, Mapping) else headers
-        headers_json = _text(json.dumps([[str(k), str(v)] for k, v in items]))
-        body = bytes(body)
-        _check(self._lib.ml_chats_handle_response(self._h, id, status, headers_json, body, len(body), _now(now_ms)))
-
-    def handle_transport_error(self, id: int, message: str, now_ms: Optional[int] = None) -> None:
-        _check(self._lib.ml_chats_handle_transport_error(self._h, id, _text(message), _now(now_ms)))
-
-    def handle_timeout(self, now_ms: Optional[int] = None) -> None:
-        _check(self._lib.ml_chats_handle_timeout(self._h, _now(now_ms)))
-
     def handle_persisted(self, ticket: int, now_ms: Optional[int] = None) -> None:
         _check(self._lib.ml_chats_handle_persisted(self._h, ticket, _now(now_ms)))
-
-    # ---- outputs ---------------------------------------------------------------------------
-
-    def poll(self) -> Output:
-        """The next output; `Kind.WAIT` when there is nothing to do now."""
-        out = _ffi.MlOutput()
-        _check(self._lib.ml_chats_poll(self._h, byref(out)))
-        meta = json.loads(self._read(self._lib.ml_chats_output_meta))
-        body = self._read(self._lib.ml_chats_output_body) if out.body_len else b""
-        return Output(
-            kind=Kind(out.kind),
-            id=out.id,
-            deadline_ms=out.deadline_ms if out.has_deadline else None,
-            meta=meta,
-            body=body,
-        )
-
-    def pump(
-        self,
-        send_http: Callable[[int, dict, bytes], None],
-        persist: Callable[[int, bytes], None],
-        emit_event: Callable[[dict], None],
-    ) -> Optional[int]:
-        """Drain every output into the callbacks; return the deadline (Unix ms) at which to
-        call `handle_timeout`, or None. Callbacks get `send_http(id, meta, body)`,
-        `persist(ticket, bytes)` and `emit_event(event)`; they must not call this client (queue
-        the work and answer with `handle_*` after `pump` returns). If a callback raises, the
-        drain still completes (nothing is dropped) and the first exception is re-raised."""
-        errors: list = []
-
-        def guarded(fn: Callable[..., None], *args: Any) -> None:
-            try:
-                fn(*args)
-            except BaseException as e:  # re-raised below; never unwinds through C
-                errors.append(e)
-
-        def on_http(_ctx: Any, id: int, meta: bytes, body: Optional[int], length: int) -> None:
-            guarded(send_http, id, json.loads(meta), ctypes.string_at(body, length) if length else b"")
-
-        def on_persist(_ctx: Any, ticket: int, data: Optional[int], length: int) -> None:
-            guarded(persist, ticket, ctypes.string_at(data, length) if length else b"")
-
-        def on_event(_ctx: Any, event: bytes) -> None:
-            guarded(emit_event, json.loads(event))
-
-        callbacks = _ffi.MlCallbacks(None, _ffi.SEND_HTTP(on_http), _ffi.PERSIST(on_persist), _ffi.EMIT_EVENT(on_event))
-        has_deadline, deadline = c_int32(0), c_uint64(0)
-        _check(self._lib.ml_chats_pump(self._h, byref(callbacks), byref(has_deadline), byref(deadline)))
-        if errors:
-            raise errors[0]
-        return deadline.value if has_deadline.value else None
 
 
 def _now(value: Optional[int]) -> int:

@@ -18,7 +18,7 @@ import urllib.request
 from pathlib import Path
 from typing import Callable, List, Optional, Tuple, Union
 
-from .client import ChatsClient, now_ms
+from .client import _Client, now_ms
 
 __all__ = ["HostError", "run_until", "write_atomic", "perform_http"]
 
@@ -97,9 +97,9 @@ def perform_http(meta: dict, body: bytes, timeout_s: float = 30.0) -> Tuple[int,
 
 
 def run_until(
-    client: ChatsClient,
+    client: _Client,
     predicate: Callable[[dict], bool],
-    credentials_path: Union[str, Path],
+    credentials_path: Optional[Union[str, Path]] = None,
     *,
     timeout_s: float = 30.0,
     http_timeout_s: float = 10.0,
@@ -126,6 +126,8 @@ def run_until(
             events.append,
         )
         for ticket, data in tickets:
+            if credentials_path is None:
+                raise HostError("the core asked to persist but no credentials_path was given", seen)
             write_atomic(credentials_path, data)
             say(f"persist #{ticket}: {len(data)} bytes -> {credentials_path}")
             client.handle_persisted(ticket)
