@@ -7,9 +7,11 @@
 //! borrowed while it calls into the host, so a (forbidden) re-entrant call cannot trip the
 //! `RefCell`.
 
+mod dm;
+
 use std::cell::RefCell;
 
-use crate::io::Output;
+use crate::io::{Output, SansIo};
 use crate::{ChatsClient, ChatsConfig};
 
 wit_bindgen::generate!({
@@ -33,10 +35,72 @@ impl Guest for Component {
 
 /// The resource `client`: one core client, borrowed per call (components are single-threaded).
 pub struct Client {
-    inner: RefCell<ChatsClient>,
+    inner: Driven<ChatsClient>,
 }
 
-type Res<T> = Result<T, WitError>;
+/// One core client behind a `RefCell`, with the inputs and outputs every resource shares.
+/// A re-entrant call from a host callback finds it borrowed and gets an error, never a trap.
+pub(crate) struct Driven<C>(RefCell<C>);
+
+impl<C: SansIo> Driven<C> {
+    pub(crate) fn new(client: C) -> Self {
+        Self(RefCell::new(client))
+    }
+
+    pub(crate) fn with<T>(&self, f: impl FnOnce(&mut C) -> crate::error::Result<T>) -> Res<T> {
+        match self.0.try_borrow_mut() {
+            Ok(mut client) => f(&mut client).map_err(err),
+            Err(_) => Err(err(crate::Error::invalid_state("client is busy (re-entrant call from a host callback)"))),
+        }
+    }
+
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&C) -> T) -> Option<T> {
+        self.0.try_borrow().ok().map(|c| f(&c))
+    }
+
+    pub(crate) fn handle_response(&self, id: u64, response: HttpResponse, now_ms: u64) -> Res<()> {
+        let response =
+            crate::io::response_from_parts(response.status, &response.headers, response.body).map_err(err)?;
+        self.with(|c| c.handle_response(id, response, now_ms))
+    }
+
+    pub(crate) fn handle_transport_error(&self, id: u64, message: String, now_ms: u64) -> Res<()> {
+        self.with(|c| c.handle_transport_error(id, &message, now_ms))
+    }
+
+    pub(crate) fn handle_timeout(&self, now_ms: u64) {
+        // Only fails when re-entered from a host callback; nothing to report then.
+        let _ = self.with(|c| {
+            c.handle_timeout(now_ms);
+            Ok(())
+        });
+    }
+
+    pub(crate) fn handle_persisted(&self, ticket: u64, now_ms: u64) -> Res<()> {
+        self.with(|c| c.handle_persisted(ticket, now_ms))
+    }
+
+    pub(crate) fn poll_output(&self) -> WitOutput {
+        match self.0.try_borrow_mut() {
+            Ok(mut client) => output(client.poll_output()),
+            Err(_) => WitOutput::Wait(None),
+        }
+    }
+
+    pub(crate) fn pump(&self) -> Option<u64> {
+        loop {
+            // The borrow ends before the host is called.
+            match self.poll_output() {
+                WitOutput::Wait(until_ms) => return until_ms,
+                WitOutput::Http(request) => host::send_http(&request),
+                WitOutput::Persist(p) => host::persist(p.ticket, &p.bytes),
+                WitOutput::Event(json) => host::emit_event(&json),
+            }
+        }
+    }
+}
+
+pub(crate) type Res<T> = Result<T, WitError>;
 
 fn code(code: crate::ErrorCode) -> WitCode {
     use crate::ErrorCode as C;
@@ -57,11 +121,11 @@ fn code(code: crate::ErrorCode) -> WitCode {
     }
 }
 
-fn err(e: crate::Error) -> WitError {
+pub(crate) fn err(e: crate::Error) -> WitError {
     WitError { code: code(e.code), message: e.message }
 }
 
-fn invalid(message: impl Into<String>) -> WitError {
+pub(crate) fn invalid(message: impl Into<String>) -> WitError {
     err(crate::Error::invalid_argument(message))
 }
 
@@ -92,15 +156,6 @@ fn output(out: Output) -> WitOutput {
     }
 }
 
-impl Client {
-    fn with<T>(&self, f: impl FnOnce(&mut ChatsClient) -> crate::error::Result<T>) -> Res<T> {
-        match self.inner.try_borrow_mut() {
-            Ok(mut client) => f(&mut client).map_err(err),
-            Err(_) => Err(err(crate::Error::invalid_state("client is busy (re-entrant call from a host callback)"))),
-        }
-    }
-}
-
 impl GuestClient for Client {
     fn open(
         api_base: Option<String>,
@@ -111,23 +166,23 @@ impl GuestClient for Client {
             seed.as_slice().try_into().map_err(|_| invalid(format!("seed must be 32 bytes, got {}", seed.len())))?;
         let config = ChatsConfig { api_base, credentials, seed, refresh: Default::default() };
         let client = ChatsClient::new(config).map_err(err)?;
-        Ok(exports::moltlink::core::chats::Client::new(Client { inner: RefCell::new(client) }))
+        Ok(exports::moltlink::core::chats::Client::new(Client { inner: Driven::new(client) }))
     }
 
     fn register(&self, username: String, now_ms: u64) -> Res<()> {
-        self.with(|c| c.register(&username, now_ms))
+        self.inner.with(|c| c.register(&username, now_ms))
     }
 
     fn login(&self, now_ms: u64) -> Res<()> {
-        self.with(|c| c.login(now_ms))
+        self.inner.with(|c| c.login(now_ms))
     }
 
     fn refresh(&self, now_ms: u64) -> Res<()> {
-        self.with(|c| c.refresh(now_ms))
+        self.inner.with(|c| c.refresh(now_ms))
     }
 
     fn whoami(&self, now_ms: u64) -> Res<u64> {
-        self.with(|c| c.whoami(now_ms))
+        self.inner.with(|c| c.whoami(now_ms))
     }
 
     fn call(&self, method: String, path: String, body_json: Option<String>, now_ms: u64) -> Res<u64> {
@@ -136,55 +191,38 @@ impl GuestClient for Client {
             Some(text) => Some(serde_json::from_str(&text).map_err(|e| invalid(format!("body is not JSON: {e}")))?),
             None => None,
         };
-        self.with(|c| c.call(method, &path, body, now_ms))
+        self.inner.with(|c| c.call(method, &path, body, now_ms))
     }
 
     fn handle_response(&self, id: u64, response: HttpResponse, now_ms: u64) -> Res<()> {
-        let response =
-            crate::io::response_from_parts(response.status, &response.headers, response.body).map_err(err)?;
-        self.with(|c| c.handle_response(id, response, now_ms))
+        self.inner.handle_response(id, response, now_ms)
     }
 
     fn handle_transport_error(&self, id: u64, message: String, now_ms: u64) -> Res<()> {
-        self.with(|c| c.handle_transport_error(id, &message, now_ms))
+        self.inner.handle_transport_error(id, message, now_ms)
     }
 
     fn handle_timeout(&self, now_ms: u64) {
-        // Only fails when re-entered from a host callback; nothing to report then.
-        let _ = self.with(|c| {
-            c.handle_timeout(now_ms);
-            Ok(())
-        });
+        self.inner.handle_timeout(now_ms)
     }
 
     fn handle_persisted(&self, ticket: u64, now_ms: u64) -> Res<()> {
-        self.with(|c| c.handle_persisted(ticket, now_ms))
+        self.inner.handle_persisted(ticket, now_ms)
     }
 
     fn poll_output(&self) -> WitOutput {
-        match self.inner.try_borrow_mut() {
-            Ok(mut client) => output(client.poll_output()),
-            Err(_) => WitOutput::Wait(None),
-        }
+        self.inner.poll_output()
     }
 
     fn pump(&self) -> Option<u64> {
-        loop {
-            // The borrow ends before the host is called.
-            match self.poll_output() {
-                WitOutput::Wait(until_ms) => return until_ms,
-                WitOutput::Http(request) => host::send_http(&request),
-                WitOutput::Persist(p) => host::persist(p.ticket, &p.bytes),
-                WitOutput::Event(json) => host::emit_event(&json),
-            }
-        }
+        self.inner.pump()
     }
 
     fn agent_id(&self) -> Option<String> {
-        self.inner.try_borrow().ok()?.agent_id().map(str::to_owned)
+        self.inner.read(|c| c.agent_id().map(str::to_owned)).flatten()
     }
 
     fn is_authenticated(&self, now_ms: u64) -> bool {
-        self.inner.try_borrow().is_ok_and(|c| c.is_authenticated(now_ms))
+        self.inner.read(|c| c.is_authenticated(now_ms)).unwrap_or(false)
     }
 }

@@ -122,6 +122,16 @@ class ComponentBackend {
   agentId() {
     return guard(() => this.#c.agentId()) ?? null;
   }
+  // The DM resource (same inputs/outputs as above).
+  command(commandJson, nowMs) {
+    return num(guard(() => this.#c.command(commandJson, big(nowMs))));
+  }
+  heartbeat(running, nowMs) {
+    guard(() => this.#c.heartbeat(running, big(nowMs)));
+  }
+  state(conversationId) {
+    return guard(() => this.#c.state(conversationId));
+  }
   isAuthenticated(nowMs) {
     return guard(() => this.#c.isAuthenticated(big(nowMs)));
   }
@@ -145,6 +155,10 @@ export async function loadComponent() {
   }
   const root = await generated.instantiate(undefined, importObject());
   const { Client } = root.chats;
-  return makeFactory('component', (apiBase, credentials, seed) =>
-    new ComponentBackend(guard(() => Client.open(apiBase ?? undefined, credentials ?? undefined, seed))));
+  const DmResource = root.dm.Client;
+  return makeFactory(
+    'component',
+    (apiBase, credentials, seed) => new ComponentBackend(guard(() => Client.open(apiBase ?? undefined, credentials ?? undefined, seed))),
+    (apiBase, apiKey, seed) => new ComponentBackend(guard(() => DmResource.open(apiBase ?? undefined, apiKey, seed))),
+  );
 }

@@ -40,6 +40,8 @@ function bind(path) {
     persist: koffi.pointer(Persist),
     emit_event: koffi.pointer(EmitEvent),
   });
+  const MlDm = koffi.opaque('MlDm');
+  void MlDm;
   void MlChats;
   void MlOutput;
   void MlCallbacks;
@@ -65,6 +67,23 @@ function bind(path) {
     agentId: f('int32_t ml_chats_agent_id(const MlChats *h, uint8_t *buf, size_t cap, _Out_ size_t *needed)'),
     isAuthenticated: f('int32_t ml_chats_is_authenticated(const MlChats *h, uint64_t now_ms, _Out_ int32_t *out)'),
     lastErrorMessage: f('size_t ml_last_error_message(uint8_t *buf, size_t cap)'),
+    // The DM client: the same names for the shared inputs/outputs, so one backend class serves both.
+    dm: {
+      protos: { SendHttp, Persist, EmitEvent },
+      new: f('int32_t ml_dm_new(const char *api_base, const char *api_key, const uint8_t *seed, size_t seed_len, _Out_ MlDm **out)'),
+      free: f('void ml_dm_free(MlDm *h)'),
+      command: f('int32_t ml_dm_command(MlDm *h, const char *command_json, uint64_t now_ms, _Out_ uint64_t *call_id)'),
+      heartbeat: f('int32_t ml_dm_heartbeat(MlDm *h, int32_t running, uint64_t now_ms)'),
+      state: f('int32_t ml_dm_state(const MlDm *h, const char *conversation_id, uint8_t *buf, size_t cap, _Out_ size_t *needed)'),
+      handleResponse: f('int32_t ml_dm_handle_response(MlDm *h, uint64_t id, uint16_t status, const char *headers_json, const uint8_t *body, size_t body_len, uint64_t now_ms)'),
+      handleTransportError: f('int32_t ml_dm_handle_transport_error(MlDm *h, uint64_t id, const char *message, uint64_t now_ms)'),
+      handleTimeout: f('int32_t ml_dm_handle_timeout(MlDm *h, uint64_t now_ms)'),
+      poll: f('int32_t ml_dm_poll(MlDm *h, _Out_ MlOutput *out)'),
+      outputMeta: f('int32_t ml_dm_output_meta(const MlDm *h, uint8_t *buf, size_t cap, _Out_ size_t *needed)'),
+      outputBody: f('int32_t ml_dm_output_body(const MlDm *h, uint8_t *buf, size_t cap, _Out_ size_t *needed)'),
+      pump: f('int32_t ml_dm_pump(MlDm *h, const MlCallbacks *callbacks, _Out_ int32_t *has_deadline, _Out_ uint64_t *deadline_ms)'),
+      lastErrorMessage: f('size_t ml_last_error_message(uint8_t *buf, size_t cap)'),
+    },
   };
 }
 
@@ -240,6 +259,21 @@ class NativeBackend {
     return out[0] !== 0;
   }
 
+  // DM handles only (their function table has these).
+  command(commandJson, nowMs) {
+    const id = [0];
+    check(this.#ml, this.#ml.command(this.#handle(), commandJson, nowMs, id));
+    return num(id[0]);
+  }
+  heartbeat(running, nowMs) {
+    check(this.#ml, this.#ml.heartbeat(this.#handle(), running ? 1 : 0, nowMs));
+  }
+  state(conversationId) {
+    const ml = this.#ml;
+    const read = (h, buf, cap, needed) => ml.state(h, conversationId, buf, cap, needed);
+    return decoder.decode(readBuffer(ml, read, this.#handle(), 16));
+  }
+
   close() {
     if (this.#h === null) return;
     this.#registry.unregister(this);
@@ -256,9 +290,18 @@ export async function loadNative({ libraryPath = defaultLibraryPath() } = {}) {
   const ml = api(libraryPath);
   // Handles dropped without close() are freed by the GC.
   const registry = new FinalizationRegistry((handle) => ml.free(handle));
-  return makeFactory('native', (apiBase, credentials, seed) => {
-    const out = [null];
-    check(ml, ml.new(apiBase, credentials ? toCBytes(credentials) : null, credentials ? credentials.length : 0, seed, seed.length, out));
-    return new NativeBackend(ml, out[0], registry);
-  });
+  const dmRegistry = new FinalizationRegistry((handle) => ml.dm.free(handle));
+  return makeFactory(
+    'native',
+    (apiBase, credentials, seed) => {
+      const out = [null];
+      check(ml, ml.new(apiBase, credentials ? toCBytes(credentials) : null, credentials ? credentials.length : 0, seed, seed.length, out));
+      return new NativeBackend(ml, out[0], registry);
+    },
+    (apiBase, apiKey, seed) => {
+      const out = [null];
+      check(ml, ml.dm.new(apiBase, apiKey, seed, seed.length, out));
+      return new NativeBackend(ml.dm, out[0], dmRegistry);
+    },
+  );
 }
