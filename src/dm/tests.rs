@@ -136,6 +136,18 @@ impl World {
         self.now = end;
     }
 
+    /// A asks B for a conversation; returns its id.
+    fn a_requests_b(&mut self) -> String {
+        let c = self.run('a', request_to("BensBot", "Hello from Alice, may we chat?"));
+        conversation_id(&self.a.body(c))
+    }
+
+    /// Run `command` on one side and return the successful body.
+    fn ok(&mut self, which: char, command: DmCommand) -> serde_json::Value {
+        let c = self.run(which, command);
+        if which == 'a' { self.a.body(c) } else { self.b.body(c) }
+    }
+
     fn start_heartbeats(&mut self) {
         self.a.client.start_heartbeat(self.now);
         self.b.client.start_heartbeat(self.now);
@@ -197,10 +209,8 @@ fn request_approve_talk_escalate_block() {
     assert!(w.a.dm_events().iter().any(|e| matches!(e, DmEvent::DmStateChanged { to: ConvState::Approved, .. })));
 
     // Exchange: A's routine message, B's question for A's human.
-    let c = w.run('a', send(&cid, "What time is the meeting?", false));
-    w.a.body(c);
-    let c = w.run('b', send(&cid, "Question for your human: is 3pm OK?", true));
-    w.b.body(c);
+    w.ok('a', send(&cid, "What time is the meeting?", false));
+    w.ok('b', send(&cid, "Question for your human: is 3pm OK?", true));
     w.a.take_events();
     w.b.take_events();
     // Both heartbeats have backed off while idle: within 35 min each checks at least once.
@@ -212,8 +222,7 @@ fn request_approve_talk_escalate_block() {
     assert_eq!(w.sandbox.moltbook_stats().read_calls, 0, "the heartbeat never reads a conversation");
 
     // The host reads when it wants to: messages arrive as untrusted text; the flag escalates once.
-    let c = w.run('a', DmCommand::Read { conversation_id: cid.clone() });
-    w.a.body(c);
+    w.ok('a', DmCommand::Read { conversation_id: cid.clone() });
     let messages: Vec<_> = w.a.dm_events().into_iter().filter(|e| matches!(e, DmEvent::DmMessage { .. })).cloned().collect();
     assert_eq!(messages.len(), 1, "only the other agent's message: {messages:?}");
     assert!(matches!(&messages[0], DmEvent::DmMessage { needs_human_input: true, from: Some(f), .. } if f == "BensBot"));
@@ -282,11 +291,9 @@ fn illegal_transitions_are_clear_errors_before_sending() {
     assert_eq!(w.a.sent.len(), sent_before, "nothing was sent");
 
     // B approves on its owner's word; approving twice is refused.
-    let c = w.run('b', DmCommand::Requests {});
-    w.b.body(c);
+    w.ok('b', DmCommand::Requests {});
     assert_eq!(w.b.client.state_of(&cid), ConvState::AwaitingOwner);
-    let c = w.run('b', DmCommand::Approve { conversation_id: cid.clone() });
-    w.b.body(c);
+    w.ok('b', DmCommand::Approve { conversation_id: cid.clone() });
     assert_eq!(w.b.client.state_of(&cid), ConvState::Approved);
     let err = w.b.client.command(DmCommand::Approve { conversation_id: cid.clone() }, w.now).unwrap_err();
     assert_eq!(err.code, ErrorCode::InvalidState);
@@ -300,15 +307,10 @@ fn illegal_transitions_are_clear_errors_before_sending() {
 #[test]
 fn reject_and_block_then_requests_are_refused() {
     let mut w = World::new();
-    let cid = conversation_id(&{
-        let c = w.run('a', request_to("BensBot", "Hello from Alice, may we chat?"));
-        w.a.body(c)
-    });
-    let c = w.run('b', DmCommand::Check {});
-    w.b.body(c);
+    let cid = w.a_requests_b();
+    w.ok('b', DmCommand::Check {});
     assert_eq!(w.b.escalations().len(), 1);
-    let c = w.run('b', DmCommand::Reject { conversation_id: cid.clone(), block: true });
-    w.b.body(c);
+    w.ok('b', DmCommand::Reject { conversation_id: cid.clone(), block: true });
     assert_eq!(w.b.client.state_of(&cid), ConvState::Blocked);
     let err = w.b.client.command(DmCommand::Approve { conversation_id: cid.clone() }, w.now).unwrap_err();
     assert!(err.message.contains("blocked"), "{err}");
@@ -325,22 +327,16 @@ fn reject_and_block_then_requests_are_refused() {
 #[test]
 fn a_plain_reject_lets_them_ask_again() {
     let mut w = World::new();
-    let cid = conversation_id(&{
-        let c = w.run('a', request_to("BensBot", "Hello from Alice, may we chat?"));
-        w.a.body(c)
-    });
-    let c = w.run('b', DmCommand::Requests {});
-    w.b.body(c);
-    let c = w.run('b', DmCommand::Reject { conversation_id: cid.clone(), block: false });
-    w.b.body(c);
+    let cid = w.a_requests_b();
+    w.ok('b', DmCommand::Requests {});
+    w.ok('b', DmCommand::Reject { conversation_id: cid.clone(), block: false });
     assert_eq!(w.b.client.state_of(&cid), ConvState::Rejected);
     w.a.client = open(API, &w.a.key, 5);
     w.a.take_events();
     let c = w.run('a', request_to("BensBot", "Hello again, may we chat now?"));
     assert_eq!(conversation_id(&w.a.body(c)), cid, "one conversation per pair: the same one reopens");
     w.b.take_events();
-    let c = w.run('b', DmCommand::Check {});
-    w.b.body(c);
+    w.ok('b', DmCommand::Check {});
     assert_eq!(w.b.client.state_of(&cid), ConvState::AwaitingOwner);
     assert_eq!(w.b.escalations(), vec![(EscalationReason::NewRequest, "Hello again, may we chat now?".into())]);
 }
@@ -389,10 +385,7 @@ fn json_commands_parse_strictly() {
 #[test]
 fn a_new_process_syncs_before_judging_an_unknown_conversation() {
     let mut w = World::new();
-    let cid = conversation_id(&{
-        let c = w.run('a', request_to("BensBot", "Hello from Alice, may we chat?"));
-        w.a.body(c)
-    });
+    let cid = w.a_requests_b();
     // A restarted A knows nothing: sending asks the server's lists first, then refuses.
     w.a.client = open(API, &w.a.key, 3);
     w.a.sent.clear();
@@ -407,12 +400,10 @@ fn a_new_process_syncs_before_judging_an_unknown_conversation() {
     // A restarted B approves by id (found among pending requests), and a restarted A can then send.
     w.b.client = open(API, &w.b.key, 4);
     w.b.take_events();
-    let c = w.run('b', DmCommand::Approve { conversation_id: cid.clone() });
-    w.b.body(c);
+    w.ok('b', DmCommand::Approve { conversation_id: cid.clone() });
     w.a.client = open(API, &w.a.key, 5);
     w.a.take_events();
-    let c = w.run('a', send(&cid, "Thanks for approving!", false));
-    w.a.body(c);
+    w.ok('a', send(&cid, "Thanks for approving!", false));
     w.b.take_events();
     let c = w.run('b', DmCommand::Approve { conversation_id: "no-such-id".into() });
     assert!(matches!(w.b.outcome(c), Event::CallFailed { error, .. } if error.code.as_deref() == Some("UNKNOWN_CONVERSATION")));
@@ -439,8 +430,7 @@ fn idle_heartbeat_backs_off_and_activity_resets_it() {
     assert!(gaps.iter().all(|g| *g <= 33 * MIN), "{gaps:?}");
 
     // Activity brings the interval back to one minute.
-    let c = w.run('b', request_to("AliceBot", "Hello from Ben, may we chat?"));
-    w.b.body(c);
+    w.ok('b', request_to("AliceBot", "Hello from Ben, may we chat?"));
     w.a.take_events();
     w.advance(35 * MIN);
     let after: Vec<u64> = w.a.dm_events().iter().filter_map(|e| match e {
@@ -481,18 +471,14 @@ fn drifted_shapes_are_understood() {
     assert!(body.get("conversation_id").is_none(), "alternate shape nests the id");
     let cid = conversation_id(&body);
     assert_eq!(w.a.client.state_of(&cid), ConvState::Requested);
-    let c = w.run('b', DmCommand::Check {});
-    w.b.body(c);
+    w.ok('b', DmCommand::Check {});
     assert_eq!(w.b.client.state_of(&cid), ConvState::AwaitingOwner);
     assert_eq!(w.b.escalations().len(), 1);
     w.sandbox.moltbook_owner_decide(&cid, true, false).unwrap();
-    let c = w.run('a', DmCommand::Conversations {});
-    w.a.body(c);
+    w.ok('a', DmCommand::Conversations {});
     assert_eq!(w.a.client.state_of(&cid), ConvState::Approved);
-    let c = w.run('b', send(&cid, "Needs your human", true));
-    w.b.body(c);
-    let c = w.run('a', DmCommand::Read { conversation_id: cid.clone() });
-    w.a.body(c);
+    w.ok('b', send(&cid, "Needs your human", true));
+    w.ok('a', DmCommand::Read { conversation_id: cid.clone() });
     assert!(w.a.dm_events().iter().any(|e| matches!(e, DmEvent::DmMessage { text, needs_human_input: true, .. } if text.untrusted_text == "Needs your human")));
 }
 

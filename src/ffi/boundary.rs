@@ -129,6 +129,33 @@ pub(crate) unsafe fn bytes_arg<'a>(ptr: *const u8, len: usize, what: &str) -> Re
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
 }
 
+/// The 32-byte seed every `ml_*_new` takes (from a secure random source).
+///
+/// # Safety
+/// As [`bytes_arg`].
+pub(crate) unsafe fn seed_arg(ptr: *const u8, len: usize) -> Result<[u8; 32]> {
+    if ptr.is_null() {
+        return Err(null("seed"));
+    }
+    unsafe { bytes_arg(ptr, len, "seed")? }
+        .try_into()
+        .map_err(|_| Error::invalid_argument(format!("seed must be 32 bytes, got {len}")))
+}
+
+/// Free a handle made by `Box::into_raw` (NULL is ignored), behind the panic boundary.
+///
+/// # Safety
+/// `handle` is NULL or came from the matching `ml_*_new` and is freed once.
+pub(crate) unsafe fn free_handle<T>(name: &str, handle: *mut T) {
+    if handle.is_null() {
+        return;
+    }
+    enter(name, || {
+        drop(unsafe { Box::from_raw(handle) });
+        Ok(())
+    });
+}
+
 /// Write `value` through a required out-pointer.
 ///
 /// # Safety

@@ -7,7 +7,7 @@
 //! time; strings are NUL-terminated.
 #![allow(clippy::missing_safety_doc)]
 
-use super::boundary::{bytes_arg, copy_out, enter, enter_handle, opt_str_arg, str_arg, with_last_error, write_out};
+use super::boundary::{bytes_arg, copy_out, enter, enter_handle, free_handle, opt_str_arg, seed_arg, str_arg, with_last_error, write_out};
 use super::driven::{self, Part};
 use super::{Handle, MlCallbacks, MlChats, MlOutput};
 use crate::error::{Error, ErrorCode};
@@ -36,12 +36,7 @@ pub unsafe extern "C" fn ml_chats_new(
         unsafe { write_out(out, std::ptr::null_mut(), "out")? };
         let api_base = unsafe { opt_str_arg(api_base, "api_base")? };
         let credentials = unsafe { bytes_arg(credentials, credentials_len, "credentials")? };
-        if seed.is_null() {
-            return Err(Error::new(ErrorCode::NullPointer, "seed: NULL pointer"));
-        }
-        let seed: [u8; 32] = unsafe { bytes_arg(seed, seed_len, "seed")? }
-            .try_into()
-            .map_err(|_| Error::invalid_argument(format!("seed must be 32 bytes, got {seed_len}")))?;
+        let seed = unsafe { seed_arg(seed, seed_len)? };
         let client = ChatsClient::new(ChatsConfig {
             api_base: api_base.map(str::to_owned),
             credentials: (!credentials.is_empty()).then(|| credentials.to_vec()),
@@ -57,14 +52,7 @@ pub unsafe extern "C" fn ml_chats_new(
 /// Destroy a client (NULL is ignored). Secrets it holds are zeroized.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ml_chats_free(handle: *mut MlChats) {
-    if handle.is_null() {
-        return;
-    }
-    enter("ml_chats_free", || {
-        // SAFETY: the handle came from `ml_chats_new` and is freed once, per the contract.
-        drop(unsafe { Box::from_raw(handle) });
-        Ok(())
-    });
+    unsafe { free_handle("ml_chats_free", handle) }
 }
 
 /// Generate an identity, persist it, register `username` (3-64 of a-z, 0-9, _) and log in.

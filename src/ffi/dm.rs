@@ -6,7 +6,7 @@
 //! not yet freed, one thread at a time, NUL-terminated strings).
 #![allow(clippy::missing_safety_doc)]
 
-use super::boundary::{bytes_arg, copy_out, enter, enter_handle, opt_str_arg, str_arg, write_out};
+use super::boundary::{copy_out, enter, enter_handle, free_handle, opt_str_arg, seed_arg, str_arg, write_out};
 use super::driven::{self, Part};
 use super::{Handle, MlCallbacks, MlDm, MlOutput};
 use crate::error::{Error, ErrorCode};
@@ -34,12 +34,7 @@ pub unsafe extern "C" fn ml_dm_new(
         unsafe { write_out(out, std::ptr::null_mut(), "out")? };
         let api_base = unsafe { opt_str_arg(api_base, "api_base")? };
         let api_key = unsafe { str_arg(api_key, "api_key")? };
-        if seed.is_null() {
-            return Err(Error::new(ErrorCode::NullPointer, "seed: NULL pointer"));
-        }
-        let seed: [u8; 32] = unsafe { bytes_arg(seed, seed_len, "seed")? }
-            .try_into()
-            .map_err(|_| Error::invalid_argument(format!("seed must be 32 bytes, got {seed_len}")))?;
+        let seed = unsafe { seed_arg(seed, seed_len)? };
         let client = DmClient::new(DmConfig {
             api_base: api_base.map(str::to_owned),
             api_key: Secret::new(api_key.to_owned()),
@@ -54,14 +49,7 @@ pub unsafe extern "C" fn ml_dm_new(
 /// Destroy a DM client (NULL is ignored). The API key is zeroized.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ml_dm_free(handle: *mut MlDm) {
-    if handle.is_null() {
-        return;
-    }
-    enter("ml_dm_free", || {
-        // SAFETY: the handle came from `ml_dm_new` and is freed once, per the contract.
-        drop(unsafe { Box::from_raw(handle) });
-        Ok(())
-    });
+    unsafe { free_handle("ml_dm_free", handle) }
 }
 
 /// Run a command described as JSON, e.g. `{"command":"check"}`,
