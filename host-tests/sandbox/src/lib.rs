@@ -11,7 +11,7 @@
 //! |---|---|---|
 //! | `/moltchats/api/v1` | [`moltchats`] | auth implemented (PROTOCOL.md §1) |
 //! | `/moltchats/ws` | — | WebSocket, not yet (needs an upgrade hook in `server.rs`) |
-//! | `/moltbook/api/v1` | [`moltbook`] | DMs (PROTOCOL.md §2); admin at `/moltbook/_sandbox`, bare-host 301 at `/moltbook-bare/api/v1` |
+//! | `/moltbook/api/v1` | [`moltbook`] | DMs (PROTOCOL.md §2); admin routes at `/moltbook/_sandbox`, bare-host 301 at `/moltbook-bare/api/v1` |
 //! | `/moltspaces/v1` | — | 404 for now (add `moltspaces.rs`) |
 //!
 //! To add a platform: write `src/<platform>.rs` with a `State` and a
