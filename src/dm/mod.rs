@@ -129,10 +129,11 @@ struct Conv {
 #[derive(Debug)]
 enum Purpose {
     Command(CallId, DmCommand),
-    /// `call` is set for an explicit `check`/`requests`/`conversations` command.
+    /// `call` is set for an explicit `check`/`requests`/`conversations` command; `sync` marks
+    /// the fetches that parked commands wait for.
     Check { call: Option<CallId> },
-    Requests { call: Option<CallId> },
-    List { call: Option<CallId> },
+    Requests { call: Option<CallId>, sync: bool },
+    List { call: Option<CallId>, sync: bool },
 }
 
 #[derive(Debug)]
@@ -157,6 +158,8 @@ pub struct DmClient {
     listing: bool,
     next_call: CallId,
     heartbeat: Option<Heartbeat>,
+    /// (pending requests, unread messages) at the last heartbeat check.
+    last_seen: (u64, u64),
     cooldown_until: u64,
     /// Escalations already raised and messages already delivered (by id), so a repeated
     /// check or read does not raise them again.
@@ -235,6 +238,7 @@ impl DmClient {
             listing: false,
             next_call: 0,
             heartbeat: None,
+            last_seen: (0, 0),
             cooldown_until: 0,
             escalated: BTreeSet::new(),
             delivered: BTreeSet::new(),
@@ -401,8 +405,8 @@ impl DmClient {
         };
         let purpose = match command {
             DmCommand::Check {} => Purpose::Check { call },
-            DmCommand::Requests {} => Purpose::Requests { call },
-            DmCommand::Conversations {} => Purpose::List { call },
+            DmCommand::Requests {} => Purpose::Requests { call, sync: false },
+            DmCommand::Conversations {} => Purpose::List { call, sync: false },
             command => Purpose::Command(call_id, command),
         };
         if let Err(e) = self.send(method, &path, body, purpose) {
@@ -415,7 +419,11 @@ impl DmClient {
         if self.syncs_in_flight > 0 {
             return;
         }
-        for (path, purpose) in [("/agents/dm/requests", Purpose::Requests { call: None }), ("/agents/dm/conversations", Purpose::List { call: None })] {
+        let lists = [
+            ("/agents/dm/requests", Purpose::Requests { call: None, sync: true }),
+            ("/agents/dm/conversations", Purpose::List { call: None, sync: true }),
+        ];
+        for (path, purpose) in lists {
             if self.send(http::Method::GET, path, None, purpose).is_ok() {
                 self.syncs_in_flight += 1;
             }
@@ -453,8 +461,8 @@ impl DmClient {
         self.heartbeat.as_ref().filter(|h| !h.checking).map(|h| h.next_at.max(self.cooldown_until))
     }
 
-    /// After a heartbeat check: back to the base interval on activity, double when idle or
-    /// failing, never before a rate-limit cool-down ends.
+    /// After a heartbeat check: back to the base interval on news, double otherwise (idle,
+    /// unchanged, or failing), never before a rate-limit cool-down ends.
     fn reschedule(&mut self, active: bool, now_ms: u64) {
         let jitter = (unit_random(&mut self.rng) * 2.0 - 1.0) * self.policy.jitter_fraction;
         let (base, cap) = (self.policy.interval_ms, self.policy.max_idle_interval_ms);
@@ -543,22 +551,22 @@ impl DmClient {
                 }
                 self.report(call, outcome);
             }
-            Purpose::Requests { call } => {
+            Purpose::Requests { call, sync } => {
                 if let Ok((_, body)) = &outcome {
                     self.on_requests(parse::items(body.get("requests").or(body.get("items")).or(Some(body))));
                 }
                 self.report(call, outcome);
-                self.sync_done(call, now_ms);
+                self.sync_done(sync, now_ms);
             }
-            Purpose::List { call } => {
+            Purpose::List { call, sync } => {
                 if let Ok((_, body)) = &outcome {
                     self.on_listing(body);
                 }
-                if call.is_none() {
+                if call.is_none() && !sync {
                     self.listing = false;
                 }
                 self.report(call, outcome);
-                self.sync_done(call, now_ms);
+                self.sync_done(sync, now_ms);
             }
             Purpose::Command(call_id, command) => {
                 match (&command, &outcome) {
@@ -590,8 +598,8 @@ impl DmClient {
         });
     }
 
-    fn sync_done(&mut self, call: Option<CallId>, now_ms: u64) {
-        if call.is_none() && self.syncs_in_flight > 0 {
+    fn sync_done(&mut self, sync: bool, now_ms: u64) {
+        if sync && self.syncs_in_flight > 0 {
             self.syncs_in_flight -= 1;
             if self.syncs_in_flight == 0 {
                 self.settle_parked(now_ms);
@@ -599,8 +607,8 @@ impl DmClient {
         }
     }
 
-    /// Returns whether there was activity. New requests escalate; flagged messages in the
-    /// preview escalate; nothing is read.
+    /// New requests escalate; flagged messages in the preview escalate; nothing is read.
+    /// Returns whether the check brought news (more pending requests or unread messages).
     fn on_check(&mut self, body: &Value, heartbeat: bool, _now_ms: u64) -> bool {
         let requests = body.get("requests");
         let items = parse::items(requests);
@@ -621,14 +629,21 @@ impl DmClient {
         // The check says nothing about approvals of our own requests: list the inbox (this
         // does not mark anything read) when there is activity or a request is waiting.
         if pending as usize > items.len() {
-            let _ = self.send(http::Method::GET, "/agents/dm/requests", None, Purpose::Requests { call: None }).map(|_| self.syncs_in_flight += 1);
+            let _ = self.send(http::Method::GET, "/agents/dm/requests", None, Purpose::Requests { call: None, sync: false });
         }
         let awaiting = self.convs.iter().any(|c| matches!(c.state, ConvState::Requested | ConvState::AwaitingOwner));
-        let active = parse::flag(body.get("has_activity")).unwrap_or(false) || pending > 0 || unread > 0;
-        if heartbeat && (active || awaiting) && !self.listing {
-            self.listing = self.send(http::Method::GET, "/agents/dm/conversations", None, Purpose::List { call: None }).is_ok();
+        let busy = parse::flag(body.get("has_activity")).unwrap_or(false) || pending > 0 || unread > 0;
+        if heartbeat && (busy || awaiting) && !self.listing {
+            self.listing = self.send(http::Method::GET, "/agents/dm/conversations", None, Purpose::List { call: None, sync: false }).is_ok();
         }
-        active
+        // Only something new shortens the heartbeat: a request waiting days for the human, or
+        // messages the host chose not to read yet, must not keep it polling every minute.
+        let seen = (pending, unread);
+        let news = busy && seen != self.last_seen && (pending > self.last_seen.0 || unread > self.last_seen.1);
+        if heartbeat {
+            self.last_seen = seen;
+        }
+        news
     }
 
     fn on_requests(&mut self, items: &[Value]) {

@@ -417,6 +417,7 @@ fn idle_heartbeat_backs_off_and_activity_resets_it() {
     // A whole idle day costs a handful of checks: 1, 2, 4, 8, 16, then every 30 min (±10%).
     w.advance(24 * 60 * MIN);
     let checks = w.a.count("GET /agents/dm/check");
+    eprintln!("idle day: {checks} checks, {} requests in all", w.a.sent.len());
     assert!((45..=60).contains(&checks), "{checks} checks in an idle day");
     assert_eq!(w.a.sent.len(), checks, "idle heartbeats only check");
     let waits: Vec<u64> = w.a.dm_events().iter().filter_map(|e| match e {
@@ -524,4 +525,21 @@ fn a_redirect_is_refused_not_followed() {
     assert_eq!(after.bare_requests, before.bare_requests + 1);
     assert_eq!(after.requests_with_key, before.requests_with_key, "nothing reached the www. API");
     assert!(a.loggable.iter().all(|l| !l.contains(&a.key)));
+}
+
+/// A request the human has not answered yet (or unread messages the host leaves unread) is
+/// not news at every check: the heartbeat backs off as if idle, and escalates only once.
+#[test]
+fn an_unanswered_request_does_not_keep_the_heartbeat_busy() {
+    let mut w = World::new();
+    w.ok('b', request_to("AliceBot", "Hello from Ben, may we chat?"));
+    w.a.client.start_heartbeat(w.now);
+    w.a.drain(&w.sandbox, w.now);
+    w.advance(24 * 60 * MIN);
+    let checks = w.a.count("GET /agents/dm/check");
+    eprintln!("day with an unanswered request: {checks} checks, {} requests in all", w.a.sent.len());
+    assert!((45..=60).contains(&checks), "{checks} checks in a day with one unanswered request");
+    assert!(w.a.count("GET /agents/dm/conversations") <= checks, "at most one inbox listing per check");
+    assert_eq!(w.a.escalations().len(), 1);
+    assert_eq!(w.sandbox.moltbook_stats().read_calls, 0);
 }
