@@ -3,6 +3,12 @@
 //! Every call carries the current access token. A call answered 401 because its token was
 //! revoked/expired (typically racing a rotation) is retried once with the next token.
 
+pub mod limiter;
+pub mod rest;
+
+pub use limiter::{Bucket, BucketState, Limits, RateHeaders};
+pub use rest::{ChatsCommand, ChatsResult};
+
 use crate::auth::session::is_credential_rejection;
 use crate::auth::{AuthSession, RefreshPolicy};
 use crate::error::{Error, ErrorCode, Result};
@@ -36,6 +42,38 @@ struct Call {
     retried: bool,
     /// The request in flight and the token generation it carries.
     in_flight: Option<(RequestId, u64)>,
+    /// The typed command behind the call, if any: its result is parsed into `command_succeeded`.
+    command: Option<ChatsCommand>,
+    /// Rate-limit buckets the call draws from; the last one is the most specific.
+    buckets: Vec<Bucket>,
+    /// When the limiter admitted the attempt in flight (to refund it if it never arrives).
+    admitted_at: Option<u64>,
+    /// A `throttled` event was reported for the current wait.
+    reported: bool,
+}
+
+/// Events of the MoltChats client beyond the shared auth/call ones (wrapped in [`Event::Chats`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ChatsEvent {
+    /// A typed command finished: `result` is its typed result (see [`ChatsResult`]).
+    /// `untrusted` lists the fields of `result` written by other agents (`messages[].content`):
+    /// untrusted remote text, to keep out of a system prompt.
+    CommandSucceeded { call_id: CallId, op: String, status: u16, result: ChatsResult, untrusted: Vec<&'static str> },
+    /// A call waits for a rate-limit bucket (pre-emptively, or requeued after the server
+    /// refused it: `rejected`). It is never dropped; it goes out at `until_ms` or later.
+    Throttled { call_id: CallId, bucket: Bucket, until_ms: u64, waiting: usize, rejected: bool },
+}
+
+/// What is waiting for the rate limiter, for hosts (`queue_state`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct QueueState {
+    /// Calls not yet sent (throttled, or waiting for a token).
+    pub waiting: usize,
+    pub in_flight: usize,
+    /// When the limiter next lets a waiting call go (Unix ms); absent when none is held.
+    pub next_release_ms: Option<u64>,
+    pub buckets: Vec<BucketState>,
 }
 
 #[derive(Debug)]
@@ -44,6 +82,9 @@ pub struct ChatsClient {
     out: Outbox,
     calls: BTreeMap<CallId, Call>,
     next_call: CallId,
+    limiter: limiter::Limiter,
+    /// The earliest time a throttled call can go (recomputed by every dispatch).
+    next_release: Option<u64>,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -62,7 +103,14 @@ impl ChatsClient {
     /// file is left untouched.
     pub fn new(config: ChatsConfig) -> Result<Self> {
         let session = AuthSession::new(config.api_base.as_deref(), config.credentials.as_deref(), config.seed, config.refresh)?;
-        Ok(Self { session, out: Outbox::default(), calls: BTreeMap::new(), next_call: 0 })
+        Ok(Self {
+            session,
+            out: Outbox::default(),
+            calls: BTreeMap::new(),
+            next_call: 0,
+            limiter: limiter::Limiter::new(Limits::default()),
+            next_release: None,
+        })
     }
 
     // ---- getters --------------------------------------------------------------------
@@ -78,6 +126,23 @@ impl ChatsClient {
     }
     pub fn is_authenticated(&self, now_ms: u64) -> bool {
         self.session.token(now_ms).is_some()
+    }
+
+    /// Lower the client-side limits (e.g. a known low trust tier). Takes effect for buckets
+    /// first used afterwards; call it right after `new`.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limiter = limiter::Limiter::new(limits);
+    }
+
+    /// How many calls wait, when the next one is released, and every bucket's state.
+    pub fn queue_state(&mut self, now_ms: u64) -> QueueState {
+        let waiting = self.calls.values().filter(|c| c.in_flight.is_none()).count();
+        QueueState {
+            waiting,
+            in_flight: self.calls.len() - waiting,
+            next_release_ms: self.next_release.filter(|_| waiting > 0),
+            buckets: self.limiter.snapshot(now_ms),
+        }
     }
 
     // ---- commands -------------------------------------------------------------------
@@ -107,12 +172,39 @@ impl ChatsClient {
         if !path.starts_with('/') {
             return Err(Error::invalid_argument("path must start with '/'"));
         }
+        self.enqueue(method, path.to_owned(), body, None, vec![Bucket::Api], now_ms)
+    }
+
+    /// A typed MoltChats command (checked before anything is sent). The outcome arrives as
+    /// `command_succeeded` (typed result) or `call_failed`, with the returned call id.
+    pub fn command(&mut self, command: ChatsCommand, now_ms: u64) -> Result<CallId> {
+        let prepared = command.request()?;
+        let mut buckets = vec![Bucket::Api];
+        buckets.extend(prepared.buckets);
+        self.enqueue(prepared.method, prepared.path, prepared.body, Some(command), buckets, now_ms)
+    }
+
+    /// [`Self::command`] from its JSON form (`{"op":"history","channel_id":"…"}`).
+    pub fn command_json(&mut self, json: &str, now_ms: u64) -> Result<CallId> {
+        self.command(ChatsCommand::from_json(json)?, now_ms)
+    }
+
+    fn enqueue(
+        &mut self,
+        method: http::Method,
+        path: String,
+        body: Option<serde_json::Value>,
+        command: Option<ChatsCommand>,
+        buckets: Vec<Bucket>,
+        now_ms: u64,
+    ) -> Result<CallId> {
         if !self.session.is_registered() {
             return Err(Error::new(ErrorCode::NotRegistered, "no agent identity: register first or load credentials"));
         }
         self.next_call += 1;
         let id = self.next_call;
-        self.calls.insert(id, Call { method, path: path.to_owned(), body, retried: false, in_flight: None });
+        let call = Call { method, path, body, retried: false, in_flight: None, command, buckets, admitted_at: None, reported: false };
+        self.calls.insert(id, call);
         self.session.ensure(now_ms, &mut self.out);
         self.dispatch(now_ms);
         Ok(id)
@@ -130,6 +222,7 @@ impl ChatsClient {
     }
 
     pub fn handle_timeout(&mut self, now_ms: u64) {
+        self.limiter.compact(now_ms);
         self.session.handle_timeout(now_ms, &mut self.out);
         self.dispatch(now_ms);
     }
@@ -142,7 +235,13 @@ impl ChatsClient {
 
     /// The next thing to do; `Output::Wait` when there is nothing until a deadline.
     pub fn poll_output(&mut self) -> Output {
-        self.out.pop().unwrap_or(Output::Wait { until_ms: self.session.next_deadline() })
+        self.out.pop().unwrap_or_else(|| {
+            let until_ms = match (self.session.next_deadline(), self.next_release) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            Output::Wait { until_ms }
+        })
     }
 
     // ---- internals ------------------------------------------------------------------
@@ -166,6 +265,32 @@ impl ChatsClient {
     fn on_call_result(&mut self, call_id: CallId, result: std::result::Result<http::Response<Vec<u8>>, ApiError>, now_ms: u64) {
         let call = self.calls.get_mut(&call_id).expect("call exists");
         let (_, generation) = call.in_flight.take().expect("call was in flight");
+        let admitted_at = call.admitted_at.take();
+        let primary = call.buckets.last().cloned().unwrap_or(Bucket::Api);
+        match &result {
+            Ok(response) => {
+                let headers = RateHeaders::from_headers(response.headers());
+                if response.status() == http::StatusCode::TOO_MANY_REQUESTS {
+                    // Requeue, never drop: the bucket stays closed until the server's reset.
+                    let until_ms = self.limiter.rejected(&primary, headers, now_ms);
+                    call.reported = true;
+                    self.next_release = Some(self.next_release.map_or(until_ms, |t| t.min(until_ms)));
+                    let waiting = self.calls.values().filter(|c| c.in_flight.is_none()).count();
+                    self.out.event(Event::Chats(ChatsEvent::Throttled { call_id, bucket: primary, until_ms, waiting, rejected: true }));
+                    return;
+                }
+                self.limiter.observe(&primary, headers, now_ms);
+                if response.status().is_success() {
+                    self.limiter.accepted(&primary);
+                }
+            }
+            // It never reached the server: give the slots back.
+            Err(_) => {
+                if let Some(at) = admitted_at {
+                    self.limiter.refund(&call.buckets, at);
+                }
+            }
+        }
         let outcome = json_outcome(result, ApiError::from_moltchats);
         match outcome {
             Err(e) if is_credential_rejection(&e) && !call.retried => {
@@ -178,8 +303,21 @@ impl ChatsClient {
                 self.out.event(Event::CallFailed { call_id, error });
             }
             Ok((status, body)) => {
-                self.calls.remove(&call_id);
-                self.out.event(Event::CallSucceeded { call_id, status, body });
+                let call = self.calls.remove(&call_id).expect("call exists");
+                let event = match call.command {
+                    None => Event::CallSucceeded { call_id, status, body },
+                    Some(command) => match rest::parse_result(&command, &body) {
+                        Ok(result) => Event::Chats(ChatsEvent::CommandSucceeded {
+                            call_id,
+                            op: command.op().to_owned(),
+                            status,
+                            result,
+                            untrusted: rest::untrusted_fields(&command),
+                        }),
+                        Err(message) => Event::CallFailed { call_id, error: ApiError { status, code: None, message } },
+                    },
+                };
+                self.out.event(event);
             }
         }
     }
@@ -197,15 +335,47 @@ impl ChatsClient {
             }
             return;
         }
+        self.next_release = None;
         let Some(token) = self.session.token(now_ms).cloned() else { return };
         let base = self.session.api_base().to_owned();
         let mut failed = Vec::new();
+        // FIFO per bucket: once a bucket holds a call back, later calls on it wait too.
+        let mut held: Vec<Bucket> = Vec::new();
+        let mut throttled = Vec::new();
         for (call_id, call) in self.calls.iter_mut().filter(|(_, c)| c.in_flight.is_none()) {
+            if call.buckets.iter().any(|b| held.contains(b)) {
+                continue;
+            }
+            if let Err(until_ms) = self.limiter.admit(&call.buckets, now_ms) {
+                let bucket = call
+                    .buckets
+                    .iter()
+                    .find(|b| self.limiter.ready_at(std::slice::from_ref(*b), now_ms) == until_ms)
+                    .cloned()
+                    .unwrap_or(Bucket::Api);
+                for b in &call.buckets {
+                    if self.limiter.ready_at(std::slice::from_ref(b), now_ms) > now_ms {
+                        held.push(b.clone());
+                    }
+                }
+                self.next_release = Some(self.next_release.map_or(until_ms, |t| t.min(until_ms)));
+                if !call.reported {
+                    call.reported = true;
+                    throttled.push((*call_id, bucket, until_ms));
+                }
+                continue;
+            }
+            call.reported = false;
+            call.admitted_at = Some(now_ms);
             let url = format!("{base}{}", call.path);
             match json_request(call.method.clone(), &url, Some(token.jwt.expose()), call.body.as_ref()) {
                 Ok(request) => call.in_flight = Some((self.out.http(request), token.generation)),
                 Err(e) => failed.push((*call_id, e)),
             }
+        }
+        let waiting = self.calls.values().filter(|c| c.in_flight.is_none()).count();
+        for (call_id, bucket, until_ms) in throttled {
+            self.out.event(Event::Chats(ChatsEvent::Throttled { call_id, bucket, until_ms, waiting, rejected: false }));
         }
         for (call_id, e) in failed {
             self.calls.remove(&call_id);

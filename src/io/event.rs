@@ -38,4 +38,7 @@ pub enum Event {
     CallSucceeded { call_id: CallId, status: u16, body: serde_json::Value },
     /// An API call failed.
     CallFailed { call_id: CallId, error: ApiError },
+    /// MoltChats events (typed command results, rate-limit queueing…), tagged by their own `type`.
+    #[serde(untagged)]
+    Chats(crate::chats::ChatsEvent),
 }

@@ -1,5 +1,6 @@
 //! `moltlink`: the native CLI. Real networking (ureq), credentials on disk, the sandbox.
 
+mod chats_cli;
 mod demo;
 mod host;
 mod store;
@@ -196,6 +197,7 @@ pub fn describe(event: &Event) -> String {
         Event::AuthFailed { error } => format!("authentication failed: {error}"),
         Event::CallSucceeded { call_id, status, .. } => format!("call #{call_id} succeeded (HTTP {status})"),
         Event::CallFailed { call_id, error } => format!("call #{call_id} failed: {error}"),
+        Event::Chats(event) => chats_cli::describe(event),
     }
 }
 
