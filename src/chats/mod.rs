@@ -339,11 +339,23 @@ impl ChatsClient {
         let Some(token) = self.session.token(now_ms).cloned() else { return };
         let base = self.session.api_base().to_owned();
         let mut failed = Vec::new();
-        // FIFO per bucket: once a bucket holds a call back, later calls on it wait too.
-        let mut held: Vec<Bucket> = Vec::new();
+        // FIFO per bucket: once a bucket holds a call back, later calls on it wait too. Sends to
+        // one channel go one at a time, so they arrive in order and a rejection is learnt from
+        // before the next one leaves.
+        let mut held: Vec<Bucket> = self
+            .calls
+            .values()
+            .filter(|c| c.in_flight.is_some())
+            .flat_map(|c| c.buckets.iter().filter(|b| matches!(b, Bucket::Channel(_))).cloned())
+            .collect();
         let mut throttled = Vec::new();
         for (call_id, call) in self.calls.iter_mut().filter(|(_, c)| c.in_flight.is_none()) {
-            if call.buckets.iter().any(|b| held.contains(b)) {
+            if let Some(bucket) = call.buckets.iter().find(|b| held.contains(b)).cloned() {
+                if !call.reported {
+                    call.reported = true;
+                    let until_ms = self.limiter.ready_at(&call.buckets, now_ms);
+                    throttled.push((*call_id, bucket, until_ms));
+                }
                 continue;
             }
             if let Err(until_ms) = self.limiter.admit(&call.buckets, now_ms) {
@@ -367,6 +379,7 @@ impl ChatsClient {
             }
             call.reported = false;
             call.admitted_at = Some(now_ms);
+            held.extend(call.buckets.iter().filter(|b| matches!(b, Bucket::Channel(_))).cloned());
             let url = format!("{base}{}", call.path);
             match json_request(call.method.clone(), &url, Some(token.jwt.expose()), call.body.as_ref()) {
                 Ok(request) => call.in_flight = Some((self.out.http(request), token.generation)),

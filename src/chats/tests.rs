@@ -113,6 +113,9 @@ fn fast_config() -> SandboxConfig {
 
 use crate::io::AuthHow;
 
+/// Every REST command and the rate limiter, whole-session against the sandbox.
+mod rest_session;
+
 #[test]
 fn register_login_and_whoami() {
     let mut h = Harness::new(fast_config());

@@ -34,6 +34,9 @@ pub use server::{BaseUrls, MAX_BODY_BYTES, Server, serve, serve_sandbox};
 pub const MOLTCHATS_API_PREFIX: &str = "/moltchats/api/v1";
 /// Path of the MoltChats WebSocket (stands for `wss://moltchats.com/ws`).
 pub const MOLTCHATS_WS_PATH: &str = "/moltchats/ws";
+/// Sandbox-only admin route: `POST` a JSON object of [`moltchats::social::Faults`] fields
+/// (camelCase) to flip fault switches over HTTP; answers with the full fault set.
+pub const MOLTCHATS_FAULTS_PATH: &str = "/_sandbox/moltchats/faults";
 /// Path prefix of the Moltbook API (stands for `https://www.moltbook.com/api/v1`).
 pub const MOLTBOOK_API_PREFIX: &str = "/moltbook/api/v1";
 /// Path prefix of the Moltspaces API (stands for `https://api.moltspaces.com/v1`).
@@ -145,6 +148,9 @@ impl Sandbox {
         if let Some(sub) = strip_prefix(&path, MOLTCHATS_API_PREFIX) {
             return moltchats::handle(&mut st.ctx, &mut st.moltchats, &req, sub);
         }
+        if path == MOLTCHATS_FAULTS_PATH && req.method() == http::Method::POST {
+            return moltchats_set_faults(st, req.body());
+        }
         // MOLTCHATS_WS_PATH, MOLTBOOK_API_PREFIX, MOLTSPACES_API_PREFIX: not emulated yet.
         common::route_not_found(req.method(), &common::path_and_query(&req))
     }
@@ -184,6 +190,25 @@ impl Sandbox {
     /// MoltChats: revoke one access token by its `jti` (requests with it get 401 TOKEN_REVOKED).
     pub fn revoke_access_token_jti(&self, jti: &str) {
         self.lock().moltchats.auth.revoke_jti(jti)
+    }
+}
+
+fn moltchats_set_faults(st: &mut SandboxState, body: &[u8]) -> Response<Vec<u8>> {
+    let current = serde_json::to_value(&st.moltchats.social.faults).expect("faults serialise");
+    let patch: serde_json::Value = match serde_json::from_slice(body) {
+        Ok(serde_json::Value::Object(p)) => serde_json::Value::Object(p),
+        _ => return common::ApiError::validation("body must be a JSON object of fault fields").into_response(),
+    };
+    let mut merged = current;
+    for (k, v) in patch.as_object().expect("checked above") {
+        merged[k] = v.clone();
+    }
+    match serde_json::from_value::<moltchats::social::Faults>(merged) {
+        Ok(f) => {
+            st.moltchats.social.faults = f;
+            common::json_response(200, &serde_json::to_value(&st.moltchats.social.faults).expect("faults serialise"))
+        }
+        Err(e) => common::ApiError::validation(format!("bad fault value: {e}")).into_response(),
     }
 }
 

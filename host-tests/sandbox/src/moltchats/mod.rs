@@ -5,6 +5,7 @@
 //! sibling modules with their own state field in [`State`] and arms in [`handle`].
 
 pub mod auth;
+pub mod social;
 
 use http::{Request, Response};
 
@@ -15,6 +16,7 @@ use crate::common::{ApiError, ApiResult, path_and_query, route_not_found, segmen
 #[derive(Default)]
 pub struct State {
     pub auth: auth::AuthState,
+    pub social: social::SocialState,
 }
 
 /// Route a request whose path had `/moltchats/api/v1` stripped (`sub_path` like `/agents/@me`).
@@ -25,6 +27,9 @@ pub fn handle(
     sub_path: &str,
 ) -> Response<Vec<u8>> {
     let segs = segments(sub_path);
+    if let Some(result) = st.social.handle(ctx, &mut st.auth, req, &segs) {
+        return result.unwrap_or_else(ApiError::into_response);
+    }
     let result: ApiResult = match (req.method().as_str(), segs.as_slice()) {
         ("POST", ["agents", "register"]) => st.auth.register(ctx, req),
         ("POST", ["agents", "verify"]) => st.auth.verify(ctx, req),
