@@ -209,6 +209,24 @@ const char *ml_error_code_name(int32_t code);
 // The library version (`"0.1.0"`). The string is static: do not free it.
 const char *ml_version(void);
 
+// A typed MoltChats command as JSON, e.g. `{"op":"history","channel_id":"…","limit":50}`
+// (ops and fields: `ChatsCommand` in src/chats/rest.rs, README). It is checked before
+// anything is sent: a bad op, field or length is `ML_INVALID_ARGUMENT`. `*call_id`
+// identifies the later `command_succeeded` (typed `result`) or `call_failed` event.
+int32_t ml_chats_command(struct MlChats *handle,
+                         const char *command_json,
+                         uint64_t now_ms,
+                         uint64_t *call_id);
+
+// The rate-limit queue as JSON: `{"waiting":N,"in_flight":N,"next_release_ms":T|null,
+// "buckets":[{"bucket":"api","limit":100,"period_ms":60000,"used":3,"next_free_ms":null},…]}`.
+// Same buffer rules as `ml_chats_output_meta`.
+int32_t ml_chats_queue_state(struct MlChats *handle,
+                             uint64_t now_ms,
+                             uint8_t *buf,
+                             size_t cap,
+                             size_t *needed);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

@@ -139,6 +139,16 @@ impl GuestClient for Client {
         self.with(|c| c.call(method, &path, body, now_ms))
     }
 
+    fn command(&self, json: String, now_ms: u64) -> Res<u64> {
+        self.with(|c| c.command_json(&json, now_ms))
+    }
+
+    fn queue_state(&self, now_ms: u64) -> String {
+        // Serialising plain numbers and strings cannot fail; "{}" is a non-trapping fallback.
+        self.with(|c| Ok(serde_json::to_string(&c.queue_state(now_ms)).unwrap_or_else(|_| "{}".into())))
+            .unwrap_or_else(|_| "{}".into())
+    }
+
     fn handle_response(&self, id: u64, response: HttpResponse, now_ms: u64) -> Res<()> {
         let response =
             crate::io::response_from_parts(response.status, &response.headers, response.body).map_err(err)?;

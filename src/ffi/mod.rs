@@ -15,12 +15,14 @@
 
 mod boundary;
 mod chats;
+mod chats_rest;
 #[cfg(test)]
 mod header_check;
 #[cfg(test)]
 mod tests;
 
 pub use chats::*;
+pub use chats_rest::*;
 
 use crate::ChatsClient;
 use crate::io::Output;

@@ -332,3 +332,28 @@ fn pump_drives_register_login_refresh_whoami_against_the_sandbox() {
         ml_chats_free(h);
     }
 }
+
+#[test]
+fn typed_commands_and_queue_state_through_the_c_abi() {
+    let h = new_client();
+    let mut call = 0u64;
+    // No identity yet: the command is understood but refused.
+    let rc = unsafe { ml_chats_command(h, c"{\"op\":\"friends\"}".as_ptr(), NOW, &mut call) };
+    assert_eq!(rc, ML_NOT_REGISTERED, "{}", last_error());
+    for bad in [c"{\"op\":\"nope\"}", c"not json", c"{\"op\":\"profile_patch\"}"] {
+        let rc = unsafe { ml_chats_command(h, bad.as_ptr(), NOW, &mut call) };
+        assert_eq!(rc, ML_INVALID_ARGUMENT, "{bad:?}");
+    }
+    assert!(last_error().contains("ml_chats_command"));
+    assert_eq!(unsafe { ml_chats_command(h, null(), NOW, &mut call) }, ML_NULL_POINTER);
+    assert_eq!(unsafe { ml_chats_command(h, c"{\"op\":\"friends\"}".as_ptr(), NOW, null_mut()) }, ML_NULL_POINTER);
+    assert_eq!(unsafe { ml_chats_command(h, c"\xff".as_ptr(), NOW, &mut call) }, ML_INVALID_UTF8);
+
+    let mut needed = 0;
+    assert_eq!(unsafe { ml_chats_queue_state(h, NOW, null_mut(), 0, &mut needed) }, ML_BUFFER_TOO_SMALL);
+    let mut buf = vec![0u8; needed + 1];
+    assert_eq!(unsafe { ml_chats_queue_state(h, NOW, buf.as_mut_ptr(), buf.len(), &mut needed) }, ML_OK);
+    let state: serde_json::Value = serde_json::from_slice(&buf[..needed]).unwrap();
+    assert_eq!(state, serde_json::json!({"waiting":0,"in_flight":0,"next_release_ms":null,"buckets":[]}));
+    unsafe { ml_chats_free(h) };
+}

@@ -87,6 +87,8 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
         "ml_chats_refresh": (c_int32, [handle, c_uint64]),
         "ml_chats_whoami": (c_int32, [handle, c_uint64, POINTER(c_uint64)]),
         "ml_chats_call": (c_int32, [handle, c_char_p, c_char_p, c_char_p, c_uint64, POINTER(c_uint64)]),
+        "ml_chats_command": (c_int32, [handle, c_char_p, c_uint64, POINTER(c_uint64)]),
+        "ml_chats_queue_state": (c_int32, [handle, c_uint64, *out_buf]),
         "ml_chats_handle_response": (c_int32, [handle, c_uint64, c_uint16, c_char_p, c_char_p, c_size_t, c_uint64]),
         "ml_chats_handle_transport_error": (c_int32, [handle, c_uint64, c_char_p, c_uint64]),
         "ml_chats_handle_timeout": (c_int32, [handle, c_uint64]),
