@@ -74,6 +74,8 @@ enum ChatsCommand {
         #[command(flatten)]
         common: Common,
     },
+    #[command(flatten)]
+    Social(chats_cli::SocialCommand),
 }
 
 fn main() -> ExitCode {
@@ -147,6 +149,7 @@ fn run_chats(command: ChatsCommand) -> Result<(), String> {
             let event = host.run_until(&mut client, LIMIT, ends_auth)?;
             print_outcome(&common, &event)
         }
+        ChatsCommand::Social(command) => chats_cli::run(command),
         ChatsCommand::Whoami { common } => {
             let (mut client, mut host) = open(&common)?;
             let call = client.whoami(now_ms()).map_err(|e| e.to_string())?;
