@@ -59,6 +59,15 @@
 // Output kind: an event for the agent.
 #define ML_OUTPUT_EVENT 3
 
+// Output kind: open a WebSocket (`conn` in `id`; URL in the meta, carrying the token).
+#define ML_OUTPUT_WS_OPEN 4
+
+// Output kind: send the body as a text frame on connection `id`.
+#define ML_OUTPUT_WS_SEND 5
+
+// Output kind: close connection `id` (code and reason in the meta).
+#define ML_OUTPUT_WS_CLOSE 6
+
 // An opaque MoltChats client. Create with `ml_chats_new`, destroy with `ml_chats_free`.
 typedef struct MlChats MlChats;
 
@@ -93,6 +102,16 @@ typedef struct MlCallbacks {
     void (*persist)(void *ctx, uint64_t ticket, const uint8_t *bytes, size_t len);
     // An event for the agent, as JSON `{"type":"authenticated",…}`.
     void (*emit_event)(void *ctx, const char *event_json);
+    // Optional (NULL unless the realtime session is used): a WebSocket output of `kind`
+    // `ML_OUTPUT_WS_OPEN` (meta `{"kind":"ws_open","conn":N,"url":"…?token=…"}`: secret),
+    // `ML_OUTPUT_WS_SEND` (the text frame is `body`) or `ML_OUTPUT_WS_CLOSE` (meta has `code`).
+    // Report back with `ml_chats_handle_ws_open/frame/closed`.
+    void (*ws)(void *ctx,
+               uint32_t kind,
+               uint64_t conn,
+               const char *meta_json,
+               const uint8_t *body,
+               size_t body_len);
 } MlCallbacks;
 
 #ifdef __cplusplus
@@ -208,6 +227,52 @@ const char *ml_error_code_name(int32_t code);
 
 // The library version (`"0.1.0"`). The string is static: do not free it.
 const char *ml_version(void);
+
+// Use this WebSocket base (`ws://…`/`wss://…`) instead of the default (the API base with
+// `/api/v1` replaced by `/ws`, http→ws, https→wss).
+int32_t ml_chats_set_ws_base(struct MlChats *handle, const char *url);
+
+// Start the realtime session: it connects once a token is usable (never without one),
+// reconnects by itself, and stays up until `ml_chats_disconnect`.
+int32_t ml_chats_connect(struct MlChats *handle, uint64_t now_ms);
+
+// Stop the realtime session (closes the socket).
+int32_t ml_chats_disconnect(struct MlChats *handle, uint64_t now_ms);
+
+// Subscribe to channels: `channels_json` is `["id", …]`. Kept across reconnects.
+int32_t ml_chats_subscribe(struct MlChats *handle, const char *channels_json, uint64_t now_ms);
+
+// Unsubscribe from channels: `channels_json` is `["id", …]`.
+int32_t ml_chats_unsubscribe(struct MlChats *handle, const char *channels_json, uint64_t now_ms);
+
+// Send a message over the socket (1-4000 characters, checked here). `content_type` may be
+// NULL (`"text"`). `*send_id` identifies the later `message_sent`/`send_failed` event.
+int32_t ml_chats_send_message(struct MlChats *handle,
+                              const char *channel,
+                              const char *content,
+                              const char *content_type,
+                              uint64_t now_ms,
+                              uint64_t *send_id);
+
+// Tell a channel the agent is typing.
+int32_t ml_chats_typing(struct MlChats *handle, const char *channel, uint64_t now_ms);
+
+// WebSocket `conn` (from an `ML_OUTPUT_WS_OPEN`) is open.
+int32_t ml_chats_handle_ws_open(struct MlChats *handle, uint64_t conn, uint64_t now_ms);
+
+// A text frame (`text`/`len`, UTF-8) arrived on `conn`.
+int32_t ml_chats_handle_ws_frame(struct MlChats *handle,
+                                 uint64_t conn,
+                                 const uint8_t *text,
+                                 size_t len,
+                                 uint64_t now_ms);
+
+// `conn` closed or failed to open (`code` 1006 when unknown; `reason` may be NULL).
+int32_t ml_chats_handle_ws_closed(struct MlChats *handle,
+                                  uint64_t conn,
+                                  uint16_t code,
+                                  const char *reason,
+                                  uint64_t now_ms);
 
 // A typed MoltChats command as JSON, e.g. `{"op":"history","channel_id":"…","limit":50}`
 // (ops and fields: `ChatsCommand` in src/chats/rest.rs, README). It is checked before

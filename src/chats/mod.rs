@@ -4,15 +4,17 @@
 //! revoked/expired (typically racing a rotation) is retried once with the next token.
 
 pub mod limiter;
+pub mod realtime;
 pub mod rest;
 
 pub use limiter::{Bucket, BucketState, Limits, RateHeaders};
+pub use realtime::{RealtimeConfig, RealtimeEvent};
 pub use rest::{ChatsCommand, ChatsResult};
 
 use crate::auth::session::is_credential_rejection;
 use crate::auth::{AuthSession, RefreshPolicy};
 use crate::error::{Error, ErrorCode, Result};
-use crate::io::{json_outcome, json_request, ApiError, CallId, Event, Outbox, Output, RequestId, Ticket};
+use crate::io::{json_outcome, json_request, ApiError, CallId, ConnId, Event, Outbox, Output, RequestId, Ticket};
 use std::collections::BTreeMap;
 
 #[cfg(test)]
@@ -50,6 +52,14 @@ struct Call {
     admitted_at: Option<u64>,
     /// A `throttled` event was reported for the current wait.
     reported: bool,
+    /// Made by the realtime session (backfill, pending poll): its result goes back there.
+    purpose: Option<Purpose>,
+}
+
+#[derive(Debug, Clone)]
+enum Purpose {
+    Backfill { channel: String, epoch: u64 },
+    Pending,
 }
 
 /// Events of the MoltChats client beyond the shared auth/call ones (wrapped in [`Event::Chats`]).
@@ -63,6 +73,9 @@ pub enum ChatsEvent {
     /// A call waits for a rate-limit bucket (pre-emptively, or requeued after the server
     /// refused it: `rejected`). It is never dropped; it goes out at `until_ms` or later.
     Throttled { call_id: CallId, bucket: Bucket, until_ms: u64, waiting: usize, rejected: bool },
+    /// The realtime session (tagged by its own `type`).
+    #[serde(untagged)]
+    Realtime(RealtimeEvent),
 }
 
 /// What is waiting for the rate limiter, for hosts (`queue_state`).
@@ -74,6 +87,8 @@ pub struct QueueState {
     /// When the limiter next lets a waiting call go (Unix ms); absent when none is held.
     pub next_release_ms: Option<u64>,
     pub buckets: Vec<BucketState>,
+    /// Realtime sends not yet acknowledged (queued, awaiting an ack, or being verified).
+    pub ws_sends: usize,
 }
 
 #[derive(Debug)]
@@ -85,6 +100,9 @@ pub struct ChatsClient {
     limiter: limiter::Limiter,
     /// The earliest time a throttled call can go (recomputed by every dispatch).
     next_release: Option<u64>,
+    realtime: realtime::Realtime,
+    /// The latest time the host gave us (for deadlines computed in `poll_output`).
+    now_ms: u64,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -103,6 +121,7 @@ impl ChatsClient {
     /// file is left untouched.
     pub fn new(config: ChatsConfig) -> Result<Self> {
         let session = AuthSession::new(config.api_base.as_deref(), config.credentials.as_deref(), config.seed, config.refresh)?;
+        let session_base = session.api_base().to_owned();
         Ok(Self {
             session,
             out: Outbox::default(),
@@ -110,6 +129,8 @@ impl ChatsClient {
             next_call: 0,
             limiter: limiter::Limiter::new(Limits::default()),
             next_release: None,
+            realtime: realtime::Realtime::new(realtime::default_ws_base(&session_base), config.seed, RealtimeConfig::default()),
+            now_ms: 0,
         })
     }
 
@@ -142,6 +163,7 @@ impl ChatsClient {
             in_flight: self.calls.len() - waiting,
             next_release_ms: self.next_release.filter(|_| waiting > 0),
             buckets: self.limiter.snapshot(now_ms),
+            ws_sends: self.realtime.outstanding_sends(),
         }
     }
 
@@ -203,11 +225,104 @@ impl ChatsClient {
         }
         self.next_call += 1;
         let id = self.next_call;
-        let call = Call { method, path, body, retried: false, in_flight: None, command, buckets, admitted_at: None, reported: false };
+        let call = Call { method, path, body, retried: false, in_flight: None, command, buckets, admitted_at: None, reported: false, purpose: None };
         self.calls.insert(id, call);
         self.session.ensure(now_ms, &mut self.out);
         self.dispatch(now_ms);
         Ok(id)
+    }
+
+    // ---- realtime -------------------------------------------------------------------
+
+    /// The WebSocket base in use (default: the API base with `/api/v1` → `/ws`, http → ws).
+    pub fn ws_base(&self) -> &str {
+        self.realtime.ws_base()
+    }
+
+    /// Use this WebSocket base (`ws://` or `wss://`) instead of the default.
+    pub fn set_ws_base(&mut self, ws_base: &str) -> Result<()> {
+        let trimmed = ws_base.trim();
+        let uri: http::Uri = trimmed.parse().map_err(|_| Error::invalid_argument(format!("invalid WebSocket URL: {trimmed}")))?;
+        if !matches!(uri.scheme_str(), Some("ws") | Some("wss")) || uri.host().is_none() {
+            return Err(Error::invalid_argument(format!("WebSocket base must be a ws(s) URL: {trimmed}")));
+        }
+        let config = RealtimeConfig::default();
+        self.realtime = realtime::Realtime::new(trimmed.to_owned(), [0; 32], config);
+        Ok(())
+    }
+
+    /// Tune the realtime session's timers (tests, hosts with special needs).
+    pub fn set_realtime_config(&mut self, config: RealtimeConfig) {
+        self.realtime.set_config(config);
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.realtime.is_connected()
+    }
+
+    /// Start (or restart after a fatal close) the realtime session. It connects once a token is
+    /// usable (never without one) and stays connected until `disconnect`.
+    pub fn connect(&mut self, now_ms: u64) -> Result<()> {
+        if !self.session.is_registered() {
+            return Err(Error::new(ErrorCode::NotRegistered, "no agent identity: register first or load credentials"));
+        }
+        self.session.ensure(now_ms, &mut self.out);
+        self.with_realtime(now_ms, |rt, io| rt.connect(now_ms, io));
+        self.dispatch(now_ms);
+        Ok(())
+    }
+
+    pub fn disconnect(&mut self, now_ms: u64) {
+        self.with_realtime(now_ms, |rt, io| rt.disconnect(io));
+        self.dispatch(now_ms);
+    }
+
+    /// Subscribe to channels (kept across reconnects, with backfill).
+    pub fn subscribe(&mut self, channels: &[String], now_ms: u64) -> Result<()> {
+        for c in channels {
+            rest::ChatsCommand::History { channel_id: c.clone(), limit: None, before: None }.request()?;
+        }
+        self.with_realtime(now_ms, |rt, io| rt.subscribe(channels, now_ms, io));
+        self.dispatch(now_ms);
+        Ok(())
+    }
+
+    pub fn unsubscribe(&mut self, channels: &[String], now_ms: u64) {
+        self.with_realtime(now_ms, |rt, io| rt.unsubscribe(channels, now_ms, io));
+        self.dispatch(now_ms);
+    }
+
+    /// Send a message over the socket (checked first: 1-4000 characters). The outcome is a
+    /// `message_sent` / `send_failed` event with the returned id; it is never dropped.
+    pub fn send_message(&mut self, channel: &str, content: &str, content_type: Option<&str>, now_ms: u64) -> Result<CallId> {
+        let check = rest::ChatsCommand::MessageSend { channel_id: channel.to_owned(), content: content.to_owned(), content_type: None };
+        check.request()?;
+        let id = self.with_realtime(now_ms, |rt, io| rt.send(channel, content.to_owned(), content_type.map(str::to_owned), now_ms, io));
+        self.dispatch(now_ms);
+        Ok(id)
+    }
+
+    pub fn typing(&mut self, channel: &str, now_ms: u64) {
+        self.with_realtime(now_ms, |rt, io| rt.typing(channel, now_ms, io));
+        self.dispatch(now_ms);
+    }
+
+    /// The host's WebSocket `conn` is open.
+    pub fn handle_ws_open(&mut self, conn: ConnId, now_ms: u64) {
+        self.with_realtime(now_ms, |rt, io| rt.handle_open(conn, now_ms, io));
+        self.dispatch(now_ms);
+    }
+
+    /// A text frame arrived on `conn`.
+    pub fn handle_ws_frame(&mut self, conn: ConnId, text: &str, now_ms: u64) {
+        self.with_realtime(now_ms, |rt, io| rt.handle_frame(conn, text, now_ms, io));
+        self.dispatch(now_ms);
+    }
+
+    /// `conn` closed (by the server, the network, or a failed open; 1006 when unknown).
+    pub fn handle_ws_closed(&mut self, conn: ConnId, code: u16, reason: &str, now_ms: u64) {
+        self.with_realtime(now_ms, |rt, io| rt.handle_closed(conn, code, reason, now_ms, io));
+        self.dispatch(now_ms);
     }
 
     // ---- inputs ---------------------------------------------------------------------
@@ -236,10 +351,8 @@ impl ChatsClient {
     /// The next thing to do; `Output::Wait` when there is nothing until a deadline.
     pub fn poll_output(&mut self) -> Output {
         self.out.pop().unwrap_or_else(|| {
-            let until_ms = match (self.session.next_deadline(), self.next_release) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            let realtime = self.realtime.deadline(&mut self.limiter, self.now_ms);
+            let until_ms = [self.session.next_deadline(), self.next_release, realtime].into_iter().flatten().min();
             Output::Wait { until_ms }
         })
     }
@@ -298,40 +411,105 @@ impl ChatsClient {
                 call.retried = true;
                 self.session.reject_token(generation, now_ms, &mut self.out);
             }
-            Err(error) => {
-                self.calls.remove(&call_id);
-                self.out.event(Event::CallFailed { call_id, error });
-            }
-            Ok((status, body)) => {
+            outcome => {
                 let call = self.calls.remove(&call_id).expect("call exists");
-                let event = match call.command {
-                    None => Event::CallSucceeded { call_id, status, body },
-                    Some(command) => match rest::parse_result(&command, &body) {
-                        Ok(result) => Event::Chats(ChatsEvent::CommandSucceeded {
-                            call_id,
-                            op: command.op().to_owned(),
-                            status,
-                            result,
-                            untrusted: rest::untrusted_fields(&command),
-                        }),
-                        Err(message) => Event::CallFailed { call_id, error: ApiError { status, code: None, message } },
-                    },
-                };
-                self.out.event(event);
+                self.finish(call_id, call, outcome, now_ms);
             }
         }
     }
 
-    /// Send every waiting call if a token is usable; fail them if auth needs the human.
+    /// Report a finished call: an event for the host, or back to the realtime session.
+    fn finish(&mut self, call_id: CallId, call: Call, outcome: std::result::Result<(u16, serde_json::Value), ApiError>, now_ms: u64) {
+        let typed = match (&call.command, outcome) {
+            (None, Ok((status, body))) => return self.out.event(Event::CallSucceeded { call_id, status, body }),
+            (_, Err(error)) => Err(error),
+            (Some(command), Ok((status, body))) => rest::parse_result(command, &body)
+                .map(|result| (status, result))
+                .map_err(|message| ApiError { status, code: None, message }),
+        };
+        match call.purpose {
+            Some(Purpose::Backfill { channel, epoch }) => {
+                let result = typed.map(|(_, r)| r).map_err(|e| e.to_string());
+                self.with_realtime(now_ms, |rt, io| rt.on_history(&channel, epoch, result, now_ms, io));
+            }
+            Some(Purpose::Pending) => {
+                let result = typed.map(|(_, r)| r).map_err(|e| e.to_string());
+                self.with_realtime(now_ms, |rt, io| rt.on_pending(result, io));
+            }
+            None => self.out.event(match typed {
+                Ok((status, result)) => {
+                    let command = call.command.expect("typed results come from commands");
+                    Event::Chats(ChatsEvent::CommandSucceeded {
+                        call_id,
+                        op: command.op().to_owned(),
+                        status,
+                        untrusted: rest::untrusted_fields(&command),
+                        result,
+                    })
+                }
+                Err(error) => Event::CallFailed { call_id, error },
+            }),
+        }
+    }
+
+    /// Run the realtime session with what it needs, then queue the REST calls it asked for
+    /// and pass a rejected token on to the auth session.
+    fn with_realtime<R>(&mut self, now_ms: u64, f: impl FnOnce(&mut realtime::Realtime, &mut realtime::Io) -> R) -> R {
+        let mut needs = Vec::new();
+        let mut reject = None;
+        let token = self.session.token(now_ms).map(|t| (&t.jwt, t.generation));
+        let mut io = realtime::Io {
+            out: &mut self.out,
+            limiter: &mut self.limiter,
+            token,
+            agent_id: self.session.agent_id(),
+            needs: &mut needs,
+            reject_generation: &mut reject,
+        };
+        let r = f(&mut self.realtime, &mut io);
+        if let Some(generation) = reject {
+            self.session.reject_token(generation, now_ms, &mut self.out);
+        }
+        if self.realtime.needs_token() && self.session.token(now_ms).is_none() {
+            self.session.ensure(now_ms, &mut self.out);
+        }
+        for need in needs {
+            let (command, purpose) = match need {
+                realtime::Need::History { channel, epoch, command } => (command, Purpose::Backfill { channel, epoch }),
+                realtime::Need::Pending { command } => (command, Purpose::Pending),
+            };
+            let Ok(prepared) = command.request() else { continue };
+            let mut buckets = vec![Bucket::Api];
+            buckets.extend(prepared.buckets);
+            self.next_call += 1;
+            let call = Call {
+                method: prepared.method,
+                path: prepared.path,
+                body: prepared.body,
+                retried: false,
+                in_flight: None,
+                command: Some(command),
+                buckets,
+                admitted_at: None,
+                reported: false,
+                purpose: Some(purpose),
+            };
+            self.calls.insert(self.next_call, call);
+        }
+        r
+    }
+
+    /// Let the realtime session act, then send every waiting call if a token is usable (or
+    /// fail them if auth needs the human).
     fn dispatch(&mut self, now_ms: u64) {
+        self.now_ms = self.now_ms.max(now_ms);
+        self.with_realtime(now_ms, |rt, io| rt.step(now_ms, io));
         if self.session.is_failed() {
             let waiting: Vec<CallId> = self.calls.iter().filter(|(_, c)| c.in_flight.is_none()).map(|(k, _)| *k).collect();
             for call_id in waiting {
-                self.calls.remove(&call_id);
-                self.out.event(Event::CallFailed {
-                    call_id,
-                    error: ApiError::transport("not authenticated: authentication failed (see auth_failed)"),
-                });
+                let call = self.calls.remove(&call_id).expect("listed above");
+                let error = ApiError::transport("not authenticated: authentication failed (see auth_failed)");
+                self.finish(call_id, call, Err(error), now_ms);
             }
             return;
         }
@@ -391,8 +569,8 @@ impl ChatsClient {
             self.out.event(Event::Chats(ChatsEvent::Throttled { call_id, bucket, until_ms, waiting, rejected: false }));
         }
         for (call_id, e) in failed {
-            self.calls.remove(&call_id);
-            self.out.event(Event::CallFailed { call_id, error: ApiError::transport(e.message) });
+            let call = self.calls.remove(&call_id).expect("listed above");
+            self.finish(call_id, call, Err(ApiError::transport(e.message)), now_ms);
         }
     }
 }

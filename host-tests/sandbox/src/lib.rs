@@ -187,6 +187,46 @@ impl Sandbox {
         self.lock().moltchats.auth.expire_refresh(refresh_token)
     }
 
+    /// MoltChats WS: open a session (`?token=` value, if any) at `now_ms`.
+    pub fn ws_open(&self, token: Option<&str>, now_ms: u64) -> moltchats::gateway::SessionId {
+        let mut g = self.lock();
+        let st = &mut *g;
+        st.ctx.now_ms = now_ms;
+        st.moltchats.gateway.open(&st.ctx, &mut st.moltchats.auth, token)
+    }
+
+    /// MoltChats WS: a text frame from the client of session `id`.
+    pub fn ws_receive(&self, id: moltchats::gateway::SessionId, text: &str, now_ms: u64) {
+        let mut g = self.lock();
+        let st = &mut *g;
+        st.ctx.now_ms = now_ms;
+        let m = &mut st.moltchats;
+        m.gateway.receive(&mut st.ctx, &mut m.auth, &mut m.social, id, text);
+    }
+
+    /// MoltChats WS: time passes (idle timeouts, revoked tokens) at `now_ms`.
+    pub fn ws_tick(&self, now_ms: u64) {
+        let mut g = self.lock();
+        let st = &mut *g;
+        st.ctx.now_ms = now_ms;
+        st.moltchats.gateway.tick(&st.ctx, &st.moltchats.auth);
+    }
+
+    /// MoltChats WS: frames (and a close) queued for session `id`.
+    pub fn ws_drain(&self, id: moltchats::gateway::SessionId) -> Vec<moltchats::gateway::WsOut> {
+        self.lock().moltchats.gateway.drain(id)
+    }
+
+    /// MoltChats WS: the client side of session `id` is gone.
+    pub fn ws_closed(&self, id: moltchats::gateway::SessionId) {
+        self.lock().moltchats.gateway.closed(id)
+    }
+
+    /// MoltChats WS: the server closes session `id` with `code` (fault hook).
+    pub fn ws_close(&self, id: moltchats::gateway::SessionId, code: u16, reason: &str) {
+        self.lock().moltchats.gateway.close(id, code, reason)
+    }
+
     /// MoltChats: revoke one access token by its `jti` (requests with it get 401 TOKEN_REVOKED).
     pub fn revoke_access_token_jti(&self, jti: &str) {
         self.lock().moltchats.auth.revoke_jti(jti)

@@ -277,5 +277,6 @@ pub fn describe(event: &ChatsEvent) -> String {
             let why = if *rejected { "the server said rate limited" } else { "holding back" };
             format!("call #{call_id} waits {secs:.1} s for the {bucket} limit ({why}; {waiting} waiting)")
         }
+        ChatsEvent::Realtime(event) => serde_json::to_string(event).expect("events serialise"),
     }
 }

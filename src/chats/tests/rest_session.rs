@@ -50,6 +50,7 @@ impl World {
                 }
                 Output::Persist { ticket, .. } => a.client.handle_persisted(ticket, self.now).unwrap(),
                 Output::Event(e) => a.events.push(e),
+                other @ (Output::WsOpen { .. } | Output::WsSend { .. } | Output::WsClose { .. }) => panic!("unexpected {other:?}"),
                 Output::Wait { until_ms } => return until_ms,
             }
         }

@@ -5,6 +5,7 @@
 //! sibling modules with their own state field in [`State`] and arms in [`handle`].
 
 pub mod auth;
+pub mod gateway;
 pub mod social;
 
 use http::{Request, Response};
@@ -17,6 +18,7 @@ use crate::common::{ApiError, ApiResult, path_and_query, route_not_found, segmen
 pub struct State {
     pub auth: auth::AuthState,
     pub social: social::SocialState,
+    pub gateway: gateway::Gateway,
 }
 
 /// Route a request whose path had `/moltchats/api/v1` stripped (`sub_path` like `/agents/@me`).
@@ -28,6 +30,9 @@ pub fn handle(
 ) -> Response<Vec<u8>> {
     let segs = segments(sub_path);
     if let Some(result) = st.social.handle(ctx, &mut st.auth, req, &segs) {
+        for m in std::mem::take(&mut st.social.fresh) {
+            st.gateway.broadcast(&st.auth, &m, None);
+        }
         return result.unwrap_or_else(ApiError::into_response);
     }
     let result: ApiResult = match (req.method().as_str(), segs.as_slice()) {

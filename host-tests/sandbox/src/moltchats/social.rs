@@ -137,6 +137,8 @@ pub struct SocialState {
     pub rate_limited: u64,
     /// Messages stored, across REST and WS.
     pub messages_stored: u64,
+    /// Messages stored since the gateway last broadcast them.
+    pub fresh: Vec<MessageRow>,
 }
 
 impl Default for SocialState {
@@ -153,6 +155,7 @@ impl Default for SocialState {
             windows: HashMap::new(),
             rate_limited: 0,
             messages_stored: 0,
+            fresh: Vec::new(),
         };
         s.servers.insert(
             SEED_SERVER_ID.into(),
@@ -531,6 +534,7 @@ impl SocialState {
         self.message_channel.insert(row.id.clone(), channel_id.to_owned());
         self.messages.entry(channel_id.to_owned()).or_default().push(row.clone());
         self.messages_stored += 1;
+        self.fresh.push(row.clone());
         Ok(row)
     }
 
