@@ -416,7 +416,7 @@ mod tests {
         while !queue.is_empty() {
             steps += 1;
             assert!(steps < 10_000, "livelock");
-            match l.admit(&[ch.clone()], now) {
+            match l.admit(std::slice::from_ref(&ch), now) {
                 Ok(()) => {
                     if server.hit(now) {
                         l.accepted(&ch);

@@ -144,6 +144,9 @@ struct Backfill {
     collected: Vec<Message>,
     ids: HashSet<String>,
     in_flight: bool,
+    /// Page size of the next request (raised when a whole page shares one timestamp).
+    limit: u32,
+    before: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -379,7 +382,7 @@ impl Realtime {
                 ch.confirmed = true;
                 emit(io, RealtimeEvent::Subscribed { channel: c.clone() });
                 if ch.cursor.is_some() || ch.limbo.is_some() {
-                    ch.backfill = Some(Backfill { epoch, in_flight: true, ..Default::default() });
+                    ch.backfill = Some(Backfill { epoch, in_flight: true, limit: page, ..Default::default() });
                     io.needs.push(Need::History { channel: c.clone(), epoch, command: history(&c, page, None) });
                 }
             }
@@ -503,12 +506,14 @@ impl Realtime {
             None => Link::NeedToken,
         };
         emit(io, RealtimeEvent::Disconnected { code, reason: reason.to_owned(), retry_at_ms: retry_at_ms.or(Some(now_ms)) });
-        self.step(now_ms, io);
+        // After a 4001 the token in `io` is the rejected one: wait for the owner's next step.
+        if code != 4001 {
+            self.step(now_ms, io);
+        }
     }
 
     /// A backfill page (or its failure) for `channel` on connection `epoch`.
     pub fn on_history(&mut self, channel: &str, epoch: u64, result: Result<ChatsResult, String>, now_ms: u64, io: &mut Io) {
-        let page = self.config.page;
         let remember = self.config.remember;
         let Some(ch) = self.channels.get_mut(channel) else { return };
         let Some(bf) = ch.backfill.as_mut() else { return };
@@ -527,13 +532,11 @@ impl Realtime {
                 return;
             }
         };
-        let full = messages.len() >= page as usize;
-        let mut fresh = 0;
+        let full = messages.len() >= bf.limit as usize;
         for m in &messages {
             if let Some(id) = &m.id
                 && bf.ids.insert(id.clone())
             {
-                fresh += 1;
                 bf.collected.push(m.clone());
             }
         }
@@ -543,14 +546,31 @@ impl Realtime {
         };
         let edge = messages.last().and_then(|m| m.created_at.clone());
         if !reached && full && let Some(edge) = edge {
-            // Include the edge's timestamp again (ties may continue on the next page); if a
-            // whole page was ties already seen, step past them.
-            let before = match ms_of(&edge) {
-                Some(ms) if fresh > 0 => iso_of(ms + 1),
-                _ => edge,
+            // `before` is exclusive and timestamp-only, so messages sharing the edge's timestamp
+            // may continue on the next page: ask again from just after the edge (dedupe by id).
+            // That moves the bound down whenever the page spans several timestamps. A page that
+            // is one timestamp throughout is retried once at the largest page size; only a tie
+            // group larger than that can be stepped over (reported as a gap).
+            let uniform = messages.iter().all(|m| m.created_at.as_deref() == Some(edge.as_str()));
+            let next = match ms_of(&edge) {
+                Some(ms) if !uniform => Some(iso_of(ms + 1)),
+                Some(_) if bf.limit < super::rest::limits::PAGE => {
+                    bf.limit = super::rest::limits::PAGE;
+                    bf.before.clone()
+                }
+                _ => {
+                    let event = RealtimeEvent::ServerError {
+                        code: "BACKFILL_GAP".into(),
+                        message: format!("more than {} messages share the timestamp {edge}: some may be skipped", bf.limit),
+                        channel: Some(channel.to_owned()),
+                    };
+                    io.out.event(Event::Chats(super::ChatsEvent::Realtime(event)));
+                    Some(edge)
+                }
             };
+            bf.before = next.clone();
             bf.in_flight = true;
-            io.needs.push(Need::History { channel: channel.to_owned(), epoch, command: history(channel, page, Some(before)) });
+            io.needs.push(Need::History { channel: channel.to_owned(), epoch, command: history(channel, bf.limit, next) });
             return;
         }
         // Done: oldest first, from just after the cursor.

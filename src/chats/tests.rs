@@ -117,6 +117,9 @@ use crate::io::AuthHow;
 /// Every REST command and the rate limiter, whole-session against the sandbox.
 mod rest_session;
 
+/// The realtime session against the sandbox's WebSocket gateway, on a virtual clock.
+mod realtime_session;
+
 #[test]
 fn register_login_and_whoami() {
     let mut h = Harness::new(fast_config());

@@ -34,11 +34,13 @@ function bind(path) {
   const SendHttp = koffi.proto('void MlSendHttp(void *ctx, uint64_t id, const char *meta_json, const uint8_t *body, size_t body_len)');
   const Persist = koffi.proto('void MlPersist(void *ctx, uint64_t ticket, const uint8_t *bytes, size_t len)');
   const EmitEvent = koffi.proto('void MlEmitEvent(void *ctx, const char *event_json)');
+  const Ws = koffi.proto('void MlWs(void *ctx, uint32_t kind, uint64_t conn, const char *meta_json, const uint8_t *body, size_t body_len)');
   const MlCallbacks = koffi.struct('MlCallbacks', {
     ctx: 'void *',
     send_http: koffi.pointer(SendHttp),
     persist: koffi.pointer(Persist),
     emit_event: koffi.pointer(EmitEvent),
+    ws: koffi.pointer(Ws),
   });
   void MlChats;
   void MlOutput;
@@ -227,7 +229,7 @@ class NativeBackend {
     try {
       const hasDeadline = [0];
       const deadline = [0];
-      const callbacks = { ctx: null, send_http: registered[0], persist: registered[1], emit_event: registered[2] };
+      const callbacks = { ctx: null, send_http: registered[0], persist: registered[1], emit_event: registered[2], ws: null };
       check(ml, ml.pump(this.#handle(), callbacks, hasDeadline, deadline));
       if (failure) throw failure;
       return hasDeadline[0] ? num(deadline[0]) : null;

@@ -45,6 +45,7 @@ class MlOutput(Structure):
 SEND_HTTP = CFUNCTYPE(None, c_void_p, c_uint64, c_char_p, c_void_p, c_size_t)
 PERSIST = CFUNCTYPE(None, c_void_p, c_uint64, c_void_p, c_size_t)
 EMIT_EVENT = CFUNCTYPE(None, c_void_p, c_char_p)
+WS = CFUNCTYPE(None, c_void_p, c_uint32, c_uint64, c_char_p, c_void_p, c_size_t)
 
 
 class MlCallbacks(Structure):
@@ -53,6 +54,8 @@ class MlCallbacks(Structure):
         ("send_http", SEND_HTTP),
         ("persist", PERSIST),
         ("emit_event", EMIT_EVENT),
+        # Realtime outputs; NULL unless the realtime session is used.
+        ("ws", WS),
     ]
 
 

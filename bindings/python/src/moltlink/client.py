@@ -299,7 +299,7 @@ class ChatsClient:
         def on_event(_ctx: Any, event: bytes) -> None:
             guarded(emit_event, json.loads(event))
 
-        callbacks = _ffi.MlCallbacks(None, _ffi.SEND_HTTP(on_http), _ffi.PERSIST(on_persist), _ffi.EMIT_EVENT(on_event))
+        callbacks = _ffi.MlCallbacks(None, _ffi.SEND_HTTP(on_http), _ffi.PERSIST(on_persist), _ffi.EMIT_EVENT(on_event), _ffi.WS())
         has_deadline, deadline = c_int32(0), c_uint64(0)
         _check(self._lib.ml_chats_pump(self._h, byref(callbacks), byref(has_deadline), byref(deadline)))
         if errors:
