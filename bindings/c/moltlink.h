@@ -59,6 +59,15 @@
 // Output kind: an event for the agent.
 #define ML_OUTPUT_EVENT 3
 
+// Output kind: open a WebSocket (`conn` in `id`; URL in the meta, carrying the token).
+#define ML_OUTPUT_WS_OPEN 4
+
+// Output kind: send the body as a text frame on connection `id`.
+#define ML_OUTPUT_WS_SEND 5
+
+// Output kind: close connection `id` (code and reason in the meta).
+#define ML_OUTPUT_WS_CLOSE 6
+
 // An opaque MoltChats client. Create with `ml_chats_new`, destroy with `ml_chats_free`.
 typedef struct MlChats MlChats;
 
@@ -96,6 +105,16 @@ typedef struct MlCallbacks {
     void (*persist)(void *ctx, uint64_t ticket, const uint8_t *bytes, size_t len);
     // An event for the agent, as JSON `{"type":"authenticated",…}`.
     void (*emit_event)(void *ctx, const char *event_json);
+    // Optional (NULL unless the realtime session is used): a WebSocket output of `kind`
+    // `ML_OUTPUT_WS_OPEN` (meta `{"kind":"ws_open","conn":N,"url":"…?token=…"}`: secret),
+    // `ML_OUTPUT_WS_SEND` (the text frame is `body`) or `ML_OUTPUT_WS_CLOSE` (meta has `code`).
+    // Report back with `ml_chats_handle_ws_open/frame/closed`.
+    void (*ws)(void *ctx,
+               uint32_t kind,
+               uint64_t conn,
+               const char *meta_json,
+               const uint8_t *body,
+               size_t body_len);
 } MlCallbacks;
 
 #ifdef __cplusplus
@@ -283,6 +302,70 @@ int32_t ml_dm_pump(struct MlDm *handle,
                    const struct MlCallbacks *callbacks,
                    int32_t *has_deadline,
                    uint64_t *deadline_ms);
+
+// Use this WebSocket base (`ws://…`/`wss://…`) instead of the default (the API base with
+// `/api/v1` replaced by `/ws`, http→ws, https→wss).
+int32_t ml_chats_set_ws_base(struct MlChats *handle, const char *url);
+
+// Start the realtime session: it connects once a token is usable (never without one),
+// reconnects by itself, and stays up until `ml_chats_disconnect`.
+int32_t ml_chats_connect(struct MlChats *handle, uint64_t now_ms);
+
+// Stop the realtime session (closes the socket).
+int32_t ml_chats_disconnect(struct MlChats *handle, uint64_t now_ms);
+
+// Subscribe to channels: `channels_json` is `["id", …]`. Kept across reconnects.
+int32_t ml_chats_subscribe(struct MlChats *handle, const char *channels_json, uint64_t now_ms);
+
+// Unsubscribe from channels: `channels_json` is `["id", …]`.
+int32_t ml_chats_unsubscribe(struct MlChats *handle, const char *channels_json, uint64_t now_ms);
+
+// Send a message over the socket (1-4000 characters, checked here). `content_type` may be
+// NULL (`"text"`). `*send_id` identifies the later `message_sent`/`send_failed` event.
+int32_t ml_chats_send_message(struct MlChats *handle,
+                              const char *channel,
+                              const char *content,
+                              const char *content_type,
+                              uint64_t now_ms,
+                              uint64_t *send_id);
+
+// Tell a channel the agent is typing.
+int32_t ml_chats_typing(struct MlChats *handle, const char *channel, uint64_t now_ms);
+
+// WebSocket `conn` (from an `ML_OUTPUT_WS_OPEN`) is open.
+int32_t ml_chats_handle_ws_open(struct MlChats *handle, uint64_t conn, uint64_t now_ms);
+
+// A text frame (`text`/`len`, UTF-8) arrived on `conn`.
+int32_t ml_chats_handle_ws_frame(struct MlChats *handle,
+                                 uint64_t conn,
+                                 const uint8_t *text,
+                                 size_t len,
+                                 uint64_t now_ms);
+
+// `conn` closed or failed to open (`code` 1006 when unknown; `reason` may be NULL).
+int32_t ml_chats_handle_ws_closed(struct MlChats *handle,
+                                  uint64_t conn,
+                                  uint16_t code,
+                                  const char *reason,
+                                  uint64_t now_ms);
+
+// A typed MoltChats command as JSON, e.g. `{"op":"history","channel_id":"…","limit":50}`
+// (ops and fields: `ChatsCommand` in src/chats/rest.rs, README). It is checked before
+// anything is sent: a bad op, field or length is `ML_INVALID_ARGUMENT`. `*call_id`
+// identifies the later `command_succeeded` (typed `result`) or `call_failed` event.
+int32_t ml_chats_command(struct MlChats *handle,
+                         const char *command_json,
+                         uint64_t now_ms,
+                         uint64_t *call_id);
+
+// The rate-limit queue as JSON: `{"waiting":N,"in_flight":N,"next_release_ms":T|null,
+// "buckets":[{"bucket":"api","limit":100,"period_ms":60000,"used":3,"next_free_ms":null},…]}`.
+// Same buffer rules as `ml_chats_output_meta`.
+int32_t ml_chats_queue_state(struct MlChats *handle,
+                             uint64_t now_ms,
+                             uint8_t *buf,
+                             size_t cap,
+                             size_t *needed);
 
 #ifdef __cplusplus
 }  // extern "C"

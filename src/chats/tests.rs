@@ -53,6 +53,7 @@ impl Harness {
                     self.loggable.push(serde_json::to_string(&event).unwrap());
                     self.events.push(event);
                 }
+                other @ (Output::WsOpen { .. } | Output::WsSend { .. } | Output::WsClose { .. }) => panic!("unexpected {other:?}"),
                 Output::Wait { until_ms } => return until_ms,
             }
         }
@@ -112,6 +113,12 @@ fn fast_config() -> SandboxConfig {
 }
 
 use crate::io::AuthHow;
+
+/// Every REST command and the rate limiter, whole-session against the sandbox.
+mod rest_session;
+
+/// The realtime session against the sandbox's WebSocket gateway, on a virtual clock.
+mod realtime_session;
 
 #[test]
 fn register_login_and_whoami() {
@@ -308,6 +315,7 @@ fn a_call_rejected_twice_fails_instead_of_looping() {
                 h.client.handle_persisted(ticket, h.now).unwrap();
             }
             Output::Event(e) => h.events.push(e),
+            other @ (Output::WsOpen { .. } | Output::WsSend { .. } | Output::WsClose { .. }) => panic!("unexpected {other:?}"),
             Output::Wait { .. } => break,
         }
     }
@@ -369,6 +377,7 @@ fn transient_failures_back_off_and_recover() {
                 h.client.handle_persisted(ticket, h.now).unwrap();
             }
             Output::Event(_) => {}
+            other @ (Output::WsOpen { .. } | Output::WsSend { .. } | Output::WsClose { .. }) => panic!("unexpected {other:?}"),
             Output::Wait { until_ms } => {
                 let at = until_ms.expect("a retry is scheduled");
                 deadlines.push(at - h.now);
@@ -483,6 +492,7 @@ mod random_input {
                             h.client.handle_persisted(ticket, h.now).unwrap();
                         }
                         Output::Event(_) => {}
+                        other @ (Output::WsOpen { .. } | Output::WsSend { .. } | Output::WsClose { .. }) => panic!("unexpected {other:?}"),
                         Output::Wait { until_ms } => match until_ms {
                             Some(at) => { h.now = at.max(h.now); h.client.handle_timeout(h.now); }
                             None => break,

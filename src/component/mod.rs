@@ -23,6 +23,7 @@ use exports::moltlink::core::chats::{Guest, GuestClient};
 use moltlink::core::host;
 use moltlink::core::types::{
     Error as WitError, ErrorCode as WitCode, HttpRequest, HttpResponse, Output as WitOutput, PersistRequest,
+    WsCloseRequest, WsOpenRequest, WsSendRequest,
 };
 
 struct Component;
@@ -95,6 +96,9 @@ impl<C: SansIo> Driven<C> {
                 WitOutput::Http(request) => host::send_http(&request),
                 WitOutput::Persist(p) => host::persist(p.ticket, &p.bytes),
                 WitOutput::Event(json) => host::emit_event(&json),
+                WitOutput::WsOpen(r) => host::ws_open(&r),
+                WitOutput::WsSend(r) => host::ws_send(&r),
+                WitOutput::WsClose(r) => host::ws_close(&r),
             }
         }
     }
@@ -153,6 +157,9 @@ fn output(out: Output) -> WitOutput {
         // Serialising an `Event` (strings, numbers, a JSON value) cannot fail; an empty
         // object is a non-panicking fallback all the same.
         Output::Event(event) => WitOutput::Event(serde_json::to_string(&event).unwrap_or_else(|_| "{}".into())),
+        Output::WsOpen { conn, url } => WitOutput::WsOpen(WsOpenRequest { conn, url: url.expose().clone() }),
+        Output::WsSend { conn, text } => WitOutput::WsSend(WsSendRequest { conn, text }),
+        Output::WsClose { conn, code, reason } => WitOutput::WsClose(WsCloseRequest { conn, code, reason }),
     }
 }
 
@@ -192,6 +199,47 @@ impl GuestClient for Client {
             None => None,
         };
         self.inner.with(|c| c.call(method, &path, body, now_ms))
+    }
+
+    fn command(&self, json: String, now_ms: u64) -> Res<u64> {
+        self.inner.with(|c| c.command_json(&json, now_ms))
+    }
+
+    fn queue_state(&self, now_ms: u64) -> String {
+        // Serialising plain numbers and strings cannot fail; "{}" is a non-trapping fallback.
+        self.inner.with(|c| Ok(serde_json::to_string(&c.queue_state(now_ms)).unwrap_or_else(|_| "{}".into())))
+            .unwrap_or_else(|_| "{}".into())
+    }
+
+    fn set_ws_base(&self, url: String) -> Res<()> {
+        self.inner.with(|c| c.set_ws_base(&url))
+    }
+    fn connect(&self, now_ms: u64) -> Res<()> {
+        self.inner.with(|c| c.connect(now_ms))
+    }
+    fn disconnect(&self, now_ms: u64) {
+        let _ = self.inner.with(|c| Ok(c.disconnect(now_ms)));
+    }
+    fn subscribe(&self, channels: Vec<String>, now_ms: u64) -> Res<()> {
+        self.inner.with(|c| c.subscribe(&channels, now_ms))
+    }
+    fn unsubscribe(&self, channels: Vec<String>, now_ms: u64) {
+        let _ = self.inner.with(|c| Ok(c.unsubscribe(&channels, now_ms)));
+    }
+    fn send_message(&self, channel: String, content: String, content_type: Option<String>, now_ms: u64) -> Res<u64> {
+        self.inner.with(|c| c.send_message(&channel, &content, content_type.as_deref(), now_ms))
+    }
+    fn typing(&self, channel: String, now_ms: u64) {
+        let _ = self.inner.with(|c| Ok(c.typing(&channel, now_ms)));
+    }
+    fn handle_ws_open(&self, conn: u64, now_ms: u64) {
+        let _ = self.inner.with(|c| Ok(c.handle_ws_open(conn, now_ms)));
+    }
+    fn handle_ws_frame(&self, conn: u64, text: String, now_ms: u64) {
+        let _ = self.inner.with(|c| Ok(c.handle_ws_frame(conn, &text, now_ms)));
+    }
+    fn handle_ws_closed(&self, conn: u64, code: u16, reason: String, now_ms: u64) {
+        let _ = self.inner.with(|c| Ok(c.handle_ws_closed(conn, code, &reason, now_ms)));
     }
 
     fn handle_response(&self, id: u64, response: HttpResponse, now_ms: u64) -> Res<()> {

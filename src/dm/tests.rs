@@ -52,6 +52,7 @@ impl Agent {
                     self.client.handle_response(id, response, now).unwrap();
                 }
                 Output::Persist { .. } => panic!("the DM client persists nothing"),
+                Output::WsOpen { .. } | Output::WsSend { .. } | Output::WsClose { .. } => panic!("the DM client opens no WebSocket"),
                 Output::Event(event) => {
                     self.loggable.push(serde_json::to_string(&event).unwrap());
                     self.events.push(event);

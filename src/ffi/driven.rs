@@ -66,6 +66,7 @@ fn describe(output: &Output, meta_len: usize) -> MlOutput {
         Output::Persist { ticket, .. } => (*ticket, None),
         Output::Event(_) => (0, None),
         Output::Wait { until_ms } => (0, *until_ms),
+        Output::WsOpen { conn, .. } | Output::WsSend { conn, .. } | Output::WsClose { conn, .. } => (*conn, None),
     };
     MlOutput {
         kind: output.kind_code(),
@@ -162,6 +163,16 @@ pub(crate) unsafe fn pump<H: Deref<Target = Handle<C>>, C: SansIo>(
                 Output::Event(event) => {
                     let json = to_cstring(serde_json::to_string(event).expect("events serialise"))?;
                     unsafe { emit_event(cb.ctx, json.as_ptr()) };
+                }
+                Output::WsOpen { .. } | Output::WsSend { .. } | Output::WsClose { .. } => {
+                    let Some(ws) = cb.ws else {
+                        return Err(Error::invalid_state("a WebSocket output needs the `ws` callback (the realtime session was started)"));
+                    };
+                    let meta = to_cstring(output.meta_json())?;
+                    let body = output.body();
+                    unsafe { ws(cb.ctx, output.kind_code(), describe(&output, 0).id, meta.as_ptr(), body.as_ptr(), body.len()) };
+                    // The open's URL carries the access token.
+                    zeroize::Zeroize::zeroize(&mut meta.into_bytes());
                 }
             }
         }

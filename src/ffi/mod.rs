@@ -17,6 +17,8 @@ mod boundary;
 mod chats;
 mod dm;
 mod driven;
+mod chats_realtime;
+mod chats_rest;
 #[cfg(test)]
 mod header_check;
 #[cfg(test)]
@@ -26,6 +28,8 @@ mod dm_tests;
 
 pub use chats::*;
 pub use dm::*;
+pub use chats_realtime::*;
+pub use chats_rest::*;
 
 use crate::{ChatsClient, DmClient};
 use crate::io::Output;
@@ -116,6 +120,13 @@ pub struct MlCallbacks {
     pub persist: Option<unsafe extern "C" fn(ctx: *mut c_void, ticket: u64, bytes: *const u8, len: usize)>,
     /// An event for the agent, as JSON `{"type":"authenticated",…}`.
     pub emit_event: Option<unsafe extern "C" fn(ctx: *mut c_void, event_json: *const c_char)>,
+    /// Optional (NULL unless the realtime session is used): a WebSocket output of `kind`
+    /// `ML_OUTPUT_WS_OPEN` (meta `{"kind":"ws_open","conn":N,"url":"…?token=…"}`: secret),
+    /// `ML_OUTPUT_WS_SEND` (the text frame is `body`) or `ML_OUTPUT_WS_CLOSE` (meta has `code`).
+    /// Report back with `ml_chats_handle_ws_open/frame/closed`.
+    pub ws: Option<
+        unsafe extern "C" fn(ctx: *mut c_void, kind: u32, conn: u64, meta_json: *const c_char, body: *const u8, body_len: usize),
+    >,
 }
 
 /// Success.
@@ -153,3 +164,9 @@ pub const ML_OUTPUT_HTTP: u32 = 1;
 pub const ML_OUTPUT_PERSIST: u32 = 2;
 /// Output kind: an event for the agent.
 pub const ML_OUTPUT_EVENT: u32 = 3;
+/// Output kind: open a WebSocket (`conn` in `id`; URL in the meta, carrying the token).
+pub const ML_OUTPUT_WS_OPEN: u32 = 4;
+/// Output kind: send the body as a text frame on connection `id`.
+pub const ML_OUTPUT_WS_SEND: u32 = 5;
+/// Output kind: close connection `id` (code and reason in the meta).
+pub const ML_OUTPUT_WS_CLOSE: u32 = 6;

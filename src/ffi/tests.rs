@@ -111,7 +111,7 @@ fn null_pointers_are_refused() {
         assert_eq!(ml_chats_is_authenticated(h, NOW, null_mut()), ML_NULL_POINTER);
         assert_eq!(ml_chats_agent_id(h, null_mut(), 0, null_mut()), ML_NULL_POINTER);
         assert_eq!(ml_chats_handle_response(h, 1, 200, null(), null(), 3, NOW), ML_NULL_POINTER);
-        let empty = MlCallbacks { ctx: null_mut(), send_http: None, persist: None, emit_event: None };
+        let empty = MlCallbacks { ctx: null_mut(), send_http: None, persist: None, emit_event: None, ws: None };
         assert_eq!(ml_chats_pump(h, &empty, &mut flag, &mut id), ML_NULL_POINTER);
         ml_chats_free(h);
     }
@@ -274,6 +274,7 @@ fn drive(h: *mut MlChats, host: &mut Host, sandbox: &moltlink_sandbox::Sandbox, 
         send_http: Some(send_http),
         persist: Some(persist),
         emit_event: Some(emit_event),
+        ws: None,
     };
     for _ in 0..50 {
         let (mut has_deadline, mut deadline) = (0, 0);
@@ -331,4 +332,29 @@ fn pump_drives_register_login_refresh_whoami_against_the_sandbox() {
         assert!(needed > 0);
         ml_chats_free(h);
     }
+}
+
+#[test]
+fn typed_commands_and_queue_state_through_the_c_abi() {
+    let h = new_client();
+    let mut call = 0u64;
+    // No identity yet: the command is understood but refused.
+    let rc = unsafe { ml_chats_command(h, c"{\"op\":\"friends\"}".as_ptr(), NOW, &mut call) };
+    assert_eq!(rc, ML_NOT_REGISTERED, "{}", last_error());
+    for bad in [c"{\"op\":\"nope\"}", c"not json", c"{\"op\":\"profile_patch\"}"] {
+        let rc = unsafe { ml_chats_command(h, bad.as_ptr(), NOW, &mut call) };
+        assert_eq!(rc, ML_INVALID_ARGUMENT, "{bad:?}");
+    }
+    assert!(last_error().contains("ml_chats_command"));
+    assert_eq!(unsafe { ml_chats_command(h, null(), NOW, &mut call) }, ML_NULL_POINTER);
+    assert_eq!(unsafe { ml_chats_command(h, c"{\"op\":\"friends\"}".as_ptr(), NOW, null_mut()) }, ML_NULL_POINTER);
+    assert_eq!(unsafe { ml_chats_command(h, c"\xff".as_ptr(), NOW, &mut call) }, ML_INVALID_UTF8);
+
+    let mut needed = 0;
+    assert_eq!(unsafe { ml_chats_queue_state(h, NOW, null_mut(), 0, &mut needed) }, ML_BUFFER_TOO_SMALL);
+    let mut buf = vec![0u8; needed + 1];
+    assert_eq!(unsafe { ml_chats_queue_state(h, NOW, buf.as_mut_ptr(), buf.len(), &mut needed) }, ML_OK);
+    let state: serde_json::Value = serde_json::from_slice(&buf[..needed]).unwrap();
+    assert_eq!(state, serde_json::json!({"waiting":0,"in_flight":0,"next_release_ms":null,"buckets":[],"ws_sends":0}));
+    unsafe { ml_chats_free(h) };
 }

@@ -15,6 +15,9 @@ pub enum AuthHow {
     Challenge,
 }
 
+// Events are transient (drained by the host as they come), so the size of the largest variant
+// costs nothing per idle session.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
@@ -41,4 +44,7 @@ pub enum Event {
     /// Moltbook DM events (`{"type":"dm_…"}`), see [`crate::dm::DmEvent`].
     #[serde(untagged)]
     Dm(crate::dm::DmEvent),
+    /// MoltChats events (typed command results, rate-limit queueing…), tagged by their own `type`.
+    #[serde(untagged)]
+    Chats(crate::chats::ChatsEvent),
 }

@@ -21,6 +21,8 @@ pub type RequestId = u64;
 pub type Ticket = u64;
 /// Identifies one command whose result arrives later as an event.
 pub type CallId = u64;
+/// Identifies one WebSocket connection the host opened for the core.
+pub type ConnId = u64;
 
 /// Largest response body the core accepts; bigger bodies are treated as a failed response.
 pub const MAX_RESPONSE_BYTES: usize = 1 << 20;
@@ -36,6 +38,14 @@ pub enum Output {
     Event(Event),
     /// Nothing to do now; call `handle_timeout` at `until_ms` (Unix ms) if it is set.
     Wait { until_ms: Option<u64> },
+    /// Open a WebSocket to `url` (its query carries the access token: never log it), then call
+    /// `handle_ws_open(conn)`, `handle_ws_frame(conn, text)` per text frame, and
+    /// `handle_ws_closed(conn, code, reason)` when it closes or fails (code 1006 if unknown).
+    WsOpen { conn: ConnId, url: Secret<String> },
+    /// Send this text frame on connection `conn`.
+    WsSend { conn: ConnId, text: String },
+    /// Close connection `conn` with this code; no `handle_ws_closed` is needed afterwards.
+    WsClose { conn: ConnId, code: u16, reason: String },
 }
 
 /// Bodies are left out: they carry tokens and keys.
@@ -46,6 +56,9 @@ impl std::fmt::Debug for Output {
             Output::Persist { ticket, bytes } => write!(f, "Persist #{ticket} ({} bytes)", bytes.expose().len()),
             Output::Event(event) => write!(f, "Event {event:?}"),
             Output::Wait { until_ms } => write!(f, "Wait {until_ms:?}"),
+            Output::WsOpen { conn, .. } => write!(f, "WsOpen #{conn}"),
+            Output::WsSend { conn, text } => write!(f, "WsSend #{conn} ({} bytes)", text.len()),
+            Output::WsClose { conn, code, reason } => write!(f, "WsClose #{conn} {code} {reason}"),
         }
     }
 }
@@ -76,6 +89,18 @@ impl Outbox {
     }
     pub fn event(&mut self, event: Event) {
         self.queue.push_back(Output::Event(event));
+    }
+    /// Queue a WebSocket open and return the connection id its inputs must carry.
+    pub fn ws_open(&mut self, url: Secret<String>) -> ConnId {
+        let conn = self.next();
+        self.queue.push_back(Output::WsOpen { conn, url });
+        conn
+    }
+    pub fn ws_send(&mut self, conn: ConnId, text: String) {
+        self.queue.push_back(Output::WsSend { conn, text });
+    }
+    pub fn ws_close(&mut self, conn: ConnId, code: u16, reason: &str) {
+        self.queue.push_back(Output::WsClose { conn, code, reason: reason.to_owned() });
     }
     pub fn pop(&mut self) -> Option<Output> {
         self.queue.pop_front()
@@ -161,16 +186,25 @@ pub enum OutputMeta<'a> {
     Persist { ticket: Ticket },
     Event { event: &'a Event },
     Wait { until_ms: Option<u64> },
+    /// `url` carries the access token: treat it like the HTTP `authorization` header.
+    WsOpen { conn: ConnId, url: &'a str },
+    /// The frame's text is the output's body.
+    WsSend { conn: ConnId },
+    WsClose { conn: ConnId, code: u16, reason: &'a str },
 }
 
 impl Output {
-    /// Numeric kind shared with the C ABI and WIT: 0 wait, 1 http, 2 persist, 3 event.
+    /// Numeric kind shared with the C ABI and WIT: 0 wait, 1 http, 2 persist, 3 event,
+    /// 4 ws-open, 5 ws-send, 6 ws-close.
     pub fn kind_code(&self) -> u32 {
         match self {
             Output::Wait { .. } => 0,
             Output::Http { .. } => 1,
             Output::Persist { .. } => 2,
             Output::Event(_) => 3,
+            Output::WsOpen { .. } => 4,
+            Output::WsSend { .. } => 5,
+            Output::WsClose { .. } => 6,
         }
     }
 
@@ -189,6 +223,9 @@ impl Output {
             Output::Persist { ticket, .. } => OutputMeta::Persist { ticket: *ticket },
             Output::Event(event) => OutputMeta::Event { event },
             Output::Wait { until_ms } => OutputMeta::Wait { until_ms: *until_ms },
+            Output::WsOpen { conn, url } => OutputMeta::WsOpen { conn: *conn, url: url.expose() },
+            Output::WsSend { conn, .. } => OutputMeta::WsSend { conn: *conn },
+            Output::WsClose { conn, code, reason } => OutputMeta::WsClose { conn: *conn, code: *code, reason },
         }
     }
 
@@ -203,7 +240,8 @@ impl Output {
         match self {
             Output::Http { request, .. } => request.body(),
             Output::Persist { bytes, .. } => bytes.expose(),
-            Output::Event(_) | Output::Wait { .. } => &[],
+            Output::WsSend { text, .. } => text.as_bytes(),
+            Output::Event(_) | Output::Wait { .. } | Output::WsOpen { .. } | Output::WsClose { .. } => &[],
         }
     }
 }

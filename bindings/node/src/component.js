@@ -95,6 +95,12 @@ class ComponentBackend {
   call(method, path, bodyJson, nowMs) {
     return num(guard(() => this.#c.call(method, path, bodyJson ?? undefined, big(nowMs))));
   }
+  command(json, nowMs) {
+    return num(guard(() => this.#c.command(json, big(nowMs))));
+  }
+  queueState(nowMs) {
+    return JSON.parse(guard(() => this.#c.queueState(big(nowMs))));
+  }
   handleResponse(id, status, headers, body, nowMs) {
     guard(() => this.#c.handleResponse(big(id), { status, headers, body }, big(nowMs)));
   }

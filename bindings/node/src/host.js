@@ -37,3 +37,20 @@ export function persist(ticket, bytes) {
 export function emitEvent(eventJson) {
   target().emitEvent(eventJson);
 }
+
+/** Realtime outputs: only produced after `connect`. @param {{conn: bigint, url: string}} req */
+export function wsOpen(req) {
+  const t = target();
+  if (!t.ws) throw new Error('moltlink: a WebSocket output needs the `ws` pump callback');
+  t.ws({ kind: 'ws_open', conn: Number(req.conn), url: req.url });
+}
+
+/** @param {{conn: bigint, text: string}} req */
+export function wsSend(req) {
+  target().ws?.({ kind: 'ws_send', conn: Number(req.conn), text: req.text });
+}
+
+/** @param {{conn: bigint, code: number, reason: string}} req */
+export function wsClose(req) {
+  target().ws?.({ kind: 'ws_close', conn: Number(req.conn), code: req.code, reason: req.reason });
+}

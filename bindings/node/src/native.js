@@ -34,11 +34,13 @@ function bind(path) {
   const SendHttp = koffi.proto('void MlSendHttp(void *ctx, uint64_t id, const char *meta_json, const uint8_t *body, size_t body_len)');
   const Persist = koffi.proto('void MlPersist(void *ctx, uint64_t ticket, const uint8_t *bytes, size_t len)');
   const EmitEvent = koffi.proto('void MlEmitEvent(void *ctx, const char *event_json)');
+  const Ws = koffi.proto('void MlWs(void *ctx, uint32_t kind, uint64_t conn, const char *meta_json, const uint8_t *body, size_t body_len)');
   const MlCallbacks = koffi.struct('MlCallbacks', {
     ctx: 'void *',
     send_http: koffi.pointer(SendHttp),
     persist: koffi.pointer(Persist),
     emit_event: koffi.pointer(EmitEvent),
+    ws: koffi.pointer(Ws),
   });
   const MlDm = koffi.opaque('MlDm');
   void MlDm;
@@ -56,6 +58,8 @@ function bind(path) {
     refresh: f('int32_t ml_chats_refresh(MlChats *h, uint64_t now_ms)'),
     whoami: f('int32_t ml_chats_whoami(MlChats *h, uint64_t now_ms, _Out_ uint64_t *call_id)'),
     call: f('int32_t ml_chats_call(MlChats *h, const char *method, const char *path, const char *body_json, uint64_t now_ms, _Out_ uint64_t *call_id)'),
+    command: f('int32_t ml_chats_command(MlChats *h, const char *command_json, uint64_t now_ms, _Out_ uint64_t *call_id)'),
+    queueState: f('int32_t ml_chats_queue_state(MlChats *h, uint64_t now_ms, uint8_t *buf, size_t cap, _Out_ size_t *needed)'),
     handleResponse: f('int32_t ml_chats_handle_response(MlChats *h, uint64_t id, uint16_t status, const char *headers_json, const uint8_t *body, size_t body_len, uint64_t now_ms)'),
     handleTransportError: f('int32_t ml_chats_handle_transport_error(MlChats *h, uint64_t id, const char *message, uint64_t now_ms)'),
     handleTimeout: f('int32_t ml_chats_handle_timeout(MlChats *h, uint64_t now_ms)'),
@@ -173,6 +177,16 @@ class NativeBackend {
     check(this.#ml, this.#ml.call(this.#handle(), method, path, bodyJson, nowMs, id));
     return num(id[0]);
   }
+  command(json, nowMs) {
+    const id = [0];
+    check(this.#ml, this.#ml.command(this.#handle(), json, nowMs, id));
+    return num(id[0]);
+  }
+  queueState(nowMs) {
+    const h = this.#handle();
+    const read = (hh, buf, cap, needed) => this.#ml.queueState(hh, nowMs, buf, cap, needed);
+    return JSON.parse(decoder.decode(readBuffer(this.#ml, read, h, 256)));
+  }
   handleResponse(id, status, headers, body, nowMs) {
     check(this.#ml, this.#ml.handleResponse(this.#handle(), id, status, JSON.stringify(headers), toCBytes(body), body.length, nowMs));
   }
@@ -234,7 +248,7 @@ class NativeBackend {
     try {
       const hasDeadline = [0];
       const deadline = [0];
-      const callbacks = { ctx: null, send_http: registered[0], persist: registered[1], emit_event: registered[2] };
+      const callbacks = { ctx: null, send_http: registered[0], persist: registered[1], emit_event: registered[2], ws: null };
       check(ml, ml.pump(this.#handle(), callbacks, hasDeadline, deadline));
       if (failure) throw failure;
       return hasDeadline[0] ? num(deadline[0]) : null;

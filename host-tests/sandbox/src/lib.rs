@@ -35,6 +35,9 @@ pub use server::{BaseUrls, MAX_BODY_BYTES, Server, serve, serve_sandbox};
 pub const MOLTCHATS_API_PREFIX: &str = "/moltchats/api/v1";
 /// Path of the MoltChats WebSocket (stands for `wss://moltchats.com/ws`).
 pub const MOLTCHATS_WS_PATH: &str = "/moltchats/ws";
+/// Sandbox-only admin route: `POST` a JSON object of [`moltchats::social::Faults`] fields
+/// (camelCase) to flip fault switches over HTTP; answers with the full fault set.
+pub const MOLTCHATS_FAULTS_PATH: &str = "/_sandbox/moltchats/faults";
 /// Path prefix of the Moltbook API (stands for `https://www.moltbook.com/api/v1`).
 pub const MOLTBOOK_API_PREFIX: &str = "/moltbook/api/v1";
 /// Path prefix of the Moltspaces API (stands for `https://api.moltspaces.com/v1`).
@@ -157,7 +160,10 @@ impl Sandbox {
         if let Some(sub) = strip_prefix(&path, moltbook::BARE_PREFIX) {
             return moltbook::handle_bare(&mut st.moltbook, &req, sub);
         }
-        // MOLTCHATS_WS_PATH, MOLTSPACES_API_PREFIX, MOLTSPACES_API_PREFIX: not emulated yet.
+        if path == MOLTCHATS_FAULTS_PATH && req.method() == http::Method::POST {
+            return moltchats_set_faults(st, req.body());
+        }
+        // MOLTSPACES_API_PREFIX: not emulated yet.
         common::route_not_found(req.method(), &common::path_and_query(&req))
     }
 
@@ -224,9 +230,68 @@ impl Sandbox {
         self.lock().moltchats.auth.expire_refresh(refresh_token)
     }
 
+    /// MoltChats WS: open a session (`?token=` value, if any) at `now_ms`.
+    pub fn ws_open(&self, token: Option<&str>, now_ms: u64) -> moltchats::gateway::SessionId {
+        let mut g = self.lock();
+        let st = &mut *g;
+        st.ctx.now_ms = now_ms;
+        st.moltchats.gateway.open(&st.ctx, &mut st.moltchats.auth, token)
+    }
+
+    /// MoltChats WS: a text frame from the client of session `id`.
+    pub fn ws_receive(&self, id: moltchats::gateway::SessionId, text: &str, now_ms: u64) {
+        let mut g = self.lock();
+        let st = &mut *g;
+        st.ctx.now_ms = now_ms;
+        let m = &mut st.moltchats;
+        m.gateway.receive(&mut st.ctx, &mut m.auth, &mut m.social, id, text);
+    }
+
+    /// MoltChats WS: time passes (idle timeouts, revoked tokens) at `now_ms`.
+    pub fn ws_tick(&self, now_ms: u64) {
+        let mut g = self.lock();
+        let st = &mut *g;
+        st.ctx.now_ms = now_ms;
+        st.moltchats.gateway.tick(&st.ctx, &st.moltchats.auth);
+    }
+
+    /// MoltChats WS: frames (and a close) queued for session `id`.
+    pub fn ws_drain(&self, id: moltchats::gateway::SessionId) -> Vec<moltchats::gateway::WsOut> {
+        self.lock().moltchats.gateway.drain(id)
+    }
+
+    /// MoltChats WS: the client side of session `id` is gone.
+    pub fn ws_closed(&self, id: moltchats::gateway::SessionId) {
+        self.lock().moltchats.gateway.closed(id)
+    }
+
+    /// MoltChats WS: the server closes session `id` with `code` (fault hook).
+    pub fn ws_close(&self, id: moltchats::gateway::SessionId, code: u16, reason: &str) {
+        self.lock().moltchats.gateway.close(id, code, reason)
+    }
+
     /// MoltChats: revoke one access token by its `jti` (requests with it get 401 TOKEN_REVOKED).
     pub fn revoke_access_token_jti(&self, jti: &str) {
         self.lock().moltchats.auth.revoke_jti(jti)
+    }
+}
+
+fn moltchats_set_faults(st: &mut SandboxState, body: &[u8]) -> Response<Vec<u8>> {
+    let current = serde_json::to_value(&st.moltchats.social.faults).expect("faults serialise");
+    let patch: serde_json::Value = match serde_json::from_slice(body) {
+        Ok(serde_json::Value::Object(p)) => serde_json::Value::Object(p),
+        _ => return common::ApiError::validation("body must be a JSON object of fault fields").into_response(),
+    };
+    let mut merged = current;
+    for (k, v) in patch.as_object().expect("checked above") {
+        merged[k] = v.clone();
+    }
+    match serde_json::from_value::<moltchats::social::Faults>(merged) {
+        Ok(f) => {
+            st.moltchats.social.faults = f;
+            common::json_response(200, &serde_json::to_value(&st.moltchats.social.faults).expect("faults serialise"))
+        }
+        Err(e) => common::ApiError::validation(format!("bad fault value: {e}")).into_response(),
     }
 }
 

@@ -64,6 +64,9 @@ impl NativeHost {
                         return Ok(event);
                     }
                 }
+                Output::WsOpen { .. } | Output::WsSend { .. } | Output::WsClose { .. } => {
+                    return Err("this command does not use the realtime session".into());
+                }
                 Output::Wait { until_ms } => {
                     let now = Instant::now();
                     if now >= give_up {

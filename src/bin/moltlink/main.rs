@@ -1,5 +1,6 @@
 //! `moltlink`: the native CLI. Real networking (ureq), credentials on disk, the sandbox.
 
+mod chats_cli;
 mod demo;
 mod dm;
 mod host;
@@ -81,6 +82,8 @@ enum ChatsCommand {
         #[command(flatten)]
         common: Common,
     },
+    #[command(flatten)]
+    Social(chats_cli::SocialCommand),
 }
 
 fn main() -> ExitCode {
@@ -155,6 +158,7 @@ fn run_chats(command: ChatsCommand) -> Result<(), String> {
             let event = host.run_until(&mut client, LIMIT, ends_auth)?;
             print_outcome(&common, &event)
         }
+        ChatsCommand::Social(command) => chats_cli::run(command),
         ChatsCommand::Whoami { common } => {
             let (mut client, mut host) = open(&common)?;
             let call = client.whoami(now_ms()).map_err(|e| e.to_string())?;
@@ -206,6 +210,7 @@ pub fn describe(event: &Event) -> String {
         Event::CallSucceeded { call_id, status, .. } => format!("call #{call_id} succeeded (HTTP {status})"),
         Event::CallFailed { call_id, error } => format!("call #{call_id} failed: {error}"),
         Event::Dm(event) => dm::describe(event),
+        Event::Chats(event) => chats_cli::describe(event),
     }
 }
 

@@ -45,6 +45,7 @@ class MlOutput(Structure):
 SEND_HTTP = CFUNCTYPE(None, c_void_p, c_uint64, c_char_p, c_void_p, c_size_t)
 PERSIST = CFUNCTYPE(None, c_void_p, c_uint64, c_void_p, c_size_t)
 EMIT_EVENT = CFUNCTYPE(None, c_void_p, c_char_p)
+WS = CFUNCTYPE(None, c_void_p, c_uint32, c_uint64, c_char_p, c_void_p, c_size_t)
 
 
 class MlCallbacks(Structure):
@@ -53,6 +54,8 @@ class MlCallbacks(Structure):
         ("send_http", SEND_HTTP),
         ("persist", PERSIST),
         ("emit_event", EMIT_EVENT),
+        # Realtime outputs; NULL unless the realtime session is used.
+        ("ws", WS),
     ]
 
 
@@ -87,6 +90,8 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
         "ml_chats_refresh": (c_int32, [handle, c_uint64]),
         "ml_chats_whoami": (c_int32, [handle, c_uint64, POINTER(c_uint64)]),
         "ml_chats_call": (c_int32, [handle, c_char_p, c_char_p, c_char_p, c_uint64, POINTER(c_uint64)]),
+        "ml_chats_command": (c_int32, [handle, c_char_p, c_uint64, POINTER(c_uint64)]),
+        "ml_chats_queue_state": (c_int32, [handle, c_uint64, *out_buf]),
         "ml_chats_handle_response": (c_int32, [handle, c_uint64, c_uint16, c_char_p, c_char_p, c_size_t, c_uint64]),
         "ml_chats_handle_transport_error": (c_int32, [handle, c_uint64, c_char_p, c_uint64]),
         "ml_chats_handle_timeout": (c_int32, [handle, c_uint64]),

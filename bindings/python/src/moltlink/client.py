@@ -203,7 +203,7 @@ class _Client:
         def on_event(_ctx: Any, event: bytes) -> None:
             guarded(emit_event, json.loads(event))
 
-        callbacks = _ffi.MlCallbacks(None, _ffi.SEND_HTTP(on_http), _ffi.PERSIST(on_persist), _ffi.EMIT_EVENT(on_event))
+        callbacks = _ffi.MlCallbacks(None, _ffi.SEND_HTTP(on_http), _ffi.PERSIST(on_persist), _ffi.EMIT_EVENT(on_event), _ffi.WS())
         has_deadline, deadline = c_int32(0), c_uint64(0)
         _check(self._fn("pump")(self._h, byref(callbacks), byref(has_deadline), byref(deadline)))
         if errors:
@@ -284,6 +284,39 @@ class ChatsClient(_Client):
 
     def handle_persisted(self, ticket: int, now_ms: Optional[int] = None) -> None:
         _check(self._lib.ml_chats_handle_persisted(self._h, ticket, _now(now_ms)))
+
+    def command(self, command: Mapping[str, Any], now_ms: Optional[int] = None) -> int:
+        """A typed MoltChats command, e.g. `{"op": "history", "channel_id": "c1", "limit": 50}`
+        (ops and fields: README, `ChatsCommand` in src/chats/rest.rs). Checked before anything is
+        sent (`MoltlinkError` INVALID_ARGUMENT). Returns the call id of the later
+        `command_succeeded` (typed `result`) / `call_failed` event. `None` values are omitted."""
+        if not isinstance(command, Mapping):
+            raise TypeError("command must be a mapping like {'op': 'friends'}")
+        payload = {k: v for k, v in command.items() if v is not None}
+        call_id = c_uint64(0)
+        _check(self._lib.ml_chats_command(self._h, _text(json.dumps(payload)), _now(now_ms), byref(call_id)))
+        return call_id.value
+
+    def queue_state(self, now_ms: Optional[int] = None) -> dict:
+        """The rate-limit queue: `{"waiting", "in_flight", "next_release_ms", "buckets": [...]}`."""
+        t = _now(now_ms)
+        return json.loads(self._read(lambda h, buf, cap, needed: self._lib.ml_chats_queue_state(h, t, buf, cap, needed)))
+
+    # Conveniences over `command` for the most common calls.
+    def send_message(self, channel_id: str, content: str, now_ms: Optional[int] = None) -> int:
+        return self.command({"op": "message_send", "channel_id": channel_id, "content": content}, now_ms)
+
+    def history(self, channel_id: str, limit: Optional[int] = None, before: Optional[str] = None, now_ms: Optional[int] = None) -> int:
+        return self.command({"op": "history", "channel_id": channel_id, "limit": limit, "before": before}, now_ms)
+
+    def browse_servers(self, now_ms: Optional[int] = None, **query: Any) -> int:
+        return self.command({"op": "servers_browse", **query}, now_ms)
+
+    def join_server(self, server_id: str, now_ms: Optional[int] = None) -> int:
+        return self.command({"op": "server_join", "server_id": server_id}, now_ms)
+
+    def pending(self, since: Optional[str] = None, now_ms: Optional[int] = None) -> int:
+        return self.command({"op": "pending", "since": since}, now_ms)
 
 
 def _now(value: Optional[int]) -> int:

@@ -5,6 +5,8 @@
 //! sibling modules with their own state field in [`State`] and arms in [`handle`].
 
 pub mod auth;
+pub mod gateway;
+pub mod social;
 
 use http::{Request, Response};
 
@@ -15,6 +17,8 @@ use crate::common::{ApiError, ApiResult, path_and_query, route_not_found, segmen
 #[derive(Default)]
 pub struct State {
     pub auth: auth::AuthState,
+    pub social: social::SocialState,
+    pub gateway: gateway::Gateway,
 }
 
 /// Route a request whose path had `/moltchats/api/v1` stripped (`sub_path` like `/agents/@me`).
@@ -25,6 +29,12 @@ pub fn handle(
     sub_path: &str,
 ) -> Response<Vec<u8>> {
     let segs = segments(sub_path);
+    if let Some(result) = st.social.handle(ctx, &mut st.auth, req, &segs) {
+        for m in std::mem::take(&mut st.social.fresh) {
+            st.gateway.broadcast(&st.auth, &m, None);
+        }
+        return result.unwrap_or_else(ApiError::into_response);
+    }
     let result: ApiResult = match (req.method().as_str(), segs.as_slice()) {
         ("POST", ["agents", "register"]) => st.auth.register(ctx, req),
         ("POST", ["agents", "verify"]) => st.auth.verify(ctx, req),

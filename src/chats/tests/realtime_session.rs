@@ -1,0 +1,498 @@
+//! The realtime session end to end against the sandbox's sans-IO WebSocket gateway and REST
+//! surface, with a virtual clock: reconnect storms, 4001 during a refresh, lost acks and
+//! dropped sockets, backfill across equal-timestamp page edges, tier limits over the socket.
+
+use super::{T0, open};
+use crate::chats::{ChatsCommand, ChatsEvent, RealtimeConfig, RealtimeEvent};
+use crate::io::{Event, Output};
+use crate::{CallId, ChatsClient};
+use moltlink_sandbox::moltchats::gateway::{SessionId, WsOut};
+use moltlink_sandbox::moltchats::social::{SEED_CHANNEL_ID, SEED_SERVER_ID};
+use moltlink_sandbox::{Sandbox, SandboxConfig};
+use std::collections::BTreeMap;
+
+const SEC: u64 = 1_000;
+const MINUTE: u64 = 60 * SEC;
+
+struct Agent {
+    client: ChatsClient,
+    events: Vec<Event>,
+    /// Host-side sockets: conn → sandbox session.
+    conns: BTreeMap<u64, SessionId>,
+    /// Every WsOpen's URL token, in order.
+    opened_with: Vec<String>,
+    /// Network switches: refuse every open; swallow sends (never reach the server).
+    refuse_opens: bool,
+    blackhole_sends: bool,
+    /// Every REST path sent.
+    sent: Vec<String>,
+}
+
+struct World {
+    sandbox: Sandbox,
+    now: u64,
+}
+
+fn channel() -> String {
+    SEED_CHANNEL_ID.to_owned()
+}
+
+impl World {
+    fn new() -> Self {
+        Self { sandbox: Sandbox::new(SandboxConfig::default()), now: T0 }
+    }
+
+    fn agent(&mut self, name: &str, seed: u8) -> Agent {
+        let mut a = Agent {
+            client: open(None, seed),
+            events: vec![],
+            conns: BTreeMap::new(),
+            opened_with: vec![],
+            refuse_opens: false,
+            blackhole_sends: false,
+            sent: vec![],
+        };
+        a.client.register(name, self.now).unwrap();
+        self.drain(&mut a);
+        let join = a.client.command(ChatsCommand::ServerJoin { server_id: SEED_SERVER_ID.into() }, self.now).unwrap();
+        self.drain(&mut a);
+        assert!(a.events.iter().any(|e| matches!(e, Event::Chats(ChatsEvent::CommandSucceeded { call_id, .. }) if *call_id == join)));
+        a
+    }
+
+    /// Deliver what the gateway queued for this agent's sockets.
+    fn flush(&mut self, a: &mut Agent) -> bool {
+        // The gateway reacts at once (revoked tokens, idle timeouts), like the real server.
+        self.sandbox.ws_tick(self.now);
+        let mut any = false;
+        for (conn, sid) in a.conns.clone() {
+            for out in self.sandbox.ws_drain(sid) {
+                any = true;
+                match out {
+                    WsOut::Text(text) => a.client.handle_ws_frame(conn, &text, self.now),
+                    WsOut::Close(code, reason) => {
+                        self.sandbox.ws_closed(sid);
+                        a.conns.remove(&conn);
+                        a.client.handle_ws_closed(conn, code, &reason, self.now);
+                        break;
+                    }
+                }
+            }
+        }
+        any
+    }
+
+    /// Serve everything until the agent waits and no frames are pending.
+    fn drain(&mut self, a: &mut Agent) -> Option<u64> {
+        for _ in 0..100_000 {
+            if self.flush(a) {
+                continue;
+            }
+            match a.client.poll_output() {
+                Output::Http { id, request } => {
+                    a.sent.push(request.uri().path().trim_start_matches("/moltchats/api/v1").to_owned());
+                    let response = self.sandbox.handle(request, self.now);
+                    a.client.handle_response(id, response, self.now).unwrap();
+                }
+                Output::Persist { ticket, .. } => a.client.handle_persisted(ticket, self.now).unwrap(),
+                Output::Event(e) => a.events.push(e),
+                Output::WsOpen { conn, url } => {
+                    let token = url.expose().split("token=").nth(1).map(str::to_owned);
+                    assert!(token.as_deref().is_some_and(|t| !t.is_empty()), "never connect without a token");
+                    a.opened_with.push(token.clone().unwrap());
+                    if a.refuse_opens {
+                        a.client.handle_ws_closed(conn, 1006, "connection refused", self.now);
+                        continue;
+                    }
+                    let sid = self.sandbox.ws_open(token.as_deref(), self.now);
+                    a.conns.insert(conn, sid);
+                    a.client.handle_ws_open(conn, self.now);
+                }
+                Output::WsSend { conn, text } => {
+                    if let Some(sid) = a.conns.get(&conn)
+                        && !a.blackhole_sends
+                    {
+                        self.sandbox.ws_receive(*sid, &text, self.now);
+                    }
+                }
+                Output::WsClose { conn, .. } => {
+                    if let Some(sid) = a.conns.remove(&conn) {
+                        self.sandbox.ws_closed(sid);
+                    }
+                }
+                Output::Wait { until_ms } => return until_ms,
+            }
+        }
+        panic!("livelock: no Wait after 100 000 outputs");
+    }
+
+    /// Advance the clock for several agents, firing deadlines (the gateway ticks too).
+    fn advance(&mut self, agents: &mut [&mut Agent], ms: u64) {
+        let end = self.now + ms;
+        loop {
+            let mut next = end;
+            for a in agents.iter_mut() {
+                if let Some(at) = self.drain(a) {
+                    next = next.min(at.max(self.now));
+                }
+            }
+            if next >= end {
+                break;
+            }
+            self.now = next.max(self.now);
+            self.sandbox.ws_tick(self.now);
+            for a in agents.iter_mut() {
+                a.client.handle_timeout(self.now);
+            }
+        }
+        self.now = end;
+        self.sandbox.ws_tick(self.now);
+        for a in agents.iter_mut() {
+            a.client.handle_timeout(self.now);
+            self.drain(a);
+        }
+    }
+
+    fn connect(&mut self, a: &mut Agent, channels: &[String]) {
+        a.client.connect(self.now).unwrap();
+        a.client.subscribe(channels, self.now).unwrap();
+        self.drain(a);
+        assert!(a.client.is_connected(), "{:?}", a.events.last());
+    }
+
+    /// Post over REST as `a` (another agent talking while we are away).
+    fn post(&mut self, a: &mut Agent, content: &str) {
+        let call = a.client.command(ChatsCommand::MessageSend { channel_id: channel(), content: content.into(), content_type: None }, self.now).unwrap();
+        self.drain(a);
+        assert!(a.events.iter().any(|e| matches!(e, Event::Chats(ChatsEvent::CommandSucceeded { call_id, .. }) if *call_id == call)));
+    }
+
+    /// Drop the agent's socket from the network side (no close frame reaches the server).
+    fn drop_socket(&mut self, a: &mut Agent) {
+        for (conn, sid) in std::mem::take(&mut a.conns) {
+            self.sandbox.ws_closed(sid);
+            a.client.handle_ws_closed(conn, 1006, "connection reset", self.now);
+        }
+    }
+
+    fn stored_contents(&self) -> Vec<String> {
+        self.sandbox.with_state(|s| s.moltchats.social.messages.get(SEED_CHANNEL_ID).map(|v| v.iter().map(|m| m.content.clone()).collect()).unwrap_or_default())
+    }
+}
+
+fn rt(a: &Agent) -> impl Iterator<Item = &RealtimeEvent> {
+    a.events.iter().filter_map(|e| match e {
+        Event::Chats(ChatsEvent::Realtime(r)) => Some(r),
+        _ => None,
+    })
+}
+
+/// Contents of delivered `message` events from others, in order.
+fn received(a: &Agent) -> Vec<String> {
+    rt(a).filter_map(|e| match e {
+        RealtimeEvent::Message { message, own: false, .. } => message.content.clone(),
+        _ => None,
+    })
+    .collect()
+}
+
+fn sent_ids(a: &Agent) -> Vec<(CallId, String)> {
+    rt(a).filter_map(|e| match e {
+        RealtimeEvent::MessageSent { send_id, id, .. } => Some((*send_id, id.clone())),
+        _ => None,
+    })
+    .collect()
+}
+
+fn disconnects(a: &Agent) -> Vec<(u16, Option<u64>)> {
+    rt(a).filter_map(|e| match e {
+        RealtimeEvent::Disconnected { code, retry_at_ms, .. } => Some((*code, *retry_at_ms)),
+        _ => None,
+    })
+    .collect()
+}
+
+#[test]
+fn live_messages_arrive_once_in_order_and_every_send_is_acked() {
+    let mut w = World::new();
+    let mut alice = w.agent("rt_alice", 1);
+    let mut bob = w.agent("rt_bob", 2);
+    w.connect(&mut alice, &[channel()]);
+    w.connect(&mut bob, &[channel()]);
+    let sends: Vec<CallId> = (0..5).map(|i| alice.client.send_message(&channel(), &format!("live {i}"), None, w.now).unwrap()).collect();
+    w.drain(&mut alice);
+    w.drain(&mut bob);
+    assert_eq!(sent_ids(&alice).iter().map(|(s, _)| *s).collect::<Vec<_>>(), sends);
+    assert_eq!(received(&bob), (0..5).map(|i| format!("live {i}")).collect::<Vec<_>>());
+    // Remote text and context are marked untrusted.
+    assert!(rt(&bob).any(|e| matches!(e, RealtimeEvent::Message { trust: "untrusted_remote_text", .. })));
+    assert!(rt(&bob).any(|e| matches!(e, RealtimeEvent::Context { trust: "untrusted_remote_text", .. })));
+    let json = serde_json::to_value(rt(&bob).find(|e| matches!(e, RealtimeEvent::Message { .. })).unwrap()).unwrap();
+    assert_eq!((json["type"].as_str(), json["trust"].as_str()), (Some("message"), Some("untrusted_remote_text")));
+    assert_eq!(alice.client.queue_state(w.now).ws_sends, 0);
+}
+
+#[test]
+fn an_idle_session_pings_inside_the_idle_timeout_for_an_hour() {
+    let mut w = World::new();
+    let mut a = w.agent("rt_idle", 1);
+    w.connect(&mut a, &[channel()]);
+    let frames_before = w.sandbox.with_state(|s| s.moltchats.gateway.frames_in);
+    w.advance(&mut [&mut a], 60 * MINUTE);
+    assert!(disconnects(&a).is_empty(), "{:?}", disconnects(&a));
+    assert!(a.client.is_connected());
+    let pings = w.sandbox.with_state(|s| s.moltchats.gateway.frames_in) - frames_before;
+    assert!((55..=70).contains(&pings), "{pings} pings in an hour (one a minute)");
+}
+
+#[test]
+fn ack_lost_then_socket_dropped_neither_duplicates_nor_loses_the_send() {
+    let mut w = World::new();
+    let mut a = w.agent("rt_lost", 1);
+    w.connect(&mut a, &[channel()]);
+    // 1. The server stores the message but its ack is lost; then the socket drops.
+    w.sandbox.with_state(|s| s.moltchats.social.faults.ws_lose_next_ack = true);
+    let s1 = a.client.send_message(&channel(), "stored, ack lost", None, w.now).unwrap();
+    w.drain(&mut a);
+    assert!(sent_ids(&a).is_empty());
+    w.drop_socket(&mut a);
+    w.advance(&mut [&mut a], 10 * SEC);
+    // 2. The server drops the socket right after storing (no ack at all).
+    w.sandbox.with_state(|s| s.moltchats.social.faults.ws_drop_on_next_send = true);
+    let s2 = a.client.send_message(&channel(), "stored, socket dropped", None, w.now).unwrap();
+    w.advance(&mut [&mut a], 10 * SEC);
+    // 3. The send never reaches the server, then the socket drops.
+    a.blackhole_sends = true;
+    let s3 = a.client.send_message(&channel(), "never arrived", None, w.now).unwrap();
+    w.drain(&mut a);
+    a.blackhole_sends = false;
+    w.drop_socket(&mut a);
+    w.advance(&mut [&mut a], 10 * SEC);
+    // 4. No ack and no close: the ack timeout notices.
+    a.blackhole_sends = true;
+    let s4 = a.client.send_message(&channel(), "silently swallowed", None, w.now).unwrap();
+    w.drain(&mut a);
+    a.blackhole_sends = false;
+    w.advance(&mut [&mut a], 60 * SEC);
+
+    let acked: Vec<CallId> = sent_ids(&a).iter().map(|(s, _)| *s).collect();
+    assert_eq!(acked, [s1, s2, s3, s4], "every send confirmed exactly once, in order");
+    assert_eq!(w.stored_contents(), ["stored, ack lost", "stored, socket dropped", "never arrived", "silently swallowed"], "no duplicate, no loss");
+    let ids: Vec<String> = sent_ids(&a).into_iter().map(|(_, id)| id).collect();
+    let stored_ids: Vec<String> = w.sandbox.with_state(|s| s.moltchats.social.messages[SEED_CHANNEL_ID].iter().map(|m| m.id.clone()).collect());
+    assert_eq!(ids, stored_ids, "adopted ids are the server's");
+    assert!(a.client.is_connected());
+    assert_eq!(a.client.queue_state(w.now).ws_sends, 0);
+}
+
+#[test]
+fn a_reconnect_storm_backs_off_capped_and_jittered_then_recovers_without_gaps() {
+    let mut w = World::new();
+    let mut a = w.agent("rt_storm", 1);
+    let mut b = w.agent("rt_storm_b", 2);
+    w.connect(&mut a, &[channel()]);
+    w.post(&mut b, "before the storm");
+    w.drain(&mut a);
+    w.drop_socket(&mut a);
+    a.refuse_opens = true;
+    let storm_start = w.now;
+    // 15 minutes of refused connections while others keep talking.
+    for i in 0..15 {
+        w.advance(&mut [&mut a], MINUTE);
+        w.post(&mut b, &format!("during the storm {i}"));
+    }
+    let waits: Vec<u64> = disconnects(&a).windows(2).map(|p| p[1].1.unwrap() - p[0].1.unwrap()).collect();
+    let attempts = a.opened_with.len() - 1;
+    assert!((15..=40).contains(&attempts), "{attempts} attempts in 15 minutes: no tight loop, no giving up");
+    assert!(waits.iter().all(|d| *d >= 400 && *d <= 60 * SEC + 1), "capped: {waits:?}");
+    let late: Vec<u64> = waits.iter().copied().filter(|d| *d >= 30 * SEC).collect();
+    assert!(late.len() >= 5, "reaches the cap: {waits:?}");
+    let distinct: std::collections::BTreeSet<u64> = late.iter().copied().collect();
+    assert!(distinct.len() >= late.len() - 1, "jittered, not in lockstep: {late:?}");
+    assert!(w.now - storm_start >= 15 * MINUTE);
+    // The network comes back: one reconnect, resubscribe, backfill — each message once, in order.
+    a.refuse_opens = false;
+    w.advance(&mut [&mut a], 2 * MINUTE);
+    assert!(a.client.is_connected());
+    let mut expected = vec!["before the storm".to_owned()];
+    expected.extend((0..15).map(|i| format!("during the storm {i}")));
+    assert_eq!(received(&a), expected);
+    w.post(&mut b, "after");
+    w.drain(&mut a);
+    assert_eq!(received(&a).last().map(String::as_str), Some("after"));
+    assert_eq!(received(&a).len(), 17);
+}
+
+#[test]
+fn close_4001_during_a_refresh_makes_one_refresh_and_reconnects_with_the_new_token() {
+    let mut w = World::new();
+    let mut a = w.agent("rt_4001", 1);
+    w.connect(&mut a, &[channel()]);
+    let first_token = a.opened_with[0].clone();
+    // A rotation starts; its request is in flight when the server closes the socket with 4001.
+    a.client.refresh(w.now).unwrap();
+    let (rid, request) = loop {
+        match a.client.poll_output() {
+            Output::Persist { ticket, .. } => a.client.handle_persisted(ticket, w.now).unwrap(),
+            Output::Http { id, request } => break (id, request),
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert!(request.uri().path().ends_with("/auth/refresh"));
+    let sid = *a.conns.values().next().unwrap();
+    w.sandbox.ws_close(sid, 4001, "Token revoked");
+    w.flush(&mut a);
+    // Nothing reconnects with the old token, and no second refresh starts.
+    loop {
+        match a.client.poll_output() {
+            Output::Wait { .. } => break,
+            Output::Event(e) => a.events.push(e),
+            Output::WsOpen { .. } => panic!("reconnected before the refresh finished"),
+            Output::Http { request, .. } => panic!("second auth request {}", request.uri()),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let response = w.sandbox.handle(request, w.now);
+    a.client.handle_response(rid, response, w.now).unwrap();
+    w.drain(&mut a);
+    assert!(a.client.is_connected());
+    assert_eq!(a.opened_with.len(), 2);
+    assert_ne!(a.opened_with[1], first_token, "reconnected with the new token");
+    assert_eq!(a.sent.iter().filter(|p| p.as_str() == "/auth/refresh").count(), 0, "the held refresh was the only one");
+    assert_eq!(w.sandbox.stats().refresh_calls, 1);
+    assert_eq!(disconnects(&a)[0].0, 4001);
+    // A rotation while connected revokes the socket's token: the gateway closes with 4001 and
+    // the session comes back on its own.
+    a.client.refresh(w.now).unwrap();
+    w.advance(&mut [&mut a], 5 * SEC);
+    assert!(a.client.is_connected());
+    assert_eq!(a.opened_with.len(), 3);
+    assert_eq!(w.sandbox.stats().refresh_reuse_rejections, 0);
+}
+
+#[test]
+fn backfill_crosses_page_edges_with_equal_timestamps_without_skipping() {
+    let mut w = World::new();
+    // Timestamps in whole seconds: many messages share one.
+    w.sandbox.with_state(|s| s.moltchats.social.faults.timestamp_granularity_ms = 1000);
+    let mut a = w.agent("rt_edges", 1);
+    let mut b = w.agent("rt_edges_b", 2);
+    a.client.set_realtime_config(RealtimeConfig { page: 3, ..RealtimeConfig::default() });
+    w.connect(&mut a, &[channel()]);
+    w.post(&mut b, "seen before");
+    w.drain(&mut a);
+    w.drop_socket(&mut a);
+    a.refuse_opens = true;
+    // Seven messages in one second, then three in the next, then two more a second later.
+    w.now += 2 * SEC;
+    let mut expected = vec!["seen before".to_owned()];
+    for (n, group) in [7, 3, 2].into_iter().enumerate() {
+        for i in 0..group {
+            let text = format!("group {n} #{i}");
+            w.post(&mut b, &text);
+            expected.push(text);
+        }
+        w.now += SEC;
+    }
+    a.refuse_opens = false;
+    w.advance(&mut [&mut a], 2 * MINUTE);
+    assert_eq!(received(&a), expected);
+    assert!(!rt(&a).any(|e| matches!(e, RealtimeEvent::ServerError { .. })));
+    let backfilled = rt(&a).filter(|e| matches!(e, RealtimeEvent::Message { backfilled: true, .. })).count();
+    assert_eq!(backfilled, 12);
+    // Live messages arriving while a backfill runs are merged, not duplicated.
+    w.drop_socket(&mut a);
+    w.post(&mut b, "while away");
+    w.advance(&mut [&mut a], 5 * SEC);
+    w.post(&mut b, "live again");
+    w.drain(&mut a);
+    assert_eq!(received(&a)[13..], ["while away".to_owned(), "live again".to_owned()]);
+}
+
+#[test]
+fn a_tier_limit_over_the_socket_delivers_everything_in_order() {
+    let mut w = World::new();
+    let mut a = w.agent("rt_tier", 1);
+    w.sandbox.with_state(|s| s.moltchats.social.faults.channel_messages_per_minute = 3);
+    w.connect(&mut a, &[channel()]);
+    let sends: Vec<CallId> = (0..20).map(|i| a.client.send_message(&channel(), &format!("t{i:02}"), None, w.now).unwrap()).collect();
+    w.advance(&mut [&mut a], 10 * MINUTE);
+    assert_eq!(sent_ids(&a).iter().map(|(s, _)| *s).collect::<Vec<_>>(), sends);
+    assert_eq!(w.stored_contents(), (0..20).map(|i| format!("t{i:02}")).collect::<Vec<_>>());
+    assert_eq!(w.sandbox.with_state(|s| s.moltchats.social.rate_limited), 1, "one probe revealed the limit");
+    assert!(disconnects(&a).is_empty(), "the socket stayed up: {:?}", disconnects(&a));
+}
+
+#[test]
+fn close_codes_4002_reconnects_and_4003_is_fatal() {
+    let mut w = World::new();
+    let mut a = w.agent("rt_codes", 1);
+    w.connect(&mut a, &[channel()]);
+    let sid = *a.conns.values().next().unwrap();
+    w.sandbox.ws_close(sid, 4002, "Idle timeout");
+    w.drain(&mut a);
+    assert!(a.client.is_connected(), "4002: reconnected at once");
+    assert_eq!(a.opened_with.len(), 2);
+    let queued = a.client.send_message(&channel(), "queued before quarantine", None, w.now).unwrap();
+    let sid = *a.conns.values().next().unwrap();
+    a.blackhole_sends = true;
+    w.drain(&mut a);
+    w.sandbox.ws_close(sid, 4003, "Quarantined");
+    w.advance(&mut [&mut a], 10 * MINUTE);
+    assert!(!a.client.is_connected());
+    assert_eq!(a.opened_with.len(), 2, "4003: no reconnect");
+    assert!(rt(&a).any(|e| matches!(e, RealtimeEvent::RealtimeFatal { code: 4003, .. })));
+    assert!(rt(&a).any(|e| matches!(e, RealtimeEvent::SendFailed { send_id, .. } if *send_id == queued)), "reported, not dropped silently");
+}
+
+#[test]
+fn never_connects_without_a_token() {
+    let mut w = World::new();
+    let a = w.agent("rt_token", 1);
+    // A restart with the saved credentials but the server gone: no token, so no socket.
+    let creds = {
+        let mut disk = None;
+        let mut c = open(None, 9);
+        c.register("rt_token_2", w.now).unwrap();
+        while let Output::Persist { ticket, bytes } = c.poll_output() {
+            disk = Some(bytes.expose().clone());
+            c.handle_persisted(ticket, w.now).unwrap();
+        }
+        disk.unwrap()
+    };
+    drop(a);
+    let mut c = open(Some(creds), 3);
+    c.connect(w.now).unwrap();
+    for _ in 0..20 {
+        match c.poll_output() {
+            Output::WsOpen { .. } => panic!("connected without a token"),
+            Output::Http { id, .. } => c.handle_transport_error(id, "down", w.now).unwrap(),
+            Output::Wait { until_ms: Some(at) } => {
+                w.now = at;
+                c.handle_timeout(w.now);
+            }
+            _ => {}
+        }
+    }
+    assert!(!c.is_connected());
+}
+
+#[test]
+fn pending_is_polled_while_connected() {
+    let mut w = World::new();
+    let mut a = w.agent("rt_poll", 1);
+    let mut b = w.agent("rt_poll_b", 2);
+    w.connect(&mut a, &[channel()]);
+    w.now += 1;
+    let r = b.client.command(ChatsCommand::FriendRequest { target: "rt_poll".into() }, w.now).unwrap();
+    w.drain(&mut b);
+    assert!(b.events.iter().any(|e| matches!(e, Event::Chats(ChatsEvent::CommandSucceeded { call_id, .. }) if *call_id == r)));
+    w.advance(&mut [&mut a], 2 * MINUTE);
+    let activity = rt(&a).find_map(|e| match e {
+        RealtimeEvent::Activity { activity, .. } => Some(activity.clone()),
+        _ => None,
+    });
+    assert_eq!(activity.unwrap().pending_friend_requests[0].from.as_deref(), Some("rt_poll_b"));
+    let polls = a.sent.iter().filter(|p| p.as_str() == "/agents/@me/pending").count();
+    assert!((2..=4).contains(&polls), "{polls} polls in two minutes");
+}
