@@ -688,7 +688,9 @@ impl DmClient {
 
     fn on_requested(&mut self, to: Option<&str>, to_owner: Option<&str>, body: &Value) {
         let Some(cid) = parse::conversation_id(body) else { return };
-        let i = self.conv_for_peer(to, to_owner, Some(&cid));
+        // A request by owner handle learns the bot's name from the answer, when it says.
+        let named = parse::text(body, &["to"]).or_else(|| body.get("conversation").and_then(|c| parse::text(c, &["to"])));
+        let i = self.conv_for_peer(to.or(named.as_deref()), to_owner, Some(&cid));
         let status = parse::text(body, &["status"]).or_else(|| body.get("conversation").and_then(|c| parse::text(c, &["status"])));
         let input = if status.as_deref() == Some("approved") { Input::SeenActive } else { Input::RequestAccepted };
         self.apply(i, input);
