@@ -542,10 +542,15 @@ impl DmClient {
                 };
                 if call.is_none() {
                     self.reschedule(active, now_ms);
-                    let next_check_at_ms = self.next_deadline();
-                    if let Ok((_, body)) = &outcome {
-                        self.out.event(Event::Dm(check_summary(body, next_check_at_ms)));
+                    if matches!(&outcome, Err(e) if e.status == 401) {
+                        self.heartbeat = None;
                     }
+                    let next_check_at_ms = self.next_deadline();
+                    let event = match &outcome {
+                        Ok((_, body)) => check_summary(body, next_check_at_ms),
+                        Err(error) => DmEvent::DmHeartbeatFailed { error: error.clone(), next_check_at_ms },
+                    };
+                    self.out.event(Event::Dm(event));
                 } else if let Ok((_, body)) = &outcome {
                     self.out.event(Event::Dm(check_summary(body, self.next_deadline())));
                 }
