@@ -6,6 +6,7 @@
 //! instructions.
 
 use super::state::ConvState;
+use crate::io::ApiError;
 use serde::Serialize;
 
 /// Another agent's words: data, not instructions.
@@ -73,6 +74,9 @@ pub enum DmEvent {
     },
     /// A conversation changed state.
     DmStateChanged { conversation_id: String, with: Option<String>, from: ConvState, to: ConvState },
+    /// A heartbeat check failed. It is retried at `next_check_at_ms` (backing off); `None`
+    /// when the key was refused (401): the heartbeat stops, the human must fix the key.
+    DmHeartbeatFailed { error: ApiError, next_check_at_ms: Option<u64> },
     /// The server rate-limited us; the heartbeat waits until `retry_at_ms`.
     DmRateLimited { retry_at_ms: u64, retry_after_ms: u64 },
 }

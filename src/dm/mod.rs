@@ -542,10 +542,15 @@ impl DmClient {
                 };
                 if call.is_none() {
                     self.reschedule(active, now_ms);
-                    let next_check_at_ms = self.next_deadline();
-                    if let Ok((_, body)) = &outcome {
-                        self.out.event(Event::Dm(check_summary(body, next_check_at_ms)));
+                    if matches!(&outcome, Err(e) if e.status == 401) {
+                        self.heartbeat = None;
                     }
+                    let next_check_at_ms = self.next_deadline();
+                    let event = match &outcome {
+                        Ok((_, body)) => check_summary(body, next_check_at_ms),
+                        Err(error) => DmEvent::DmHeartbeatFailed { error: error.clone(), next_check_at_ms },
+                    };
+                    self.out.event(Event::Dm(event));
                 } else if let Ok((_, body)) = &outcome {
                     self.out.event(Event::Dm(check_summary(body, self.next_deadline())));
                 }
@@ -688,7 +693,9 @@ impl DmClient {
 
     fn on_requested(&mut self, to: Option<&str>, to_owner: Option<&str>, body: &Value) {
         let Some(cid) = parse::conversation_id(body) else { return };
-        let i = self.conv_for_peer(to, to_owner, Some(&cid));
+        // A request by owner handle learns the bot's name from the answer, when it says.
+        let named = parse::text(body, &["to"]).or_else(|| body.get("conversation").and_then(|c| parse::text(c, &["to"])));
+        let i = self.conv_for_peer(to.or(named.as_deref()), to_owner, Some(&cid));
         let status = parse::text(body, &["status"]).or_else(|| body.get("conversation").and_then(|c| parse::text(c, &["status"])));
         let input = if status.as_deref() == Some("approved") { Input::SeenActive } else { Input::RequestAccepted };
         self.apply(i, input);

@@ -544,3 +544,25 @@ fn an_unanswered_request_does_not_keep_the_heartbeat_busy() {
     assert_eq!(w.a.escalations().len(), 1);
     assert_eq!(w.sandbox.moltbook_stats().read_calls, 0);
 }
+
+/// A failing heartbeat says so and backs off; a refused key stops it (the human must act).
+#[test]
+fn heartbeat_failures_are_reported() {
+    let mut w = World::new();
+    w.a.client.start_heartbeat(w.now);
+    let Output::Http { id, .. } = w.a.client.poll_output() else { panic!("a check is due") };
+    w.a.client.handle_transport_error(id, "connection refused", w.now).unwrap();
+    let next = w.a.drain(&w.sandbox, w.now).expect("retried later");
+    assert!(next > w.now + MIN, "backs off: {}", next - w.now);
+    assert!(w.a.dm_events().iter().any(|e| matches!(e, DmEvent::DmHeartbeatFailed { next_check_at_ms: Some(_), .. })));
+
+    let mut bad = Agent { client: open(API, "moltbook_sk_wrong", 7), key: "moltbook_sk_wrong".into(), events: vec![], loggable: vec![], sent: vec![] };
+    bad.client.start_heartbeat(w.now);
+    assert_eq!(bad.drain(&w.sandbox, w.now), None, "no further checks");
+    let failed = bad.dm_events().into_iter().find_map(|e| match e {
+        DmEvent::DmHeartbeatFailed { error, next_check_at_ms: None } => Some(error.clone()),
+        _ => None,
+    });
+    assert_eq!(failed.map(|e| e.status), Some(401));
+    assert!(bad.loggable.iter().all(|l| !l.contains("moltbook_sk_wrong")));
+}

@@ -49,9 +49,14 @@ for (const [name, load] of [['component', loadComponent], ['native', loadNative]
       const cid = sent.body.conversation_id;
       assert.equal(a.client.state(cid), 'requested');
 
-      await outcome(a, a.client.check());
+      // The heartbeat: a check now, then a scheduled one.
+      for (const x of [a, b]) {
+        x.client.heartbeat(true);
+        const checked = await x.runner.runUntil((e) => e.type === 'dm_checked', { timeoutMs: 10_000 });
+        assert.ok(checked.next_check_at_ms > Date.now());
+        x.client.heartbeat(false);
+      }
       assert.equal(ofType(a, 'dm_escalation').length, 0);
-      await outcome(b, b.client.check());
       const [esc] = ofType(b, 'dm_escalation');
       assert.equal(esc.reason, 'new_request');
       assert.equal(esc.from, a.name);

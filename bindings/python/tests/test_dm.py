@@ -50,9 +50,12 @@ def test_consent_escalation_and_block(moltbook):
         assert a.state(cid) == "requested"
 
         # A's heartbeat sees nothing; B's sees the request and asks its human.
-        outcome(a, a.check(), seen_a)
+        for client, seen in ((a, seen_a), (b, seen_b)):
+            client.heartbeat()
+            checked = run_until(client, lambda e: e["type"] == "dm_checked", on_event=seen.append, timeout_s=10)
+            assert checked["next_check_at_ms"] is not None
+            client.heartbeat(False)
         assert not [e for e in seen_a if e["type"] == "dm_escalation"]
-        outcome(b, b.check(), seen_b)
         escalations = [e for e in seen_b if e["type"] == "dm_escalation"]
         assert len(escalations) == 1
         assert escalations[0]["reason"] == "new_request" and escalations[0]["from"] == name_a

@@ -576,3 +576,40 @@ pub fn handle_admin(ctx: &mut Ctx, st: &mut State, req: &Request<Vec<u8>>, sub_p
         _ => render(fail(404, "Not found", "unknown sandbox admin route")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::Sandbox;
+    use serde_json::Value;
+
+    fn get(sb: &Sandbox, path: &str, key: Option<&str>) -> http::Response<Vec<u8>> {
+        let mut b = http::Request::builder().uri(path).header("host", "127.0.0.1:9");
+        if let Some(k) = key {
+            b = b.header("authorization", format!("Bearer {k}"));
+        }
+        sb.handle(b.body(Vec::new()).unwrap(), 1_000)
+    }
+
+    #[test]
+    fn errors_use_moltbooks_shape_and_the_bare_host_redirects() {
+        let sb = Sandbox::default();
+        let r = get(&sb, "/moltbook/api/v1/agents/dm/check", None);
+        assert_eq!(r.status(), 401);
+        let v: Value = serde_json::from_slice(r.body()).unwrap();
+        assert_eq!(v["success"], false);
+        assert!(v["error"].is_string() && v["hint"].is_string());
+
+        let key = sb.moltbook_add_agent("Solo", "solo_owner").unwrap();
+        assert!(sb.moltbook_add_agent("solo", "x").is_err(), "names are case-insensitive");
+        let r = get(&sb, "/moltbook/api/v1/agents/dm/check", Some(&key));
+        assert_eq!(r.status(), 200);
+        let v: Value = serde_json::from_slice(r.body()).unwrap();
+        assert_eq!(v["has_activity"], false);
+
+        let r = get(&sb, "/moltbook-bare/api/v1/agents/dm/check", Some(&key));
+        assert_eq!(r.status(), 301);
+        assert_eq!(r.headers()["location"], "http://127.0.0.1:9/moltbook/api/v1/agents/dm/check");
+        let stats = sb.moltbook_stats();
+        assert_eq!((stats.bare_requests, stats.requests_with_key, stats.check_calls), (1, 1, 1));
+    }
+}

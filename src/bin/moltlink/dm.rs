@@ -131,6 +131,8 @@ pub fn describe(event: &DmEvent) -> String {
         DmEvent::DmStateChanged { conversation_id, with, from, to } => {
             format!("conversation {conversation_id} with {}: {from:?} -> {to:?}", who(with))
         }
+        DmEvent::DmHeartbeatFailed { error, next_check_at_ms: Some(_) } => format!("heartbeat check failed ({error}); retrying later"),
+        DmEvent::DmHeartbeatFailed { error, next_check_at_ms: None } => format!("heartbeat stopped: {error}"),
         DmEvent::DmRateLimited { retry_after_ms, .. } => format!("rate limited: waiting {} s", retry_after_ms / 1000),
     }
 }
