@@ -1,5 +1,6 @@
 //! `moltlink`: the native CLI. Real networking (ureq), credentials on disk, the sandbox.
 
+mod audio;
 mod demo;
 mod host;
 mod store;
@@ -34,6 +35,9 @@ enum Command {
     },
     /// Offline demo: start the sandbox in-process and show login, rotation and re-auth.
     Demo,
+    /// Voice pipeline on a sound card or WAV files: list devices, run a loopback.
+    #[command(subcommand)]
+    Audio(audio::AudioCommand),
 }
 
 #[derive(Args, Clone)]
@@ -81,6 +85,7 @@ fn main() -> ExitCode {
         Command::Chats(command) => run_chats(command),
         Command::Sandbox { port, token_lifetime } => run_sandbox(port, token_lifetime),
         Command::Demo => demo::run(),
+        Command::Audio(command) => audio::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
