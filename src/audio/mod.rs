@@ -19,7 +19,7 @@ pub mod vad;
 pub mod wav;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use codec::{Decoder, Encoder, PureOpusDecoder, PureOpusEncoder};
 #[cfg(not(target_arch = "wasm32"))]

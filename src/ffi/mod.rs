@@ -13,6 +13,7 @@
 //! - Outputs are read in one of two ways: `ml_chats_poll` + `ml_chats_output_meta` /
 //!   `ml_chats_output_body`, or `ml_chats_pump` with callbacks.
 
+mod audio;
 mod boundary;
 mod chats;
 #[cfg(test)]
@@ -20,6 +21,7 @@ mod header_check;
 #[cfg(test)]
 mod tests;
 
+pub use audio::*;
 pub use chats::*;
 
 use crate::ChatsClient;
