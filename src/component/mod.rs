@@ -7,6 +7,8 @@
 //! borrowed while it calls into the host, so a (forbidden) re-entrant call cannot trip the
 //! `RefCell`.
 
+mod audio;
+
 use std::cell::RefCell;
 
 use crate::io::Output;

@@ -7,6 +7,7 @@
 export { ERROR_CODES, MoltlinkClient, MoltlinkError, makeFactory, nowMs } from './client.js';
 export { HostRunner, loadCredentials, runUntil, runnerOf, writeFileAtomic } from './host-runner.js';
 export { loadComponent } from './component.js';
+export { AudioPipeline, loadAudio } from './audio.js';
 
 /** Loaded lazily so that component-only users never load koffi. */
 export async function loadNative(opts) {
