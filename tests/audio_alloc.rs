@@ -5,7 +5,6 @@
 use moltlink::audio::{AudioConfig, AudioEvent, AudioPipeline, DeviceFormat, MAX_PACKET};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 struct Counting;
@@ -33,22 +32,12 @@ unsafe impl GlobalAlloc for Counting {
     }
 }
 
+#[path = "support/speech.rs"]
+mod support;
+use support::speech;
+
 #[global_allocator]
 static GLOBAL: Counting = Counting;
-
-fn speech(text: &str, rate: u32) -> Vec<i16> {
-    let espeak = Command::new("espeak-ng")
-        .args(["--stdout", text])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("espeak-ng is needed: run host-tests/setup.sh");
-    let out = Command::new("sox")
-        .args(["-t", "wav", "-", "-r", &rate.to_string(), "-c", "1", "-t", "s16", "-"])
-        .stdin(espeak.stdout.unwrap())
-        .output()
-        .expect("sox is needed: run host-tests/setup.sh");
-    out.stdout.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect()
-}
 
 #[test]
 fn steady_state_frames_do_not_allocate() {

@@ -14,7 +14,7 @@ pub struct FrameResampler {
 
 impl FrameResampler {
     pub fn new(from: u32, to: u32) -> Result<Self> {
-        if from % 50 != 0 || to % 50 != 0 || from == 0 || to == 0 {
+        if !from.is_multiple_of(50) || !to.is_multiple_of(50) || from == 0 || to == 0 {
             return Err(Error::invalid_argument(format!("rates {from} → {to} Hz do not split into 20 ms frames")));
         }
         let (in_len, out_len) = ((from / 50) as usize, (to / 50) as usize);

@@ -8,23 +8,12 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 use std::process::{Command, Stdio};
 
-/// A sentence spoken by espeak-ng, converted by sox to mono 16-bit at `rate`.
-pub(crate) fn speech(text: &str, rate: u32) -> Vec<i16> {
-    let espeak = Command::new("espeak-ng")
-        .args(["--stdout", "-s", "160", text])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("espeak-ng is needed for the audio tests: run host-tests/setup.sh");
-    let out = Command::new("sox")
-        .args(["-t", "wav", "-", "-r", &rate.to_string(), "-c", "1", "-t", "s16", "-"])
-        .stdin(espeak.stdout.expect("espeak stdout"))
-        .output()
-        .expect("sox is needed for the audio tests: run host-tests/setup.sh");
-    assert!(out.status.success(), "sox failed: {}", String::from_utf8_lossy(&out.stderr));
-    raw_s16(&out.stdout)
-}
 
-/// sox writes raw little-endian 16-bit samples (a WAV header cannot be finished on a pipe).
+#[path = "../../tests/support/speech.rs"]
+mod support;
+pub(crate) use support::speech;
+
+/// Raw little-endian 16-bit samples.
 fn raw_s16(bytes: &[u8]) -> Vec<i16> {
     bytes.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect()
 }

@@ -14,18 +14,13 @@
 
 use moltlink::audio::{AudioConfig, AudioPipeline, DeviceFormat, MAX_PACKET, NET_FRAME};
 use std::hint::black_box;
-use std::process::{Command, Stdio};
 use std::time::Instant;
 
+#[path = "../../../tests/support/speech.rs"]
+mod support;
+
 fn speech(rate: u32) -> Vec<i16> {
-    let text = "The quick brown fox jumps over the lazy dog. Please call me back tomorrow morning.";
-    let espeak = Command::new("espeak-ng").args(["--stdout", text]).stdout(Stdio::piped()).spawn().expect("espeak-ng (host-tests/setup.sh)");
-    let out = Command::new("sox")
-        .args(["-t", "wav", "-", "-r", &rate.to_string(), "-c", "1", "-t", "s16", "-"])
-        .stdin(espeak.stdout.unwrap())
-        .output()
-        .expect("sox (host-tests/setup.sh)");
-    out.stdout.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect()
+    support::speech("The quick brown fox jumps over the lazy dog. Please call me back tomorrow morning.", rate)
 }
 
 struct Workload {
