@@ -53,6 +53,14 @@ fn check_frame(pcm: usize, out: usize) -> Result<()> {
     Ok(())
 }
 
+/// A decoder must produce exactly one 20 ms frame per packet.
+fn one_frame(decoded: usize) -> Result<()> {
+    if decoded != NET_FRAME {
+        return Err(Error::invalid_argument(format!("opus packet holds {decoded} samples, not one 20 ms frame")));
+    }
+    Ok(())
+}
+
 fn codec_err(what: &str, e: impl std::fmt::Display) -> Error {
     Error::invalid_argument(format!("opus {what}: {e}"))
 }
@@ -125,11 +133,7 @@ mod native {
         fn decode(&mut self, packet: Option<&[u8]>, out: &mut [f32]) -> Result<()> {
             check_frame(out.len(), 2)?;
             // An empty packet asks libopus for packet-loss concealment.
-            let n = self.0.decode_float(packet.unwrap_or(&[]), out, false).map_err(|e| codec_err("decode", e))?;
-            if n != NET_FRAME {
-                return Err(Error::invalid_argument(format!("opus packet holds {n} samples, not one 20 ms frame")));
-            }
-            Ok(())
+            one_frame(self.0.decode_float(packet.unwrap_or(&[]), out, false).map_err(|e| codec_err("decode", e))?)
         }
     }
 }
@@ -167,10 +171,6 @@ impl PureOpusDecoder {
 impl Decoder for PureOpusDecoder {
     fn decode(&mut self, packet: Option<&[u8]>, out: &mut [f32]) -> Result<()> {
         check_frame(out.len(), 2)?;
-        let n = self.0.decode(packet.unwrap_or(&[]), NET_FRAME, out).map_err(|e| codec_err("decode", e))?;
-        if n != NET_FRAME {
-            return Err(Error::invalid_argument(format!("opus packet holds {n} samples, not one 20 ms frame")));
-        }
-        Ok(())
+        one_frame(self.0.decode(packet.unwrap_or(&[]), NET_FRAME, out).map_err(|e| codec_err("decode", e))?)
     }
 }

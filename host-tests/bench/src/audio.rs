@@ -11,6 +11,7 @@
 //!   (jitter → decode → TTS queue → mix → device), 48 kHz mono device
 //! - `duplex441`: the same with a 44.1 kHz stereo device (resampling both ways)
 //! - `dsp`: the duplex frame without the codec (no packet encoded, no remote speaker)
+//! - `encode_pure`: the pure-Rust opus-rs encoder (the one the wasm component uses), natively
 
 use moltlink::audio::{AudioConfig, AudioPipeline, DeviceFormat, MAX_PACKET, NET_FRAME};
 use std::hint::black_box;
@@ -36,6 +37,12 @@ fn workload(name: &str) -> Workload {
             enc.set_bitrate(opus::Bitrate::Bits(32_000)).unwrap();
             let mut packet = [0u8; MAX_PACKET];
             Workload { step: Box::new(move |i| { black_box(enc.encode_float(&frames48[i % frames48.len()], &mut packet).unwrap()); }) }
+        }
+        "encode_pure" => {
+            use moltlink::audio::codec::{Encoder, OpusSettings, PureOpusEncoder};
+            let mut enc = PureOpusEncoder::new(OpusSettings::default()).unwrap();
+            let mut packet = [0u8; MAX_PACKET];
+            Workload { step: Box::new(move |i| { black_box(enc.encode(&frames48[i % frames48.len()], &mut packet).unwrap()); }) }
         }
         "decode" => {
             let mut enc = opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip).unwrap();
@@ -98,7 +105,7 @@ pub fn main(args: &[String]) {
         return;
     }
     let complexity = opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip).unwrap().get_complexity().unwrap();
-    let names = ["encode", "decode", "duplex", "duplex441", "dsp"];
+    let names = ["encode", "decode", "duplex", "duplex441", "dsp", "encode_pure"];
     let mut ws: Vec<(&str, Workload, usize, Vec<f64>)> = names.iter().map(|n| (*n, workload(n), 0, Vec::new())).collect();
     // Warm up, then interleave rounds so drift hits every workload alike.
     for (_, w, off, _) in ws.iter_mut() {
@@ -131,4 +138,6 @@ pub fn main(args: &[String]) {
     let dsp = med("dsp");
     println!("  duplex frame without codec    {dsp:8.1} µs/frame   = {:.0} % of a raw encode (measured directly)", 100.0 * dsp / enc);
     println!("  ratio full duplex / raw encode: {:.2}", med("duplex") / enc);
+    let pure = med("encode_pure");
+    println!("  opus-rs encode (pure Rust, used in wasm) {pure:6.1} µs/frame = {:.2}× libopus", pure / enc);
 }
