@@ -29,6 +29,8 @@ pub struct AudioConfig {
     /// Stop playback when the user starts speaking over it.
     pub barge_in: bool,
     /// While our audio may echo, mic blocks need RMS ≥ this × recent playback RMS to be speech.
+    /// The default 0.35 (−9 dB) assumes the speaker-to-mic path loses at least 9 dB (typical
+    /// of laptops and headsets); this is a threshold, not an echo canceller.
     pub echo_gate: f32,
     /// Remote speakers that can be mixed at once.
     pub max_speakers: usize,
