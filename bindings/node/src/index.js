@@ -9,6 +9,12 @@ export { HostRunner, loadCredentials, runUntil, runnerOf, writeFileAtomic } from
 export { loadComponent } from './component.js';
 export { AudioPipeline, loadAudio } from './audio.js';
 
+/** The audio pipeline over the cdylib (koffi), loaded lazily like `loadNative`. */
+export async function loadAudioNative(opts) {
+  const m = await import('./audio-native.js');
+  return m.loadAudioNative(opts);
+}
+
 /** Loaded lazily so that component-only users never load koffi. */
 export async function loadNative(opts) {
   const native = await import('./native.js');

@@ -2,10 +2,12 @@ import assert from 'node:assert/strict';
 import test from 'node:test';
 import { MoltlinkError } from '../src/client.js';
 import { loadAudio } from '../src/audio.js';
+import { loadAudioNative } from '../src/audio-native.js';
 import { speech } from './speech.js';
 
-test('component audio: VAD events, utterance WAV, Opus loopback through the jitter buffer', async () => {
-  const audio = await loadAudio();
+for (const [kind, load] of [['component', loadAudio], ['native', loadAudioNative]]) {
+test(`${kind} audio: VAD events, utterance WAV, Opus loopback through the jitter buffer`, async () => {
+  const audio = await load();
   const p = audio.create({ device: { rate: 16000, channels: 1 } });
   assert.equal(p.frameSamples, 320);
   const mic = new Int16Array(16000 * 3 + 40000);
@@ -32,8 +34,8 @@ test('component audio: VAD events, utterance WAV, Opus loopback through the jitt
   p.close();
 });
 
-test('component audio: bad input is an error value, not a trap', async () => {
-  const audio = await loadAudio();
+test(`${kind} audio: bad input is an error value, not a crash`, async () => {
+  const audio = await load();
   assert.throws(() => audio.create({ device: { rate: 11025 } }), (e) => e instanceof MoltlinkError && e.code === 'invalid-argument');
   const p = audio.create();
   assert.throws(() => p.capture(new Int16Array(7)), (e) => e instanceof MoltlinkError && e.code === 'invalid-argument');
@@ -42,3 +44,4 @@ test('component audio: bad input is an error value, not a trap', async () => {
   assert.equal(p.playback().length, 960);
   p.close();
 });
+}
