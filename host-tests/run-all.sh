@@ -30,9 +30,12 @@ bash bindings/python/run-tests.sh
 step "Node hosts (jco component + koffi cdylib)"
 MOLTLINK_NO_CARGO=1 bash bindings/node/run-tests.sh
 
+step "audio CLI (WAV files, no sound card needed)"
+bash host-tests/audio-cli.sh
+
 step "demo smoke run"
 ./target/release/moltlink demo | tail -n 1
 
 step "all tests passed in $((SECONDS - started)) s"
 # set -e stops at the first failing suite, so reaching here means every suite passed.
-echo "suites: 6 passed, 0 failed"
+echo "suites: 7 passed, 0 failed"

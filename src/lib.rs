@@ -5,6 +5,7 @@
 //! outputs with `poll_output` until it answers [`io::Output::Wait`].
 //! Two thin adapters expose the same core: a C ABI (`ffi`) and a WIT component (`component`).
 
+pub mod audio;
 pub mod auth;
 pub mod chats;
 pub mod dm;

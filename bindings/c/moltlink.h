@@ -68,6 +68,9 @@
 // Output kind: close connection `id` (code and reason in the meta).
 #define ML_OUTPUT_WS_CLOSE 6
 
+// An opaque audio pipeline. Create with `ml_audio_new`, destroy with `ml_audio_free`.
+typedef struct MlAudio MlAudio;
+
 // An opaque MoltChats client. Create with `ml_chats_new`, destroy with `ml_chats_free`.
 typedef struct MlChats MlChats;
 
@@ -120,6 +123,55 @@ typedef struct MlCallbacks {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+// Create a pipeline. `config_json` is an `AudioConfig` as JSON (every field optional, e.g.
+// `{"device":{"rate":44100,"channels":2}}`), or NULL for the defaults (48 kHz mono).
+int32_t ml_audio_new(const char *config_json, struct MlAudio **out);
+
+// Destroy a pipeline (NULL is ignored).
+void ml_audio_free(struct MlAudio *handle);
+
+// `*samples` = interleaved samples in one 20 ms device frame (mic and speaker alike).
+int32_t ml_audio_frame_samples(const struct MlAudio *handle, size_t *samples);
+
+// One 20 ms mic frame. With `packet_cap > 0` the frame is also Opus-encoded into `packet`
+// (1275 bytes always suffice) and `*packet_len` receives its length; with `packet_cap == 0`
+// nothing is encoded and `*packet_len` is 0. `packet_len` may be NULL.
+int32_t ml_audio_capture(const struct MlAudio *handle,
+                         const int16_t *mic,
+                         size_t mic_len,
+                         uint8_t *packet,
+                         size_t packet_cap,
+                         size_t *packet_len);
+
+// An Opus packet from remote `speaker` with its 16-bit sequence number and arrival time (ms).
+int32_t ml_audio_push_packet(const struct MlAudio *handle,
+                             uint32_t speaker,
+                             uint16_t seq,
+                             const uint8_t *payload,
+                             size_t payload_len,
+                             uint64_t arrival_ms);
+
+// Text-to-speech samples (mono, at the configured `tts_rate`, 24 kHz by default), any count.
+int32_t ml_audio_push_tts(const struct MlAudio *handle, const int16_t *pcm, size_t len);
+
+// One 20 ms speaker frame into `out` (exactly `ml_audio_frame_samples` samples).
+int32_t ml_audio_playback(const struct MlAudio *handle, int16_t *out, size_t out_len);
+
+// The next event as JSON (`{"type":"speech-started","at_ms":…}`, `speech-stopped`,
+// `barge-in`, `playback-finished`) copied like every string; `*needed` is 0 when there is no
+// event. An event that did not fit stays for the next call.
+int32_t ml_audio_poll_event(const struct MlAudio *handle, uint8_t *buf, size_t cap, size_t *needed);
+
+// The last utterance (16 kHz mono samples) into `out`; `*needed` receives its sample count.
+// A size query: `cap == 0`.
+int32_t ml_audio_utterance(const struct MlAudio *handle, int16_t *out, size_t cap, size_t *needed);
+
+// The last utterance as WAV bytes (16 kHz mono 16-bit), copied like every buffer.
+int32_t ml_audio_utterance_wav(const struct MlAudio *handle, uint8_t *buf, size_t cap, size_t *needed);
+
+// Stop the agent's speech now; `*flushed_ms` (may be NULL) receives the ms dropped.
+int32_t ml_audio_flush_playback(const struct MlAudio *handle, uint64_t *flushed_ms);
 
 // Create a client.
 //

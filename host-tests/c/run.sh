@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # C host test: build host-tests/c/login.c against target/release/libmoltlink.so, start the
 # sandbox, register an agent (run 1), then reload its credentials and log in again (run 2,
-# under valgrind when available and MOLTLINK_VALGRIND != 0).
+# under valgrind when available and MOLTLINK_VALGRIND != 0), then the audio host (audio.c) on
+# espeak-ng speech, also under valgrind.
 # Needs `cargo build --release` first (libmoltlink.so and the moltlink binary).
 set -euo pipefail
 
@@ -28,6 +29,8 @@ trap cleanup EXIT
 echo "== build"
 cc -Wall -Wextra -Werror -I bindings/c host-tests/c/login.c -L target/release -lmoltlink \
     -Wl,-rpath,"$PWD/target/release" -o "$work/login"
+cc -Wall -Wextra -Werror -I bindings/c host-tests/c/audio.c -L target/release -lmoltlink \
+    -Wl,-rpath,"$PWD/target/release" -o "$work/audio"
 
 echo "== sandbox"
 "$bin" sandbox --port 0 >"$work/sandbox.out" 2>"$work/sandbox.err" &
@@ -69,6 +72,13 @@ if [[ -f $creds ]]; then
 else
     failed=$((failed + 1))
     failures+=("reload run (no credentials file after the register run)")
+fi
+
+espeak-ng --stdout "Hello from C, this is the voice pipeline." | sox -t wav - -r 48000 -c 1 -t s16 "$work/speech.s16"
+if command -v valgrind >/dev/null && [[ ${MOLTLINK_VALGRIND:-1} != 0 ]]; then
+    run "audio run (valgrind)" valgrind -q --error-exitcode=1 --leak-check=full "$work/audio" "$work/speech.s16"
+else
+    run "audio run" "$work/audio" "$work/speech.s16"
 fi
 
 echo "C host: $passed passed, $failed failed"

@@ -8,6 +8,7 @@
 //! `RefCell`.
 
 mod dm;
+mod audio;
 
 use std::cell::RefCell;
 

@@ -4,7 +4,7 @@
 //! Nothing here knows about chats or DMs; `chats.rs` and `dm.rs` only call [`enter`],
 //! [`enter_handle`], the shared bodies of `driven.rs` and the argument helpers.
 
-use super::Handle;
+use super::{MlChats, MlDm};
 use crate::error::{Error, ErrorCode, Result};
 use std::cell::RefCell;
 use std::ffi::{CStr, c_char};
@@ -60,12 +60,26 @@ pub(crate) fn enter(name: &str, f: impl FnOnce() -> Result<()>) -> i32 {
     }
 }
 
+/// A handle that a panic poisons.
+pub(crate) trait Poisonable {
+    fn poison_flag(&self) -> &std::cell::Cell<bool>;
+}
+
+impl Poisonable for MlChats {
+    fn poison_flag(&self) -> &std::cell::Cell<bool> {
+        &self.poisoned
+    }
+}
+
+impl Poisonable for MlDm {
+    fn poison_flag(&self) -> &std::cell::Cell<bool> {
+        &self.poisoned
+    }
+}
+
 /// [`enter`] for a call on a handle: NULL and poisoned handles are refused, and a panic
 /// poisons the handle so every later call on it returns `PANIC`.
-pub(crate) fn enter_handle<H, C>(name: &str, handle: *const H, f: impl FnOnce(&H) -> Result<()>) -> i32
-where
-    H: std::ops::Deref<Target = Handle<C>>,
-{
+pub(crate) fn enter_handle<H: Poisonable>(name: &str, handle: *const H, f: impl FnOnce(&H) -> Result<()>) -> i32 {
     if handle.is_null() {
         set_last_error(format!("{name}: handle: NULL pointer"));
         return ErrorCode::NullPointer as i32;
@@ -73,13 +87,13 @@ where
     // SAFETY: the caller passes a handle from `ml_*_new` that it has not freed.
     // Only shared references are ever formed; mutation goes through the handle's cells.
     let h = unsafe { &*handle };
-    if h.poisoned.get() {
+    if h.poison_flag().get() {
         set_last_error(format!("{name}: the handle is poisoned by an earlier panic; free it and start again"));
         return ErrorCode::Panic as i32;
     }
     let code = enter(name, || f(h));
     if code == ErrorCode::Panic as i32 {
-        h.poisoned.set(true);
+        h.poison_flag().set(true);
     }
     code
 }
@@ -116,16 +130,27 @@ pub(crate) unsafe fn opt_str_arg<'a>(ptr: *const c_char, what: &str) -> Result<O
 /// # Safety
 /// `ptr` is NULL or points to `len` readable bytes that outlive the call.
 pub(crate) unsafe fn bytes_arg<'a>(ptr: *const u8, len: usize, what: &str) -> Result<&'a [u8]> {
+    unsafe { slice_arg(ptr, len, what) }
+}
+
+/// A slice argument of `len` elements (samples, bytes). `ptr` may be NULL only when `len` is 0.
+///
+/// # Safety
+/// `ptr` is NULL or points to `len` readable, aligned elements that outlive the call.
+pub(crate) unsafe fn slice_arg<'a, T>(ptr: *const T, len: usize, what: &str) -> Result<&'a [T]> {
     if len == 0 {
         return Ok(&[]);
     }
     if ptr.is_null() {
         return Err(null(what));
     }
-    if len > isize::MAX as usize {
+    if len > isize::MAX as usize / size_of::<T>().max(1) {
         return Err(Error::invalid_argument(format!("{what}: length {len} is too large")));
     }
-    // SAFETY: non-NULL, `len` readable bytes per the contract above, and len <= isize::MAX.
+    if !ptr.is_aligned() {
+        return Err(Error::invalid_argument(format!("{what}: pointer is not aligned")));
+    }
+    // SAFETY: non-NULL, aligned, `len` readable elements per the contract above, size in range.
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
 }
 
@@ -154,6 +179,19 @@ pub(crate) unsafe fn free_handle<T>(name: &str, handle: *mut T) {
         drop(unsafe { Box::from_raw(handle) });
         Ok(())
     });
+}
+
+/// A writable slice argument, like [`slice_arg`].
+///
+/// # Safety
+/// `ptr` is NULL or points to `len` writable, aligned elements not aliased during the call.
+pub(crate) unsafe fn slice_mut_arg<'a, T>(ptr: *mut T, len: usize, what: &str) -> Result<&'a mut [T]> {
+    unsafe { slice_arg(ptr, len, what)? };
+    if len == 0 {
+        return Ok(&mut []);
+    }
+    // SAFETY: checked by `slice_arg`; exclusive per the contract above.
+    Ok(unsafe { std::slice::from_raw_parts_mut(ptr, len) })
 }
 
 /// Write `value` through a required out-pointer.

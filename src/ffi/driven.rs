@@ -2,7 +2,7 @@
 //! written once over [`SansIo`]. `chats.rs` and `dm.rs` export thin `ml_<client>_*` wrappers
 //! that name themselves and call these.
 
-use super::boundary::{bytes_arg, copy_out, enter_handle, opt_str_arg, str_arg, write_out};
+use super::boundary::{Poisonable, bytes_arg, copy_out, enter_handle, opt_str_arg, str_arg, write_out};
 use super::{CurrentOutput, Handle, MlCallbacks, MlOutput};
 use crate::error::{Error, ErrorCode, Result};
 use crate::io::{Output, SansIo};
@@ -12,7 +12,7 @@ use std::ops::Deref;
 /// # Safety
 /// As every export: see the module docs of `chats.rs`.
 #[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn handle_response<H: Deref<Target = Handle<C>>, C: SansIo>(
+pub(crate) unsafe fn handle_response<H: Deref<Target = Handle<C>> + Poisonable, C: SansIo>(
     name: &str,
     handle: *const H,
     id: u64,
@@ -36,7 +36,7 @@ pub(crate) unsafe fn handle_response<H: Deref<Target = Handle<C>>, C: SansIo>(
 
 /// # Safety
 /// As every export.
-pub(crate) unsafe fn handle_transport_error<H: Deref<Target = Handle<C>>, C: SansIo>(
+pub(crate) unsafe fn handle_transport_error<H: Deref<Target = Handle<C>> + Poisonable, C: SansIo>(
     name: &str,
     handle: *const H,
     id: u64,
@@ -49,14 +49,14 @@ pub(crate) unsafe fn handle_transport_error<H: Deref<Target = Handle<C>>, C: San
     })
 }
 
-pub(crate) fn handle_timeout<H: Deref<Target = Handle<C>>, C: SansIo>(name: &str, handle: *const H, now_ms: u64) -> i32 {
+pub(crate) fn handle_timeout<H: Deref<Target = Handle<C>> + Poisonable, C: SansIo>(name: &str, handle: *const H, now_ms: u64) -> i32 {
     enter_handle(name, handle, |h| {
         h.client.borrow_mut().handle_timeout(now_ms);
         Ok(())
     })
 }
 
-pub(crate) fn handle_persisted<H: Deref<Target = Handle<C>>, C: SansIo>(name: &str, handle: *const H, ticket: u64, now_ms: u64) -> i32 {
+pub(crate) fn handle_persisted<H: Deref<Target = Handle<C>> + Poisonable, C: SansIo>(name: &str, handle: *const H, ticket: u64, now_ms: u64) -> i32 {
     enter_handle(name, handle, |h| h.client.borrow_mut().handle_persisted(ticket, now_ms))
 }
 
@@ -80,7 +80,7 @@ fn describe(output: &Output, meta_len: usize) -> MlOutput {
 
 /// # Safety
 /// As every export.
-pub(crate) unsafe fn poll<H: Deref<Target = Handle<C>>, C: SansIo>(name: &str, handle: *const H, out: *mut MlOutput) -> i32 {
+pub(crate) unsafe fn poll<H: Deref<Target = Handle<C>> + Poisonable, C: SansIo>(name: &str, handle: *const H, out: *mut MlOutput) -> i32 {
     enter_handle(name, handle, |h| {
         if out.is_null() {
             return Err(Error::new(ErrorCode::NullPointer, "out: NULL pointer"));
@@ -101,7 +101,7 @@ pub(crate) enum Part {
 
 /// # Safety
 /// As every export.
-pub(crate) unsafe fn copy_current<H: Deref<Target = Handle<C>>, C>(
+pub(crate) unsafe fn copy_current<H: Deref<Target = Handle<C>> + Poisonable, C>(
     name: &str,
     handle: *const H,
     part: Part,
@@ -122,7 +122,7 @@ pub(crate) unsafe fn copy_current<H: Deref<Target = Handle<C>>, C>(
 
 /// # Safety
 /// As every export; the callbacks follow `MlCallbacks`' contract.
-pub(crate) unsafe fn pump<H: Deref<Target = Handle<C>>, C: SansIo>(
+pub(crate) unsafe fn pump<H: Deref<Target = Handle<C>> + Poisonable, C: SansIo>(
     name: &str,
     handle: *const H,
     callbacks: *const MlCallbacks,

@@ -13,6 +13,7 @@
 //! - Outputs are read in one of two ways: `ml_chats_poll` + `ml_chats_output_meta` /
 //!   `ml_chats_output_body`, or `ml_chats_pump` with callbacks.
 
+mod audio;
 mod boundary;
 mod chats;
 mod dm;
@@ -26,6 +27,7 @@ mod tests;
 #[cfg(test)]
 mod dm_tests;
 
+pub use audio::*;
 pub use chats::*;
 pub use dm::*;
 pub use chats_realtime::*;

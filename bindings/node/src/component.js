@@ -2,15 +2,23 @@
 // jco into ../component/ (`npm run build`, with `--instantiation async`: nothing happens at
 // import time and no top-level await is needed; `loadComponent()` instantiates).
 
-import { cli, io, random } from '@bytecodealliance/preview2-shim';
+import { cli, clocks, filesystem, io, random } from '@bytecodealliance/preview2-shim';
 import * as host from './host.js';
 import { MoltlinkError, makeFactory } from './client.js';
 
 const GENERATED = '../component/moltlink.js';
 
-/** The imports the component needs: our host callbacks plus the WASI bits Rust's std links. */
-function importObject() {
+/**
+ * The imports the component needs: our host callbacks plus the WASI bits Rust's std links.
+ * The pure-Rust Opus (opus-rs) links std::fs for a debug trace, so a filesystem is imported:
+ * it gets one without any preopened directory, i.e. no access to files.
+ */
+export function importObject() {
+  const noFiles = filesystem.createFilesystem({ preopens: {} });
   return {
+    'wasi:filesystem/types': noFiles.types,
+    'wasi:filesystem/preopens': noFiles.preopens,
+    'wasi:clocks/wall-clock': clocks.wallClock,
     'moltlink:core/host': host,
     'moltlink:core/types': {},
     'wasi:cli/environment': cli.environment,
@@ -41,7 +49,7 @@ function rethrow(e) {
   throw e;
 }
 
-function guard(fn) {
+export function guard(fn) {
   try {
     return fn();
   } catch (e) {

@@ -7,6 +7,13 @@
 export { DmClient, ERROR_CODES, MoltlinkClient, MoltlinkError, makeFactory, nowMs } from './client.js';
 export { HostRunner, loadCredentials, runUntil, runnerOf, writeFileAtomic } from './host-runner.js';
 export { loadComponent } from './component.js';
+export { AudioPipeline, loadAudio } from './audio.js';
+
+/** The audio pipeline over the cdylib (koffi), loaded lazily like `loadNative`. */
+export async function loadAudioNative(opts) {
+  const m = await import('./audio-native.js');
+  return m.loadAudioNative(opts);
+}
 
 /** Loaded lazily so that component-only users never load koffi. */
 export async function loadNative(opts) {

@@ -93,7 +93,7 @@ function bind(path) {
 
 let bound = null; // { path, api }: one library per process (koffi type names are global)
 
-function api(path) {
+export function api(path) {
   if (bound) {
     if (bound.path !== path) throw new Error(`moltlink: ${bound.path} is already loaded; cannot also load ${path}`);
     return bound.api;
@@ -116,12 +116,12 @@ function lastError(ml) {
   return decoder.decode(buf.subarray(0, needed - 1));
 }
 
-function check(ml, rc) {
+export function check(ml, rc) {
   if (rc !== 0) throw new MoltlinkError(ERROR_CODES[rc] ?? `unknown-${rc}`, lastError(ml));
 }
 
 /** Read a "copy into caller buffer" value (ml_chats_agent_id, output meta/body). */
-function readBuffer(ml, fn, h, hint) {
+export function readBuffer(ml, fn, h, hint) {
   let cap = Math.max(hint, 16);
   for (;;) {
     const buf = Buffer.alloc(cap);

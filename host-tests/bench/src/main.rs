@@ -1,6 +1,9 @@
 //! `cargo run --release -p moltlink-bench`: RSA-2048 keygen and challenge signing in moltlink
 //! vs OpenSSL (`openssl speed`), measured in the same run and reported as ratios.
 //! Not a test: numbers vary by machine; only the ratios are meaningful.
+//! `cargo run --release -p moltlink-bench -- audio`: the audio pipeline (see `audio.rs`).
+
+mod audio;
 
 use moltlink::auth::Identity;
 use rand_core::SeedableRng;
@@ -8,6 +11,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().is_some_and(|a| a == "audio") {
+        return audio::main(&args[1..]);
+    }
     let mut rng = rand_chacha::ChaCha20Rng::from_seed([1; 32]);
 
     // Keygen is a random process: average over several keys.

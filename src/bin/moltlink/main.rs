@@ -1,6 +1,7 @@
 //! `moltlink`: the native CLI. Real networking (ureq), credentials on disk, the sandbox.
 
 mod chats_cli;
+mod audio;
 mod demo;
 mod dm;
 mod host;
@@ -43,6 +44,9 @@ enum Command {
     },
     /// Offline demo: start the sandbox in-process and show login, rotation and re-auth.
     Demo,
+    /// Voice pipeline on a sound card or WAV files: list devices, run a loopback.
+    #[command(subcommand)]
+    Audio(audio::AudioCommand),
 }
 
 #[derive(Args, Clone)]
@@ -93,6 +97,7 @@ fn main() -> ExitCode {
         Command::Sandbox { port, token_lifetime } => run_sandbox(port, token_lifetime),
         Command::Demo => demo::run(),
         Command::Dm { command, options } => dm::run(command, options),
+        Command::Audio(command) => audio::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,8 +8,9 @@ The shared library is found via `$MOLTLINK_LIBRARY`, a copy shipped in this pack
 `target/release/libmoltlink.so` of the repository this package sits in.
 """
 
+from .audio import AudioPipeline
 from .client import ChatsClient, ErrorCode, Kind, MoltlinkError, Output, now_ms, version
 from .dm import DmClient
 
-__all__ = ["ChatsClient", "DmClient", "ErrorCode", "Kind", "MoltlinkError", "Output", "now_ms", "version"]
+__all__ = ["AudioPipeline", "ChatsClient", "DmClient", "ErrorCode", "Kind", "MoltlinkError", "Output", "now_ms", "version"]
 __version__ = "0.1.0"

@@ -1,0 +1,137 @@
+//! Sans-IO voice pipeline on fixed 20 ms frames with caller-owned buffers.
+//!
+//! Nothing here touches a sound card or a clock: the host hands in one 20 ms device frame at a
+//! time and gets Opus packets, playback frames and [`AudioEvent`]s back. Time is counted in
+//! samples, so results are the same at any speed (tests, files, real devices).
+//!
+//! - capture: device rate → [`resample`] → 16 kHz → [`vad`] state machine → utterances (PCM, WAV)
+//! - network: [`codec`] (libopus natively, pure-Rust opus-rs on wasm32) → [`jitter`] buffer per speaker
+//! - playback: jitter buffers + [`playback`] (TTS queue) → [`mixer`] → device rate
+//! - [`pipeline`] ties them into one duplex object with barge-in.
+
+pub mod codec;
+pub mod jitter;
+pub mod mixer;
+pub mod pipeline;
+pub mod playback;
+pub mod resample;
+pub mod vad;
+pub mod wav;
+
+#[cfg(test)]
+pub(crate) mod tests;
+
+pub use codec::{Decoder, Encoder, PureOpusDecoder, PureOpusEncoder};
+#[cfg(not(target_arch = "wasm32"))]
+pub use codec::{LibOpusDecoder, LibOpusEncoder};
+pub use jitter::{FrameKind, JitterBuffer};
+pub use pipeline::{AudioConfig, AudioPipeline};
+pub use playback::PlaybackQueue;
+pub use resample::FrameResampler;
+pub use vad::{VadConfig, VoiceDetector};
+
+/// Every frame is 20 ms.
+pub const FRAME_MS: u32 = 20;
+/// Opus and mixing rate.
+pub const NET_RATE: u32 = 48_000;
+/// Samples per 20 ms frame at [`NET_RATE`].
+pub const NET_FRAME: usize = (NET_RATE / 50) as usize;
+/// Rate of utterances (what speech-to-text services want).
+pub const SPEECH_RATE: u32 = 16_000;
+/// Samples per 20 ms frame at [`SPEECH_RATE`].
+pub const SPEECH_FRAME: usize = (SPEECH_RATE / 50) as usize;
+/// Rate of the text-to-speech chunks the playback queue takes.
+pub const TTS_RATE: u32 = 24_000;
+/// Device rates the pipeline accepts.
+pub const DEVICE_RATES: [u32; 5] = [8_000, 16_000, 24_000, 44_100, 48_000];
+/// Largest Opus packet for one frame (RFC 6716, 3.2.1).
+pub const MAX_PACKET: usize = 1275;
+
+/// What the pipeline reports. Produced synchronously by the frame calls and read with
+/// [`AudioPipeline::poll_event`]. Times are milliseconds of device audio since the pipeline
+/// started, already corrected for the resampler's delay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum AudioEvent {
+    /// The user started speaking at `at_ms` (reported once the start time has been confirmed).
+    SpeechStarted { at_ms: u64 },
+    /// The utterance `start_ms..end_ms` is complete; read it with `utterance` / `utterance_wav`.
+    SpeechStopped { start_ms: u64, end_ms: u64, samples: usize },
+    /// The user spoke over the agent: playback stopped in this frame and `flushed_ms` of queued
+    /// speech was dropped.
+    BargeIn { at_ms: u64, flushed_ms: u64 },
+    /// The text-to-speech queue played out to its end.
+    PlaybackFinished { at_ms: u64 },
+}
+
+/// Device frame format: rate and interleaved channels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DeviceFormat {
+    pub rate: u32,
+    pub channels: u16,
+}
+
+impl DeviceFormat {
+    pub fn validate(&self) -> crate::error::Result<()> {
+        if !DEVICE_RATES.contains(&self.rate) {
+            return Err(crate::Error::invalid_argument(format!(
+                "device rate {} Hz is not one of 8000, 16000, 24000, 44100, 48000",
+                self.rate
+            )));
+        }
+        if !(1..=2).contains(&self.channels) {
+            return Err(crate::Error::invalid_argument(format!("{} channels: only mono or stereo", self.channels)));
+        }
+        Ok(())
+    }
+    /// Frames (per channel) in 20 ms.
+    pub fn frame_len(&self) -> usize {
+        (self.rate / 50) as usize
+    }
+    /// Interleaved samples in 20 ms.
+    pub fn frame_samples(&self) -> usize {
+        self.frame_len() * self.channels as usize
+    }
+}
+
+/// Root-mean-square of a frame of samples in [-1, 1].
+pub(crate) fn rms(x: &[f32]) -> f32 {
+    if x.is_empty() {
+        return 0.0;
+    }
+    (x.iter().map(|s| s * s).sum::<f32>() / x.len() as f32).sqrt()
+}
+
+/// i16 → f32 in [-1, 1).
+#[inline]
+pub(crate) fn to_f32(s: i16) -> f32 {
+    s as f32 / 32768.0
+}
+
+/// f32 → i16, saturating.
+#[inline]
+pub(crate) fn to_i16(s: f32) -> i16 {
+    (s * 32768.0).round().clamp(-32768.0, 32767.0) as i16
+}
+
+/// A bounded event queue: allocated once, so pushing in the frame path never allocates.
+/// When a host never drains it, the oldest events are dropped.
+#[derive(Debug)]
+pub struct Events {
+    queue: std::collections::VecDeque<AudioEvent>,
+}
+
+impl Events {
+    pub fn with_capacity(n: usize) -> Self {
+        Self { queue: std::collections::VecDeque::with_capacity(n.max(1)) }
+    }
+    pub fn push(&mut self, e: AudioEvent) {
+        if self.queue.len() == self.queue.capacity() {
+            self.queue.pop_front();
+        }
+        self.queue.push_back(e);
+    }
+    pub fn pop(&mut self) -> Option<AudioEvent> {
+        self.queue.pop_front()
+    }
+}
