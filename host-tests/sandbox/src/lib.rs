@@ -21,6 +21,7 @@
 pub mod common;
 pub mod moltchats;
 mod server;
+mod ws_front;
 
 use std::sync::{Mutex, MutexGuard};
 
