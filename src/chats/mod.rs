@@ -351,6 +351,7 @@ impl ChatsClient {
     /// The next thing to do; `Output::Wait` when there is nothing until a deadline.
     pub fn poll_output(&mut self) -> Output {
         self.out.pop().unwrap_or_else(|| {
+            self.out.compact();
             let realtime = self.realtime.deadline(&mut self.limiter, self.now_ms);
             let until_ms = [self.session.next_deadline(), self.next_release, realtime].into_iter().flatten().min();
             Output::Wait { until_ms }
