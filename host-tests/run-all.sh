@@ -24,6 +24,9 @@ cargo test --release --workspace
 step "C host"
 bash host-tests/c/run.sh
 
+step "CLI over real sockets (REST, WebSocket send/listen, fault injection)"
+bash host-tests/cli/realtime.sh
+
 step "Python host"
 bash bindings/python/run-tests.sh
 
@@ -35,4 +38,4 @@ step "demo smoke run"
 
 step "all tests passed in $((SECONDS - started)) s"
 # set -e stops at the first failing suite, so reaching here means every suite passed.
-echo "suites: 6 passed, 0 failed"
+echo "suites: 7 passed, 0 failed"
