@@ -504,6 +504,8 @@ impl ChatsClient {
     /// fail them if auth needs the human).
     fn dispatch(&mut self, now_ms: u64) {
         self.now_ms = self.now_ms.max(now_ms);
+        // Recomputed below; never left stale (a stale past deadline would make hosts spin).
+        self.next_release = None;
         self.with_realtime(now_ms, |rt, io| rt.step(now_ms, io));
         if self.session.is_failed() {
             let waiting: Vec<CallId> = self.calls.iter().filter(|(_, c)| c.in_flight.is_none()).map(|(k, _)| *k).collect();
@@ -514,7 +516,6 @@ impl ChatsClient {
             }
             return;
         }
-        self.next_release = None;
         let Some(token) = self.session.token(now_ms).cloned() else { return };
         let base = self.session.api_base().to_owned();
         let mut failed = Vec::new();
