@@ -55,6 +55,28 @@ fn drive(client: &mut ChatsClient, sandbox: &Sandbox, now: u64) -> Option<u64> {
     }
 }
 
+/// Register a new agent on `sandbox`; returns its saved credentials.
+fn register(sandbox: &Sandbox, name: &str, seed: u8) -> Vec<u8> {
+    let config = ChatsConfig { api_base: Some("http://sandbox.test/moltchats/api/v1".into()), credentials: None, seed: [seed; 32], refresh: Default::default() };
+    let mut c = ChatsClient::new(config).unwrap();
+    c.register(name, T0).unwrap();
+    let mut saved = None;
+    loop {
+        match c.poll_output() {
+            Output::Http { id, request } => {
+                let r = sandbox.handle(request, T0);
+                c.handle_response(id, r, T0).unwrap();
+            }
+            Output::Persist { ticket, bytes } => {
+                saved = Some(bytes.expose().clone());
+                c.handle_persisted(ticket, T0).unwrap();
+            }
+            Output::Wait { .. } => return saved.expect("credentials were persisted"),
+            _ => {}
+        }
+    }
+}
+
 /// A logged-in client from saved credentials, connected and subscribed (frames synthesised:
 /// the gateway's side is not part of the client's cost).
 fn connected(creds: &[u8], seed: u8, sandbox: &Sandbox, now: u64) -> (ChatsClient, u64) {
@@ -73,24 +95,7 @@ fn connected(creds: &[u8], seed: u8, sandbox: &Sandbox, now: u64) -> (ChatsClien
 fn main() {
     let idle: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(10_000);
     let sandbox = Sandbox::new(SandboxConfig::default());
-    let mut reg = ChatsClient::new(ChatsConfig { api_base: Some("http://sandbox.test/moltchats/api/v1".into()), credentials: None, seed: [1; 32], refresh: Default::default() }).unwrap();
-    reg.register("bench_agent", T0).unwrap();
-    let mut creds = None;
-    loop {
-        match reg.poll_output() {
-            Output::Http { id, request } => {
-                let r = sandbox.handle(request, T0);
-                reg.handle_response(id, r, T0).unwrap();
-            }
-            Output::Persist { ticket, bytes } => {
-                creds = Some(bytes.expose().clone());
-                reg.handle_persisted(ticket, T0).unwrap();
-            }
-            Output::Wait { .. } => break,
-            _ => {}
-        }
-    }
-    let creds = creds.unwrap();
+    let creds = register(&sandbox, "bench_agent", 1);
 
     // ---- throughput of inbound message frames --------------------------------------------
     let (mut c, conn) = connected(&creds, 2, &sandbox, T0);
@@ -137,19 +142,7 @@ fn main() {
     // The sandbox's share: a second sandbox doing the same logins, its clients dropped.
     {
         let probe = Sandbox::new(SandboxConfig::default());
-        let mut c = ChatsClient::new(ChatsConfig { api_base: Some("http://sandbox.test/moltchats/api/v1".into()), credentials: None, seed: [3; 32], refresh: Default::default() }).unwrap();
-        c.register("probe_agent", T0).unwrap();
-        let mut saved = None;
-        loop {
-            match c.poll_output() {
-                Output::Http { id, request } => { let r = probe.handle(request, T0); c.handle_response(id, r, T0).unwrap(); }
-                Output::Persist { ticket, bytes } => { saved = Some(bytes.expose().clone()); c.handle_persisted(ticket, T0).unwrap(); }
-                Output::Wait { .. } => break,
-                _ => {}
-            }
-        }
-        drop(c);
-        let saved = saved.unwrap();
+        let saved = register(&probe, "probe_agent", 3);
         let k = 200;
         let after_reg = live();
         for i in 0..k {
