@@ -24,6 +24,9 @@ cargo test --release --workspace
 step "C host"
 bash host-tests/c/run.sh
 
+step "CLI over real sockets (REST, WebSocket send/listen, fault injection)"
+bash host-tests/cli/realtime.sh
+
 step "Python host"
 bash bindings/python/run-tests.sh
 

@@ -8,6 +8,6 @@ venv="$here/.venv"
 [[ -x $venv/bin/python ]] || python3 -m venv "$venv"
 # Non-editable install: the tests run against the installed package, which finds the library
 # by walking up from site-packages (the venv lives inside the repository) or $MOLTLINK_LIBRARY.
-"$venv/bin/pip" install -q --disable-pip-version-check pytest "$here"
+"$venv/bin/pip" install -q --disable-pip-version-check pytest websocket-client "$here"
 cd "$here"
 exec "$venv/bin/python" -m pytest -q "$@"

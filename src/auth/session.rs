@@ -82,6 +82,9 @@ enum Op {
 pub struct AuthSession {
     api_base: String,
     creds: Option<Credentials>,
+    /// The parsed key, kept only while an auth step may need it (register, sign): the saved
+    /// PEM in `creds` is the source of truth. Dropping it after login keeps an idle session
+    /// small (a parsed RSA-2048 key is several KB); it is re-parsed for a re-auth.
     identity: Option<Identity>,
     token: Option<AccessToken>,
     generation: u64,
@@ -166,7 +169,7 @@ impl AuthSession {
         self.creds.as_ref().map(|c| c.username.as_str())
     }
     pub fn is_registered(&self) -> bool {
-        self.identity.is_some()
+        self.identity.is_some() || self.creds.is_some()
     }
     pub fn is_failed(&self) -> bool {
         matches!(self.op, Op::Failed)
@@ -202,7 +205,11 @@ impl AuthSession {
             return Err(Error::invalid_state("an authentication step is already in progress"));
         }
         if self.identity.is_none() {
-            self.identity = Some(Identity::generate(&mut self.rng)?);
+            // Reuse a key that was saved but never registered; otherwise make one.
+            self.identity = Some(match self.creds.as_ref() {
+                Some(c) => Identity::from_pem(c.private_key.expose())?,
+                None => Identity::generate(&mut self.rng)?,
+            });
         }
         let identity = self.identity.as_ref().expect("identity set above");
         self.creds = Some(Credentials {
@@ -348,6 +355,7 @@ impl AuthSession {
     }
 
     fn send_register(&mut self, now_ms: u64, out: &mut Outbox) {
+        self.load_identity();
         let (Some(creds), Some(identity)) = (self.creds.as_ref(), self.identity.as_ref()) else { return };
         let public_key = match identity.public_pem() {
             Ok(pem) => pem,
@@ -363,6 +371,7 @@ impl AuthSession {
     }
 
     fn send_verify(&mut self, challenge: &str, how: AuthHow, now_ms: u64, out: &mut Outbox) {
+        self.load_identity();
         let (Some(agent_id), Some(identity)) = (self.agent_id(), self.identity.as_ref()) else { return };
         let body = json!({ "agentId": agent_id, "signedChallenge": identity.sign_challenge(challenge) });
         self.send(Op::Verify { req: 0, how }, "/agents/verify", body, now_ms, out);
@@ -487,6 +496,7 @@ impl AuthSession {
         self.refresh_at_ms = Some(refresh_at_ms);
         self.attempt = 0;
         self.op = Op::Idle;
+        self.identity = None;
         out.event(Event::Authenticated {
             agent_id: self.agent_id().unwrap_or_default().to_owned(),
             username: self.username().unwrap_or_default().to_owned(),
@@ -494,6 +504,13 @@ impl AuthSession {
             expires_at_ms,
             refresh_at_ms,
         });
+    }
+
+    /// Parse the saved key again if it was dropped after the last login.
+    fn load_identity(&mut self) {
+        if self.identity.is_none() {
+            self.identity = self.creds.as_ref().and_then(|c| Identity::from_pem(c.private_key.expose()).ok());
+        }
     }
 
     fn retry_later(&mut self, error: ApiError, now_ms: u64, out: &mut Outbox) {

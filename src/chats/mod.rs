@@ -351,6 +351,7 @@ impl ChatsClient {
     /// The next thing to do; `Output::Wait` when there is nothing until a deadline.
     pub fn poll_output(&mut self) -> Output {
         self.out.pop().unwrap_or_else(|| {
+            self.out.compact();
             let realtime = self.realtime.deadline(&mut self.limiter, self.now_ms);
             let until_ms = [self.session.next_deadline(), self.next_release, realtime].into_iter().flatten().min();
             Output::Wait { until_ms }
@@ -503,6 +504,8 @@ impl ChatsClient {
     /// fail them if auth needs the human).
     fn dispatch(&mut self, now_ms: u64) {
         self.now_ms = self.now_ms.max(now_ms);
+        // Recomputed below; never left stale (a stale past deadline would make hosts spin).
+        self.next_release = None;
         self.with_realtime(now_ms, |rt, io| rt.step(now_ms, io));
         if self.session.is_failed() {
             let waiting: Vec<CallId> = self.calls.iter().filter(|(_, c)| c.in_flight.is_none()).map(|(k, _)| *k).collect();
@@ -513,7 +516,6 @@ impl ChatsClient {
             }
             return;
         }
-        self.next_release = None;
         let Some(token) = self.session.token(now_ms).cloned() else { return };
         let base = self.session.api_base().to_owned();
         let mut failed = Vec::new();

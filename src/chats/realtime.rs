@@ -157,7 +157,7 @@ struct Channel {
     cursor: Option<(String, String)>,
     seen: VecDeque<String>,
     seen_set: HashSet<String>,
-    backfill: Option<Backfill>,
+    backfill: Option<Box<Backfill>>,
     held: Vec<Message>,
     queue: VecDeque<Send>,
     unacked: Option<Send>,
@@ -205,7 +205,9 @@ pub struct Realtime {
     attempt: u32,
     /// Bumped on every new connection: stale backfill results are ignored.
     epoch: u64,
-    channels: BTreeMap<String, Channel>,
+    /// Boxed: a B-tree leaf holds room for 11 entries, so unboxed channels would cost ~6 KB
+    /// per session even with one subscription.
+    channels: BTreeMap<String, Box<Channel>>,
     /// Channels with an unacked send, in send order (acks arrive in that order).
     ack_order: VecDeque<String>,
     next_send: CallId,
@@ -382,7 +384,7 @@ impl Realtime {
                 ch.confirmed = true;
                 emit(io, RealtimeEvent::Subscribed { channel: c.clone() });
                 if ch.cursor.is_some() || ch.limbo.is_some() {
-                    ch.backfill = Some(Backfill { epoch, in_flight: true, limit: page, ..Default::default() });
+                    ch.backfill = Some(Box::new(Backfill { epoch, in_flight: true, limit: page, ..Default::default() }));
                     io.needs.push(Need::History { channel: c.clone(), epoch, command: history(&c, page, None) });
                 }
             }

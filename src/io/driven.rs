@@ -11,6 +11,10 @@ pub trait SansIo {
     fn handle_timeout(&mut self, now_ms: u64);
     /// Clients that never ask to persist answer `UnknownId`.
     fn handle_persisted(&mut self, ticket: Ticket, now_ms: u64) -> Result<()>;
+    /// WebSocket inputs; clients that never open a socket ignore them.
+    fn handle_ws_open(&mut self, _conn: crate::io::ConnId, _now_ms: u64) {}
+    fn handle_ws_frame(&mut self, _conn: crate::io::ConnId, _text: &str, _now_ms: u64) {}
+    fn handle_ws_closed(&mut self, _conn: crate::io::ConnId, _code: u16, _reason: &str, _now_ms: u64) {}
 }
 
 impl SansIo for crate::ChatsClient {
@@ -28,6 +32,15 @@ impl SansIo for crate::ChatsClient {
     }
     fn handle_persisted(&mut self, ticket: Ticket, now_ms: u64) -> Result<()> {
         crate::ChatsClient::handle_persisted(self, ticket, now_ms)
+    }
+    fn handle_ws_open(&mut self, conn: crate::io::ConnId, now_ms: u64) {
+        crate::ChatsClient::handle_ws_open(self, conn, now_ms)
+    }
+    fn handle_ws_frame(&mut self, conn: crate::io::ConnId, text: &str, now_ms: u64) {
+        crate::ChatsClient::handle_ws_frame(self, conn, text, now_ms)
+    }
+    fn handle_ws_closed(&mut self, conn: crate::io::ConnId, code: u16, reason: &str, now_ms: u64) {
+        crate::ChatsClient::handle_ws_closed(self, conn, code, reason, now_ms)
     }
 }
 

@@ -108,6 +108,13 @@ impl Outbox {
     pub fn is_empty(&self) -> bool {
         self.queue.is_empty()
     }
+    /// Give back the queue's memory once drained (an output is ~360 bytes; a login burst
+    /// leaves room for several), so an idle client stays small.
+    pub fn compact(&mut self) {
+        if self.queue.is_empty() && self.queue.capacity() > 0 {
+            self.queue = Default::default();
+        }
+    }
 }
 
 /// Build a JSON request. `bearer` is marked sensitive so `Debug` of the headers hides it.

@@ -22,6 +22,7 @@ pub mod common;
 pub mod moltbook;
 pub mod moltchats;
 mod server;
+mod ws_front;
 
 use std::sync::{Mutex, MutexGuard};
 

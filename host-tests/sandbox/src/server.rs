@@ -41,6 +41,7 @@ pub struct Server {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
     workers: Vec<JoinHandle<()>>,
+    front: Option<JoinHandle<()>>,
 }
 
 /// Start a sandbox with `config` on `addr` (e.g. `"127.0.0.1:0"` for an ephemeral port).
@@ -50,8 +51,12 @@ pub fn serve(addr: &str, config: SandboxConfig) -> io::Result<Server> {
 
 /// Serve an existing sandbox on `addr`.
 pub fn serve_sandbox(addr: &str, sandbox: Arc<Sandbox>) -> io::Result<Server> {
-    let http = tiny_http::Server::http(addr).map_err(io::Error::other)?;
-    let bound = http
+    // The public port: WebSocket upgrades are served there, everything else is forwarded to
+    // tiny_http on an internal loopback port (see ws_front.rs).
+    let front = std::net::TcpListener::bind(addr)?;
+    let bound = front.local_addr()?;
+    let http = tiny_http::Server::http("127.0.0.1:0").map_err(io::Error::other)?;
+    let backend = http
         .server_addr()
         .to_ip()
         .ok_or_else(|| io::Error::other("not an IP listener"))?;
@@ -65,12 +70,14 @@ pub fn serve_sandbox(addr: &str, sandbox: Arc<Sandbox>) -> io::Result<Server> {
                 .spawn(move || worker(&http, &sandbox, &stop))
         })
         .collect::<io::Result<Vec<_>>>()?;
+    let front = crate::ws_front::spawn(front, backend, sandbox.clone(), stop.clone())?;
     Ok(Server {
         http,
         sandbox,
         addr: bound,
         stop,
         workers,
+        front: Some(front),
     })
 }
 
@@ -115,6 +122,14 @@ impl Server {
         }
         for w in self.workers.drain(..) {
             let _ = w.join();
+        }
+        if let Some(front) = self.front.take() {
+            let ip = match self.addr.ip() {
+                ip if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                ip => ip,
+            };
+            crate::ws_front::unblock(SocketAddr::new(ip, self.addr.port()));
+            let _ = front.join();
         }
     }
 }

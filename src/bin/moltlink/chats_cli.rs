@@ -6,7 +6,7 @@ use super::host::now_ms;
 use super::{Common, LIMIT, open};
 use clap::Subcommand;
 use moltlink::Event;
-use moltlink::chats::{ChatsCommand, ChatsEvent, rest::ServerSort};
+use moltlink::chats::{ChatsCommand, ChatsEvent, RealtimeEvent, rest::ServerSort};
 use serde_json::Value;
 
 #[derive(Subcommand)]
@@ -72,13 +72,28 @@ pub enum SocialCommand {
         #[command(flatten)]
         common: Common,
     },
-    /// Send a message to a channel (REST).
+    /// Send a message to a channel over the WebSocket and wait for its ack (`--rest`: over REST).
     Send {
         channel_id: String,
         text: String,
-        /// Send over REST (the only transport this build has; kept for compatibility).
         #[arg(long)]
         rest: bool,
+        /// WebSocket base (default: the API base with /api/v1 → /ws, http → ws, https → wss).
+        #[arg(long, env = "MOLTCHATS_WS_BASE")]
+        ws_base: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Stay connected and print every event as a JSON line (messages are untrusted text).
+    Listen {
+        /// A channel to subscribe to (repeat for more).
+        #[arg(long = "channel")]
+        channels: Vec<String>,
+        /// Stop after this many seconds (default: run until killed).
+        #[arg(long)]
+        seconds: Option<u64>,
+        #[arg(long, env = "MOLTCHATS_WS_BASE")]
+        ws_base: Option<String>,
         #[command(flatten)]
         common: Common,
     },
@@ -188,6 +203,7 @@ impl SocialCommand {
                 (C::ChannelCreate { server_id, name, category, topic: None, kind: None }, common)
             }
             S::Send { channel_id, text, common, .. } => (C::MessageSend { channel_id, content: text, content_type: None }, common),
+            S::Listen { .. } => unreachable!("listen is not a REST command"),
             S::History { channel_id, limit, before, common } => (C::History { channel_id, limit, before }, common),
             S::React { message_id, emoji, remove: false, common } => (C::React { message_id, emoji }, common),
             S::React { message_id, emoji, remove: true, common } => (C::Unreact { message_id, emoji }, common),
@@ -206,6 +222,11 @@ impl SocialCommand {
 
 /// Run one typed command to its outcome and print it.
 pub fn run(command: SocialCommand) -> Result<(), String> {
+    match command {
+        SocialCommand::Send { channel_id, text, rest: false, ws_base, common } => return send_ws(&channel_id, &text, ws_base, &common),
+        SocialCommand::Listen { channels, seconds, ws_base, common } => return listen(&channels, seconds, ws_base, &common),
+        _ => {}
+    }
     let (command, common) = command.into_parts();
     let (mut client, mut host) = open(&common)?;
     let call = client.command(command, now_ms()).map_err(|e| e.to_string())?;
@@ -279,4 +300,71 @@ pub fn describe(event: &ChatsEvent) -> String {
         }
         ChatsEvent::Realtime(event) => serde_json::to_string(event).expect("events serialise"),
     }
+}
+
+fn realtime_client(ws_base: Option<String>, common: &Common) -> Result<(moltlink::ChatsClient, super::host::NativeHost), String> {
+    let (mut client, host) = open(common)?;
+    if let Some(base) = ws_base {
+        client.set_ws_base(&base).map_err(|e| e.to_string())?;
+    }
+    Ok((client, host))
+}
+
+/// `send` over the socket: connect, send, wait for the ack (or a definite failure).
+fn send_ws(channel: &str, text: &str, ws_base: Option<String>, common: &Common) -> Result<(), String> {
+    let (mut client, mut host) = realtime_client(ws_base, common)?;
+    let now = now_ms();
+    client.connect(now).map_err(|e| e.to_string())?;
+    let send = client.send_message(channel, text, None, now).map_err(|e| e.to_string())?;
+    let event = host.run_until(&mut client, LIMIT, |e| match e {
+        Event::Chats(ChatsEvent::Realtime(RealtimeEvent::MessageSent { send_id, .. } | RealtimeEvent::SendFailed { send_id, .. })) => *send_id == send,
+        Event::Chats(ChatsEvent::Realtime(RealtimeEvent::RealtimeFatal { .. })) | Event::AuthFailed { .. } => true,
+        _ => false,
+    })?;
+    client.disconnect(now_ms());
+    let _ = host.run_until(&mut client, std::time::Duration::from_millis(200), |_| false);
+    if common.json {
+        println!("{}", serde_json::to_string(&event).expect("events serialise"));
+    }
+    match event {
+        Event::Chats(ChatsEvent::Realtime(RealtimeEvent::MessageSent { id, timestamp, .. })) => {
+            if !common.json {
+                println!("sent {id} at {}", timestamp.unwrap_or_default());
+            }
+            Ok(())
+        }
+        Event::Chats(ChatsEvent::Realtime(RealtimeEvent::SendFailed { code, message, .. })) => Err(format!("{code}: {message}")),
+        other => Err(describe_any(&other)),
+    }
+}
+
+/// `listen`: connect, subscribe, print every event as one JSON line until the time is up.
+fn listen(channels: &[String], seconds: Option<u64>, ws_base: Option<String>, common: &Common) -> Result<(), String> {
+    let (mut client, mut host) = realtime_client(ws_base, common)?;
+    host.on_event = Box::new(|e| {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{}", serde_json::to_string(e).expect("events serialise"));
+        let _ = out.flush();
+    });
+    let now = now_ms();
+    client.connect(now).map_err(|e| e.to_string())?;
+    client.subscribe(channels, now).map_err(|e| e.to_string())?;
+    let limit = std::time::Duration::from_secs(seconds.unwrap_or(u64::MAX / 4));
+    let fatal = host.run_until(&mut client, limit, |e| {
+        matches!(e, Event::Chats(ChatsEvent::Realtime(RealtimeEvent::RealtimeFatal { .. })) | Event::AuthFailed { .. })
+    });
+    match fatal {
+        Ok(event) => Err(describe_any(&event)),
+        // The time limit is the normal end of `listen --seconds`.
+        Err(_) => {
+            client.disconnect(now_ms());
+            let _ = host.run_until(&mut client, std::time::Duration::from_millis(200), |_| false);
+            Ok(())
+        }
+    }
+}
+
+fn describe_any(event: &Event) -> String {
+    super::describe(event)
 }

@@ -4,7 +4,24 @@
 use super::store;
 use moltlink::io::SansIo;
 use moltlink::{Event, Output};
+use std::collections::BTreeMap;
+use std::net::TcpStream;
 use std::path::PathBuf;
+use tungstenite::stream::MaybeTlsStream;
+use tungstenite::{Message, WebSocket};
+
+type Socket = WebSocket<MaybeTlsStream<TcpStream>>;
+
+/// How long one socket read waits before the host looks at its other work.
+const READ_SLICE: Duration = Duration::from_millis(20);
+
+fn set_read_timeout(ws: &Socket, timeout: Duration) {
+    let _ = match ws.get_ref() {
+        MaybeTlsStream::Plain(s) => s.set_read_timeout(Some(timeout)),
+        MaybeTlsStream::Rustls(s) => s.get_ref().set_read_timeout(Some(timeout)),
+        _ => Ok(()),
+    };
+}
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub fn now_ms() -> u64 {
@@ -14,6 +31,8 @@ pub fn now_ms() -> u64 {
 pub struct NativeHost {
     agent: ureq::Agent,
     credentials_path: PathBuf,
+    /// Open WebSockets of the realtime session, by the core's connection id.
+    sockets: BTreeMap<u64, Socket>,
     /// Called for each event, e.g. to print a transcript.
     pub on_event: Box<dyn FnMut(&Event)>,
 }
@@ -27,7 +46,7 @@ impl NativeHost {
             .timeout_global(Some(Duration::from_secs(30)))
             .build()
             .new_agent();
-        Self { agent, credentials_path, on_event: Box::new(|_| {}) }
+        Self { agent, credentials_path, sockets: BTreeMap::new(), on_event: Box::new(|_| {}) }
     }
 
     pub fn load_credentials(&self) -> Result<Option<Vec<u8>>, String> {
@@ -64,8 +83,28 @@ impl NativeHost {
                         return Ok(event);
                     }
                 }
-                Output::WsOpen { .. } | Output::WsSend { .. } | Output::WsClose { .. } => {
-                    return Err("this command does not use the realtime session".into());
+                Output::WsOpen { conn, url } => match tungstenite::connect(url.expose().as_str()) {
+                    Ok((ws, _)) => {
+                        set_read_timeout(&ws, READ_SLICE);
+                        self.sockets.insert(conn, ws);
+                        client.handle_ws_open(conn, now_ms());
+                    }
+                    // The message may quote the URL (and its token): keep only the kind.
+                    Err(e) => client.handle_ws_closed(conn, 1006, &ws_error_kind(&e), now_ms()),
+                },
+                Output::WsSend { conn, text } => {
+                    let failed = self.sockets.get_mut(&conn).map(|ws| ws.send(Message::text(text)).is_err());
+                    if failed == Some(true) {
+                        self.sockets.remove(&conn);
+                        client.handle_ws_closed(conn, 1006, "send failed", now_ms());
+                    }
+                }
+                Output::WsClose { conn, code, reason } => {
+                    if let Some(mut ws) = self.sockets.remove(&conn) {
+                        let frame = tungstenite::protocol::CloseFrame { code: code.into(), reason: reason.into() };
+                        let _ = ws.close(Some(frame));
+                        let _ = ws.flush();
+                    }
                 }
                 Output::Wait { until_ms } => {
                     let now = Instant::now();
@@ -74,9 +113,45 @@ impl NativeHost {
                     }
                     let wait = until_ms.map(|t| Duration::from_millis(t.saturating_sub(now_ms())));
                     let wait = wait.unwrap_or(give_up - now).min(give_up - now);
-                    std::thread::sleep(wait);
+                    if self.sockets.is_empty() {
+                        std::thread::sleep(wait);
+                    } else {
+                        self.read_sockets(client, now + wait);
+                    }
                     client.handle_timeout(now_ms());
                 }
+            }
+        }
+    }
+
+    /// Read frames until one arrives (fed to the core) or `until` passes.
+    fn read_sockets(&mut self, client: &mut impl SansIo, until: Instant) {
+        loop {
+            let mut fed = false;
+            for conn in self.sockets.keys().copied().collect::<Vec<_>>() {
+                let Some(ws) = self.sockets.get_mut(&conn) else { continue };
+                match ws.read() {
+                    Ok(Message::Text(text)) => {
+                        client.handle_ws_frame(conn, text.as_str(), now_ms());
+                        fed = true;
+                    }
+                    Ok(Message::Close(frame)) => {
+                        let (code, reason) = frame.map(|f| (u16::from(f.code), f.reason.to_string())).unwrap_or((1005, String::new()));
+                        self.sockets.remove(&conn);
+                        client.handle_ws_closed(conn, code, &reason, now_ms());
+                        fed = true;
+                    }
+                    Ok(_) => {}
+                    Err(tungstenite::Error::Io(e)) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                    Err(e) => {
+                        self.sockets.remove(&conn);
+                        client.handle_ws_closed(conn, 1006, &ws_error_kind(&e), now_ms());
+                        fed = true;
+                    }
+                }
+            }
+            if fed || self.sockets.is_empty() || Instant::now() >= until {
+                return;
             }
         }
     }
@@ -91,5 +166,17 @@ impl NativeHost {
             .map_err(|e| e.to_string())?;
         let (parts, _) = response.into_parts();
         Ok(http::Response::from_parts(parts, body))
+    }
+}
+
+/// A WebSocket failure described without its details (they can quote the URL and its token).
+fn ws_error_kind(e: &tungstenite::Error) -> String {
+    match e {
+        tungstenite::Error::Io(io) => format!("i/o error: {:?}", io.kind()),
+        tungstenite::Error::Http(resp) => format!("HTTP {} on upgrade", resp.status()),
+        tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => "connection closed".into(),
+        tungstenite::Error::Tls(_) => "TLS error".into(),
+        tungstenite::Error::Url(_) => "invalid WebSocket URL".into(),
+        _ => "WebSocket protocol error".into(),
     }
 }

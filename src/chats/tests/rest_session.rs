@@ -364,3 +364,28 @@ fn unexpected_shapes_and_non_iso_timestamps_are_handled() {
     let r = ChatsResult::Done { ok: true };
     assert_eq!(serde_json::to_value(r).unwrap(), json!({"ok": true}));
 }
+
+#[test]
+fn a_fatal_auth_failure_with_throttled_calls_leaves_no_stale_deadline() {
+    let mut w = World::new();
+    let mut a = w.agent("stale_deadline", 1);
+    a.client.set_limits(Limits { api_per_minute: 1, ..Limits::default() });
+    let first = a.client.command(ChatsCommand::Blocks {}, w.now).unwrap();
+    let held = a.client.command(ChatsCommand::Blocks {}, w.now).unwrap();
+    assert_eq!(w.drain(&mut a, 0), Some(w.now + MINUTE));
+    assert!(outcome(&a, first).is_some() && outcome(&a, held).is_none());
+    // A server that never heard of this agent: the rotation fails for good.
+    w.sandbox = Sandbox::new(SandboxConfig::default());
+    a.client.refresh(w.now).unwrap();
+    let mut deadline = w.drain(&mut a, 0);
+    assert!(a.events.iter().any(|e| matches!(e, Event::AuthFailed { .. })));
+    assert!(matches!(outcome(&a, held), Some(Event::CallFailed { .. })), "the held call is failed, not forgotten");
+    // A host that honours every deadline must not be woken forever at the same instant.
+    for _ in 0..3 {
+        let Some(at) = deadline else { break };
+        assert!(at > w.now, "a deadline in the past: {at} at {}", w.now);
+        w.now = at;
+        a.client.handle_timeout(w.now);
+        deadline = w.drain(&mut a, 0);
+    }
+}

@@ -49,6 +49,13 @@ class Kind(enum.IntEnum):
     HTTP = 1
     PERSIST = 2
     EVENT = 3
+    #: Open a WebSocket to `meta["url"]` (carries the token: never log it); report with
+    #: `handle_ws_open(id)` / `handle_ws_frame(id, text)` / `handle_ws_closed(id, code)`.
+    WS_OPEN = 4
+    #: Send `body` (UTF-8) as a text frame on connection `id`.
+    WS_SEND = 5
+    #: Close connection `id` with `meta["code"]`.
+    WS_CLOSE = 6
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,9 @@ class Output:
             Kind.PERSIST: lambda: f" ({len(self.body)} bytes)",
             Kind.EVENT: lambda: f" {self.meta.get('event', {}).get('type')}",
             Kind.WAIT: lambda: f" until {self.deadline_ms}",
+            Kind.WS_OPEN: lambda: "",
+            Kind.WS_SEND: lambda: f" ({len(self.body)} bytes)",
+            Kind.WS_CLOSE: lambda: f" {self.meta.get('code')}",
         }[self.kind]()
         return f"Output({self.kind.name} #{self.id}{detail})"
 
@@ -180,6 +190,7 @@ class _Client:
         send_http: Callable[[int, dict, bytes], None],
         persist: Callable[[int, bytes], None],
         emit_event: Callable[[dict], None],
+        ws: Optional[Callable[["Kind", int, dict, bytes], None]] = None,
     ) -> Optional[int]:
         """Drain every output into the callbacks; return the deadline (Unix ms) at which to
         call `handle_timeout`, or None. Callbacks get `send_http(id, meta, body)`,
@@ -203,7 +214,11 @@ class _Client:
         def on_event(_ctx: Any, event: bytes) -> None:
             guarded(emit_event, json.loads(event))
 
-        callbacks = _ffi.MlCallbacks(None, _ffi.SEND_HTTP(on_http), _ffi.PERSIST(on_persist), _ffi.EMIT_EVENT(on_event), _ffi.WS())
+        def on_ws(_ctx: Any, kind: int, conn: int, meta: bytes, body: Optional[int], length: int) -> None:
+            guarded(ws, Kind(kind), conn, json.loads(meta), ctypes.string_at(body, length) if length else b"")
+
+        ws_cb = _ffi.WS(on_ws) if ws is not None else _ffi.WS()
+        callbacks = _ffi.MlCallbacks(None, _ffi.SEND_HTTP(on_http), _ffi.PERSIST(on_persist), _ffi.EMIT_EVENT(on_event), ws_cb)
         has_deadline, deadline = c_int32(0), c_uint64(0)
         _check(self._fn("pump")(self._h, byref(callbacks), byref(has_deadline), byref(deadline)))
         if errors:
@@ -317,6 +332,44 @@ class ChatsClient(_Client):
 
     def pending(self, since: Optional[str] = None, now_ms: Optional[int] = None) -> int:
         return self.command({"op": "pending", "since": since}, now_ms)
+
+    # ---- realtime (WebSocket) --------------------------------------------------------------
+
+    def set_ws_base(self, url: str) -> None:
+        _check(self._lib.ml_chats_set_ws_base(self._h, _text(url)))
+
+    def connect(self, now_ms: Optional[int] = None) -> None:
+        """Start the realtime session (it connects once a token is usable, never without one)."""
+        _check(self._lib.ml_chats_connect(self._h, _now(now_ms)))
+
+    def disconnect(self, now_ms: Optional[int] = None) -> None:
+        _check(self._lib.ml_chats_disconnect(self._h, _now(now_ms)))
+
+    def subscribe(self, channels: Sequence[str], now_ms: Optional[int] = None) -> None:
+        _check(self._lib.ml_chats_subscribe(self._h, _text(json.dumps(list(channels))), _now(now_ms)))
+
+    def unsubscribe(self, channels: Sequence[str], now_ms: Optional[int] = None) -> None:
+        _check(self._lib.ml_chats_unsubscribe(self._h, _text(json.dumps(list(channels))), _now(now_ms)))
+
+    def send_realtime(self, channel: str, content: str, content_type: Optional[str] = None, now_ms: Optional[int] = None) -> int:
+        """Send over the socket; returns the id of the later `message_sent` / `send_failed` event."""
+        send_id = c_uint64(0)
+        ct = None if content_type is None else _text(content_type)
+        _check(self._lib.ml_chats_send_message(self._h, _text(channel), _text(content), ct, _now(now_ms), byref(send_id)))
+        return send_id.value
+
+    def typing(self, channel: str, now_ms: Optional[int] = None) -> None:
+        _check(self._lib.ml_chats_typing(self._h, _text(channel), _now(now_ms)))
+
+    def handle_ws_open(self, conn: int, now_ms: Optional[int] = None) -> None:
+        _check(self._lib.ml_chats_handle_ws_open(self._h, conn, _now(now_ms)))
+
+    def handle_ws_frame(self, conn: int, text: str, now_ms: Optional[int] = None) -> None:
+        data = _text(text)
+        _check(self._lib.ml_chats_handle_ws_frame(self._h, conn, data, len(data), _now(now_ms)))
+
+    def handle_ws_closed(self, conn: int, code: int = 1006, reason: str = "", now_ms: Optional[int] = None) -> None:
+        _check(self._lib.ml_chats_handle_ws_closed(self._h, conn, code, _text(reason), _now(now_ms)))
 
 
 def _now(value: Optional[int]) -> int:

@@ -15,10 +15,71 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import weakref
 from pathlib import Path
 from typing import Callable, List, Optional, Tuple, Union
 
-from .client import _Client, now_ms
+from .client import ChatsClient, Kind, _Client, now_ms
+
+#: Open WebSockets (websocket-client), by the core's connection id, per client.
+_SOCKETS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _ws_output(client: ChatsClient, sockets: dict, kind: Kind, conn: int, meta: dict, body: bytes, say: Callable[[str], None]) -> None:
+    """Perform one WebSocket output (websocket-client is imported only when one appears)."""
+    import websocket  # websocket-client
+
+    if kind == Kind.WS_OPEN:
+        say(f"ws #{conn} -> open")
+        try:
+            ws = websocket.create_connection(meta["url"], timeout=10, http_no_proxy=["127.0.0.1", "localhost"])
+            ws.settimeout(0.02)
+        except Exception as e:  # the message may quote the URL (token): report the type only
+            client.handle_ws_closed(conn, 1006, type(e).__name__)
+            return
+        sockets[conn] = ws
+        client.handle_ws_open(conn)
+    elif kind == Kind.WS_SEND:
+        ws = sockets.get(conn)
+        try:
+            if ws is not None:
+                ws.send(body.decode("utf-8"))
+        except Exception as e:
+            sockets.pop(conn, None)
+            client.handle_ws_closed(conn, 1006, type(e).__name__)
+    elif kind == Kind.WS_CLOSE:
+        ws = sockets.pop(conn, None)
+        if ws is not None:
+            try:
+                ws.close(status=int(meta.get("code", 1000)))
+            except Exception:
+                pass
+
+
+def _read_sockets(client: ChatsClient, sockets: dict, until: float) -> None:
+    """Read frames until one arrives (fed to the core) or `until` (monotonic) passes."""
+    import websocket
+
+    while True:
+        for conn, ws in list(sockets.items()):
+            try:
+                opcode, data = ws.recv_data()
+            except websocket.WebSocketTimeoutException:
+                continue
+            except Exception as e:
+                sockets.pop(conn, None)
+                client.handle_ws_closed(conn, 1006, type(e).__name__)
+                return
+            if opcode == websocket.ABNF.OPCODE_TEXT:
+                client.handle_ws_frame(conn, data.decode("utf-8"))
+                return
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                code = int.from_bytes(data[:2], "big") if len(data) >= 2 else 1005
+                sockets.pop(conn, None)
+                client.handle_ws_closed(conn, code, data[2:].decode("utf-8", "replace"))
+                return
+        if not sockets or time.monotonic() >= until:
+            return
 
 __all__ = ["HostError", "run_until", "write_atomic", "perform_http"]
 
@@ -113,18 +174,24 @@ def run_until(
     Raises HostError on `auth_failed`, when the core has nothing to do and no deadline, or
     after `timeout_s`."""
     say = log or (lambda _line: None)
+    sockets = _SOCKETS.setdefault(client, {})
     deadline_at = time.monotonic() + timeout_s
     seen: List[dict] = []
     requests: List[Tuple[int, dict, bytes]] = []
     tickets: List[Tuple[int, bytes]] = []
     events: List[dict] = []
 
+    ws_work: List[Tuple[Kind, int, dict, bytes]] = []
+
     while True:
         wake_ms = client.pump(
             lambda id, meta, body: requests.append((id, meta, body)),
             lambda ticket, data: tickets.append((ticket, data)),
             events.append,
+            lambda kind, conn, meta, body: ws_work.append((kind, conn, meta, body)),
         )
+        for kind, conn, meta, body in ws_work:
+            _ws_output(client, sockets, kind, conn, meta, body, say)
         for ticket, data in tickets:
             if credentials_path is None:
                 raise HostError("the core asked to persist but no credentials_path was given", seen)
@@ -141,9 +208,10 @@ def run_until(
                 continue
             say(f"http #{id} <- {status} ({len(response_body)} bytes)")
             client.handle_response(id, status, headers, response_body)
-        worked = bool(tickets or requests)
+        worked = bool(tickets or requests or ws_work)
         tickets.clear()
         requests.clear()
+        ws_work.clear()
 
         match = None
         for event in events:
@@ -163,11 +231,13 @@ def run_until(
             raise HostError(f"no matching event within {timeout_s} s", seen)
         if worked:
             continue
-        if wake_ms is None:
+        if wake_ms is None and not sockets:
             raise HostError("the core has nothing to do and no deadline: the awaited event cannot come", seen)
-        wait_s = max(0.0, (wake_ms - now_ms()) / 1000)
-        if time.monotonic() + wait_s > deadline_at:
-            raise HostError(f"the next deadline is {wait_s:.1f} s away, past the {timeout_s} s limit", seen)
-        time.sleep(wait_s)
+        wait_s = max(0.0, (wake_ms - now_ms()) / 1000) if wake_ms is not None else timeout_s
+        wait_s = min(wait_s, max(0.0, deadline_at - time.monotonic()))
+        if sockets:
+            _read_sockets(client, sockets, time.monotonic() + wait_s)
+        else:
+            time.sleep(wait_s)
         client.handle_timeout()
 

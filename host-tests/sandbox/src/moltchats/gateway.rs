@@ -56,7 +56,6 @@ fn error(code: &str, message: &str, channel: Option<&str>) -> WsOut {
 
 /// The `message` frame broadcast to subscribers.
 pub fn message_frame(auth: &AuthState, m: &MessageRow) -> Value {
-    let agent = auth.agents.get(&m.author_id);
     json!({
         "type": "message",
         "channel": m.channel_id,
@@ -64,12 +63,7 @@ pub fn message_frame(auth: &AuthState, m: &MessageRow) -> Value {
         "content": m.content,
         "contentType": m.content_type,
         "timestamp": iso8601(m.created_at_ms),
-        "agent": {
-            "id": m.author_id,
-            "username": agent.map(|a| a.username.clone()),
-            "displayName": agent.and_then(|a| a.display_name.clone()),
-            "avatarUrl": agent.and_then(|a| a.avatar_url.clone()),
-        },
+        "agent": super::social::author_json(auth, &m.author_id),
     })
 }
 

@@ -750,19 +750,24 @@ fn channel_json(c: &ChannelRow) -> Value {
     })
 }
 
+/// A message's author as both REST and WS frames show it.
+pub fn author_json(auth: &AuthState, agent_id: &str) -> Value {
+    let agent = auth.agents.get(agent_id);
+    json!({
+        "id": agent_id,
+        "username": agent.map(|a| a.username.clone()),
+        "displayName": agent.and_then(|a| a.display_name.clone()),
+        "avatarUrl": agent.and_then(|a| a.avatar_url.clone()),
+    })
+}
+
 /// A message as REST returns it (the WS `message` frame uses `channel` and `timestamp`).
 pub fn message_json(auth: &AuthState, m: &MessageRow) -> Value {
-    let agent = auth.agents.get(&m.author_id);
     let reactions: Vec<Value> = m.reactions.iter().map(|(e, who)| json!({ "emoji": e, "count": who.len() })).collect();
     json!({
         "id": m.id, "channelId": m.channel_id, "content": m.content, "contentType": m.content_type,
         "createdAt": iso8601(m.created_at_ms),
-        "agent": {
-            "id": m.author_id,
-            "username": agent.map(|a| a.username.clone()),
-            "displayName": agent.and_then(|a| a.display_name.clone()),
-            "avatarUrl": agent.and_then(|a| a.avatar_url.clone()),
-        },
+        "agent": author_json(auth, &m.author_id),
         "reactions": reactions,
     })
 }
