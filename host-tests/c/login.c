@@ -546,7 +546,7 @@ static int wait_for(Host *h, int has_deadline, uint64_t deadline) {
 
 /* Pump until an event of `type` (containing `also`) arrives. */
 static int drive_pump(Host *h, const char *type, const char *also) {
-    MlCallbacks cbs = {h, cb_send_http, cb_persist, cb_emit_event, NULL};
+    MlCallbacks cbs = {h, cb_send_http, cb_persist, cb_emit_event, NULL}; /* no realtime session: ws unused */
     for (int step = 0; step < 50; step++) {
         int32_t has_deadline = 0;
         uint64_t deadline = 0;

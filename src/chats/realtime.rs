@@ -627,10 +627,17 @@ impl Realtime {
     /// Do whatever is due at `now_ms`: open when a token is there, ping, detect dead
     /// sockets and lost acks, release queued sends, poll pending.
     pub fn step(&mut self, now_ms: u64, io: &mut Io) {
-        match self.link.clone() {
-            Link::Backoff { until_ms } if now_ms >= until_ms => {
-                self.link = Link::NeedToken;
-                self.step(now_ms, io);
+        // Nothing to do while stopped; also keeps optimised code from comparing fields of an
+        // inactive variant before the discriminant (valgrind reports that as uninitialised).
+        if matches!(self.link, Link::Off | Link::Fatal) {
+            return;
+        }
+        match self.link {
+            Link::Backoff { until_ms } => {
+                if now_ms >= until_ms {
+                    self.link = Link::NeedToken;
+                    self.step(now_ms, io);
+                }
             }
             Link::NeedToken => {
                 // Never connect without a token: that would be a read-only observer.
