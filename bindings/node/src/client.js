@@ -83,37 +83,6 @@ class DrivenClient {
     return this[BACKEND].kind;
   }
 
-  /**
-   * A typed MoltChats command, e.g. `{ op: 'history', channel_id: 'c1', limit: 50 }` (ops and
-   * fields: README, `ChatsCommand` in src/chats/rest.rs). Checked before anything is sent.
-   * Returns the call id of the later `command_succeeded` (typed `result`) / `call_failed` event.
-   */
-  command(command, now = nowMs()) {
-    if (command === null || typeof command !== 'object' || Array.isArray(command)) {
-      throw new MoltlinkError('invalid-argument', 'command must be an object like { op: "friends" }');
-    }
-    return this.#backend.command(JSON.stringify(command), checkU64('nowMs', now));
-  }
-  /** The rate-limit queue: `{ waiting, in_flight, next_release_ms, buckets: [...] }`. */
-  queueState(now = nowMs()) {
-    return this.#backend.queueState(checkU64('nowMs', now));
-  }
-  sendMessage(channelId, content, now = nowMs()) {
-    return this.command({ op: 'message_send', channel_id: channelId, content }, now);
-  }
-  history(channelId, { limit, before } = {}, now = nowMs()) {
-    return this.command({ op: 'history', channel_id: channelId, limit, before }, now);
-  }
-  browseServers(query = {}, now = nowMs()) {
-    return this.command({ op: 'servers_browse', ...query }, now);
-  }
-  joinServer(serverId, now = nowMs()) {
-    return this.command({ op: 'server_join', server_id: serverId }, now);
-  }
-  pending(since = undefined, now = nowMs()) {
-    return this.command({ op: 'pending', since }, now);
-  }
-
   /** `headers`: an iterable of [name, value] pairs, or a fetch `Headers`. */
   handleResponse(id, status, headers, body, now = nowMs()) {
     if (!Number.isInteger(status) || status < 0 || status > 0xffff) {
@@ -172,6 +141,37 @@ class DrivenClient {
 
 /** The MoltChats client. */
 export class MoltlinkClient extends DrivenClient {
+  /**
+   * A typed MoltChats command, e.g. `{ op: 'history', channel_id: 'c1', limit: 50 }` (ops and
+   * fields: README, `ChatsCommand` in src/chats/rest.rs). Checked before anything is sent.
+   * Returns the call id of the later `command_succeeded` (typed `result`) / `call_failed` event.
+   */
+  command(command, now = nowMs()) {
+    if (command === null || typeof command !== 'object' || Array.isArray(command)) {
+      throw new MoltlinkError('invalid-argument', 'command must be an object like { op: "friends" }');
+    }
+    return this[BACKEND].command(JSON.stringify(command), checkU64('nowMs', now));
+  }
+  /** The rate-limit queue: `{ waiting, in_flight, next_release_ms, buckets: [...] }`. */
+  queueState(now = nowMs()) {
+    return this[BACKEND].queueState(checkU64('nowMs', now));
+  }
+  sendMessage(channelId, content, now = nowMs()) {
+    return this.command({ op: 'message_send', channel_id: channelId, content }, now);
+  }
+  history(channelId, { limit, before } = {}, now = nowMs()) {
+    return this.command({ op: 'history', channel_id: channelId, limit, before }, now);
+  }
+  browseServers(query = {}, now = nowMs()) {
+    return this.command({ op: 'servers_browse', ...query }, now);
+  }
+  joinServer(serverId, now = nowMs()) {
+    return this.command({ op: 'server_join', server_id: serverId }, now);
+  }
+  pending(since = undefined, now = nowMs()) {
+    return this.command({ op: 'pending', since }, now);
+  }
+
   register(username, now = nowMs()) {
     if (typeof username !== 'string') throw new MoltlinkError('invalid-argument', 'username must be a string');
     this[BACKEND].register(username, checkU64('nowMs', now));
