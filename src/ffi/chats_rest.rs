@@ -3,8 +3,9 @@
 #![allow(clippy::missing_safety_doc)]
 
 use super::MlChats;
-use super::boundary::{copy_out, enter_handle, str_arg, write_out};
-use crate::error::{Error, ErrorCode};
+use super::driven;
+use super::boundary::{copy_out, enter_handle};
+use crate::error::Error;
 
 /// A typed MoltChats command as JSON, e.g. `{"op":"history","channel_id":"…","limit":50}`
 /// (ops and fields: `ChatsCommand` in src/chats/rest.rs, README). It is checked before
@@ -12,14 +13,7 @@ use crate::error::{Error, ErrorCode};
 /// identifies the later `command_succeeded` (typed `result`) or `call_failed` event.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ml_chats_command(handle: *mut MlChats, command_json: *const c_char, now_ms: u64, call_id: *mut u64) -> i32 {
-    enter_handle("ml_chats_command", handle, |h| {
-        let json = unsafe { str_arg(command_json, "command_json")? };
-        if call_id.is_null() {
-            return Err(Error::new(ErrorCode::NullPointer, "call_id: NULL pointer"));
-        }
-        let id = h.client.borrow_mut().command_json(json, now_ms)?;
-        unsafe { write_out(call_id, id, "call_id") }
-    })
+    unsafe { driven::command("ml_chats_command", handle, command_json, now_ms, call_id, crate::ChatsClient::command_json) }
 }
 
 /// The rate-limit queue as JSON: `{"waiting":N,"in_flight":N,"next_release_ms":T|null,

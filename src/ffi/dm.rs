@@ -9,7 +9,6 @@
 use super::boundary::{copy_out, enter, enter_handle, free_handle, opt_str_arg, seed_arg, str_arg, write_out};
 use super::driven::{self, Part};
 use super::{Handle, MlCallbacks, MlDm, MlOutput};
-use crate::error::{Error, ErrorCode};
 use crate::io::Secret;
 use crate::{DmClient, DmConfig};
 use std::ffi::c_char;
@@ -63,14 +62,7 @@ pub unsafe extern "C" fn ml_dm_free(handle: *mut MlDm) {
 /// `call_succeeded`/`call_failed` event to come.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ml_dm_command(handle: *mut MlDm, command_json: *const c_char, now_ms: u64, call_id: *mut u64) -> i32 {
-    enter_handle("ml_dm_command", handle, |h| {
-        let json = unsafe { str_arg(command_json, "command_json")? };
-        if call_id.is_null() {
-            return Err(Error::new(ErrorCode::NullPointer, "call_id: NULL pointer"));
-        }
-        let id = h.client.borrow_mut().command_json(json, now_ms)?;
-        unsafe { write_out(call_id, id, "call_id") }
-    })
+    unsafe { driven::command("ml_dm_command", handle, command_json, now_ms, call_id, crate::DmClient::command_json) }
 }
 
 /// Start the heartbeat (`GET /agents/dm/check` now, then on a backing-off schedule: follow

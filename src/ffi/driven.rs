@@ -183,3 +183,25 @@ fn to_cstring(json: String) -> Result<CString> {
     // JSON escapes U+0000, so this only fails on a serialiser bug.
     CString::new(json).map_err(|_| Error::invalid_argument("JSON contained a NUL byte"))
 }
+
+/// A JSON-described command (`ml_*_command`): parsed and checked by the core's `command_json`.
+///
+/// # Safety
+/// As every export.
+pub(crate) unsafe fn command<H: Deref<Target = Handle<C>> + Poisonable, C>(
+    name: &str,
+    handle: *const H,
+    command_json: *const c_char,
+    now_ms: u64,
+    call_id: *mut u64,
+    run: fn(&mut C, &str, u64) -> Result<u64>,
+) -> i32 {
+    enter_handle(name, handle, |h| {
+        let json = unsafe { str_arg(command_json, "command_json")? };
+        if call_id.is_null() {
+            return Err(Error::new(ErrorCode::NullPointer, "call_id: NULL pointer"));
+        }
+        let id = run(&mut h.client.borrow_mut(), json, now_ms)?;
+        unsafe { write_out(call_id, id, "call_id") }
+    })
+}
