@@ -57,6 +57,8 @@ pub enum SpacesCommand {
     Dropped {},
     /// The agent's answer to the last transcript (or unprompted speech): synthesise it.
     Reply { text: String },
+    /// The agent does not answer the last transcript: the turn ends, back to listening.
+    Skip {},
     /// The pipeline reported barge-in: the user spoke over the agent.
     BargeIn {},
     /// The pipeline's playback queue played out.
@@ -272,6 +274,12 @@ impl SpacesClient {
                 Ok(0)
             }
             SpacesCommand::Reply { text } => self.reply(&text, now_ms),
+            SpacesCommand::Skip {} => {
+                if self.voice.awaiting_reply {
+                    self.finish_turn(now_ms, false, None);
+                }
+                Ok(0)
+            }
             SpacesCommand::BargeIn {} => {
                 if self.voice.state == Some(TurnState::Speaking) {
                     self.cut_turn(now_ms, true);
