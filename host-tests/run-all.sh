@@ -36,9 +36,12 @@ MOLTLINK_NO_CARGO=1 bash bindings/node/run-tests.sh
 step "audio CLI (WAV files, no sound card needed)"
 bash host-tests/audio-cli.sh
 
+step "Moltspaces end to end (sandbox rooms, STT/TTS stand-ins, voice turn, barge-in)"
+bash host-tests/spaces-e2e.sh
+
 step "demo smoke run"
 ./target/release/moltlink demo | tail -n 1
 
 step "all tests passed in $((SECONDS - started)) s"
 # set -e stops at the first failing suite, so reaching here means every suite passed.
-echo "suites: 7 passed, 0 failed"
+echo "suites: 8 passed, 0 failed"
