@@ -11,6 +11,7 @@ The shared library is found via `$MOLTLINK_LIBRARY`, a copy shipped in this pack
 from .audio import AudioPipeline
 from .client import ChatsClient, ErrorCode, Kind, MoltlinkError, Output, now_ms, version
 from .dm import DmClient
+from .spaces import SpacesClient
 
-__all__ = ["AudioPipeline", "ChatsClient", "DmClient", "ErrorCode", "Kind", "MoltlinkError", "Output", "now_ms", "version"]
+__all__ = ["AudioPipeline", "ChatsClient", "DmClient", "ErrorCode", "Kind", "MoltlinkError", "Output", "SpacesClient", "now_ms", "version"]
 __version__ = "0.1.0"
