@@ -255,7 +255,70 @@ export class DmClient extends DrivenClient {
  * `factory.open({ apiBase, credentials, seed })` → MoltlinkClient.
  * `credentials`: the bytes persisted last time (or null); `seed`: 32 random bytes (default: crypto).
  */
-export function makeFactory(kind, openBackend, openDmBackend) {
+/**
+ * Moltspaces: rooms, the Daily join ticket and voice turns (events `spaces_*`). Feed it the
+ * audio pipeline's utterances and barge-in/playback events; push `takeAudio()` (24 kHz mono
+ * int16 little-endian PCM) into the pipeline's TTS playback on `spaces_audio`.
+ */
+export class SpacesClient extends DrivenClient {
+  /** Any command as an object: `{ command: 'join', topic }` (see wit/spaces.wit). */
+  command(command, now = nowMs()) {
+    return this[BACKEND].command(JSON.stringify(command), checkU64('nowMs', now));
+  }
+  register(name, description, now) {
+    return this.command({ command: 'register', name, description }, now);
+  }
+  search(topic, now) {
+    return this.command({ command: 'search', topic }, now);
+  }
+  create(topic, now) {
+    return this.command({ command: 'create', topic }, now);
+  }
+  token(room, now) {
+    return this.command({ command: 'token', room }, now);
+  }
+  join(topic, now) {
+    return this.command({ command: 'join', topic }, now);
+  }
+  leave(now) {
+    return this.command({ command: 'leave' }, now);
+  }
+  dropped(now) {
+    return this.command({ command: 'dropped' }, now);
+  }
+  reply(text, now) {
+    return this.command({ command: 'reply', text }, now);
+  }
+  skip(now) {
+    return this.command({ command: 'skip' }, now);
+  }
+  bargeIn(now) {
+    return this.command({ command: 'barge_in' }, now);
+  }
+  playbackFinished(now) {
+    return this.command({ command: 'playback_finished' }, now);
+  }
+  /** An utterance WAV from the pipeline; returns the turn number. */
+  utterance(wav, now = nowMs()) {
+    return this[BACKEND].utterance(toBytes('wav', wav) ?? new Uint8Array(), checkU64('nowMs', now));
+  }
+  handleBodyChunk(id, chunk, now = nowMs()) {
+    this[BACKEND].handleBodyChunk(checkU64('id', id), toBytes('chunk', chunk) ?? new Uint8Array(), checkU64('nowMs', now));
+  }
+  /** TTS audio so far (Uint8Array of int16 LE at 24 kHz), drained. */
+  takeAudio() {
+    return this[BACKEND].takeAudio();
+  }
+  /** `{ registered, room, turn, turn_state }` */
+  state() {
+    return this[BACKEND].spacesState();
+  }
+  handlePersisted(ticket, now = nowMs()) {
+    this[BACKEND].handlePersisted(checkU64('ticket', ticket), checkU64('nowMs', now));
+  }
+}
+
+export function makeFactory(kind, openBackend, openDmBackend, openSpacesBackend) {
   return Object.freeze({
     kind,
     open({ apiBase = null, credentials = null, seed = null } = {}) {
@@ -271,6 +334,13 @@ export function makeFactory(kind, openBackend, openDmBackend) {
       const backend = openDmBackend(apiBase ?? null, apiKey, seedBytes);
       backend.kind = kind;
       return new DmClient(backend);
+    },
+    /** A Moltspaces client: `env` = the skill's .env (string or bytes); `options` see wit/spaces.wit. */
+    openSpaces({ env = '', options = null } = {}) {
+      const envBytes = typeof env === 'string' ? new TextEncoder().encode(env) : toBytes('env', env);
+      const backend = openSpacesBackend(envBytes ?? new Uint8Array(), options === null ? null : JSON.stringify(options));
+      backend.kind = kind;
+      return new SpacesClient(backend);
     },
   });
 }

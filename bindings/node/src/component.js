@@ -143,6 +143,18 @@ class ComponentBackend {
   heartbeat(running, nowMs) {
     guard(() => this.#c.heartbeat(running, big(nowMs)));
   }
+  utterance(wav, nowMs) {
+    return num(guard(() => this.#c.utterance(wav, big(nowMs))));
+  }
+  handleBodyChunk(id, chunk, nowMs) {
+    guard(() => this.#c.handleBodyChunk(big(id), chunk, big(nowMs)));
+  }
+  takeAudio() {
+    return Uint8Array.from(guard(() => this.#c.takeAudio()));
+  }
+  spacesState() {
+    return JSON.parse(guard(() => this.#c.state()));
+  }
   state(conversationId) {
     return guard(() => this.#c.state(conversationId));
   }
@@ -174,5 +186,6 @@ export async function loadComponent() {
     'component',
     (apiBase, credentials, seed) => new ComponentBackend(guard(() => Client.open(apiBase ?? undefined, credentials ?? undefined, seed))),
     (apiBase, apiKey, seed) => new ComponentBackend(guard(() => DmResource.open(apiBase ?? undefined, apiKey, seed))),
+    (env, optionsJson) => new ComponentBackend(guard(() => root.spaces.Client.open(env, optionsJson ?? undefined))),
   );
 }

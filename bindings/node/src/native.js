@@ -44,6 +44,7 @@ function bind(path) {
   });
   const MlDm = koffi.opaque('MlDm');
   void MlDm;
+  void koffi.opaque('MlSpaces');
   void MlChats;
   void MlOutput;
   void MlCallbacks;
@@ -72,6 +73,26 @@ function bind(path) {
     isAuthenticated: f('int32_t ml_chats_is_authenticated(const MlChats *h, uint64_t now_ms, _Out_ int32_t *out)'),
     lastErrorMessage: f('size_t ml_last_error_message(uint8_t *buf, size_t cap)'),
     // The DM client: the same names for the shared inputs/outputs, so one backend class serves both.
+    // Moltspaces: the shared names again, plus the utterance/audio byte paths.
+    spaces: {
+      protos: { SendHttp, Persist, EmitEvent },
+      new: f('int32_t ml_spaces_new(const uint8_t *env, size_t env_len, const char *options_json, _Out_ MlSpaces **out)'),
+      free: f('void ml_spaces_free(MlSpaces *h)'),
+      command: f('int32_t ml_spaces_command(MlSpaces *h, const char *command_json, uint64_t now_ms, _Out_ uint64_t *call_id)'),
+      utterance: f('int32_t ml_spaces_utterance(MlSpaces *h, const uint8_t *wav, size_t wav_len, uint64_t now_ms, _Out_ uint64_t *turn)'),
+      handleBodyChunk: f('int32_t ml_spaces_handle_body_chunk(MlSpaces *h, uint64_t id, const uint8_t *chunk, size_t len, uint64_t now_ms)'),
+      takeAudio: f('int32_t ml_spaces_take_audio(MlSpaces *h, uint8_t *buf, size_t cap, _Out_ size_t *needed)'),
+      state: f('int32_t ml_spaces_state(const MlSpaces *h, uint8_t *buf, size_t cap, _Out_ size_t *needed)'),
+      handleResponse: f('int32_t ml_spaces_handle_response(MlSpaces *h, uint64_t id, uint16_t status, const char *headers_json, const uint8_t *body, size_t body_len, uint64_t now_ms)'),
+      handleTransportError: f('int32_t ml_spaces_handle_transport_error(MlSpaces *h, uint64_t id, const char *message, uint64_t now_ms)'),
+      handleTimeout: f('int32_t ml_spaces_handle_timeout(MlSpaces *h, uint64_t now_ms)'),
+      handlePersisted: f('int32_t ml_spaces_handle_persisted(MlSpaces *h, uint64_t ticket, uint64_t now_ms)'),
+      poll: f('int32_t ml_spaces_poll(MlSpaces *h, _Out_ MlOutput *out)'),
+      outputMeta: f('int32_t ml_spaces_output_meta(const MlSpaces *h, uint8_t *buf, size_t cap, _Out_ size_t *needed)'),
+      outputBody: f('int32_t ml_spaces_output_body(const MlSpaces *h, uint8_t *buf, size_t cap, _Out_ size_t *needed)'),
+      pump: f('int32_t ml_spaces_pump(MlSpaces *h, const MlCallbacks *callbacks, _Out_ int32_t *has_deadline, _Out_ uint64_t *deadline_ms)'),
+      lastErrorMessage: f('size_t ml_last_error_message(uint8_t *buf, size_t cap)'),
+    },
     dm: {
       protos: { SendHttp, Persist, EmitEvent },
       new: f('int32_t ml_dm_new(const char *api_base, const char *api_key, const uint8_t *seed, size_t seed_len, _Out_ MlDm **out)'),
@@ -282,6 +303,20 @@ class NativeBackend {
   heartbeat(running, nowMs) {
     check(this.#ml, this.#ml.heartbeat(this.#handle(), running ? 1 : 0, nowMs));
   }
+  utterance(wav, nowMs) {
+    const turn = [0];
+    check(this.#ml, this.#ml.utterance(this.#handle(), toCBytes(wav), wav.length, nowMs, turn));
+    return num(turn[0]);
+  }
+  handleBodyChunk(id, chunk, nowMs) {
+    check(this.#ml, this.#ml.handleBodyChunk(this.#handle(), id, toCBytes(chunk), chunk.length, nowMs));
+  }
+  takeAudio() {
+    return new Uint8Array(readBuffer(this.#ml, this.#ml.takeAudio, this.#handle(), 16));
+  }
+  spacesState() {
+    return JSON.parse(decoder.decode(readBuffer(this.#ml, this.#ml.state, this.#handle(), 128)));
+  }
   state(conversationId) {
     const ml = this.#ml;
     const read = (h, buf, cap, needed) => ml.state(h, conversationId, buf, cap, needed);
@@ -305,6 +340,7 @@ export async function loadNative({ libraryPath = defaultLibraryPath() } = {}) {
   // Handles dropped without close() are freed by the GC.
   const registry = new FinalizationRegistry((handle) => ml.free(handle));
   const dmRegistry = new FinalizationRegistry((handle) => ml.dm.free(handle));
+  const spacesRegistry = new FinalizationRegistry((handle) => ml.spaces.free(handle));
   return makeFactory(
     'native',
     (apiBase, credentials, seed) => {
@@ -316,6 +352,11 @@ export async function loadNative({ libraryPath = defaultLibraryPath() } = {}) {
       const out = [null];
       check(ml, ml.dm.new(apiBase, apiKey, seed, seed.length, out));
       return new NativeBackend(ml.dm, out[0], dmRegistry);
+    },
+    (env, optionsJson) => {
+      const out = [null];
+      check(ml, ml.spaces.new(toCBytes(env), env.length, optionsJson, out));
+      return new NativeBackend(ml.spaces, out[0], spacesRegistry);
     },
   );
 }
