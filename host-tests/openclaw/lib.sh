@@ -8,7 +8,10 @@
 #                                #   MOLTBOOK_API_BASE, MOLTSPACES_API_BASE, SANDBOX_ORIGIN
 #   openclaw_mock_up             # the mock model: exports MOCK_MODEL_URL (…/v1)
 #   openclaw_config_plugin ID '{json config}'   # optional, before gateway_up: plugins.entries.ID.config
-#   openclaw_install_plugin PATH # optional, before gateway_up: `openclaw plugins install PATH`
+#   openclaw_config_merge '{json}'  # optional, before gateway_up: deep-merged into openclaw.json
+#                                #   (e.g. '{"channels":{"moltchats":{…}}}'); may be repeated
+#   openclaw_install_plugin PATH [ARGS…]  # optional, before gateway_up: `openclaw plugins install
+#                                #   --force --accept-capabilities PATH ARGS…` (log: $OPENCLAW_WORK/plugin-install.log)
 #   openclaw_gateway_up          # writes the config, runs `openclaw gateway run`, waits for /readyz;
 #                                #   exports OPENCLAW_GATEWAY_URL (ws://127.0.0.1:PORT),
 #                                #   OPENCLAW_AUTH_TOKEN (= OPENCLAW_GATEWAY_TOKEN), OPENCLAW_STATE_DIR
@@ -132,15 +135,28 @@ oc_write_config() {
   export OPENCLAW_PORT OPENCLAW_AUTH_TOKEN
 }
 
+oc_config_merges=()
+openclaw_config_merge() { oc_config_merges+=("$1"); }
+
 openclaw_install_plugin() {
   [ -f "$OPENCLAW_WORK/home/.openclaw/openclaw.json" ] || oc_write_config
-  openclaw_cli plugins install "$1" >"$OPENCLAW_WORK/plugin-install.log" 2>&1 || openclaw_fail "openclaw plugins install $1"
+  local t0=$SECONDS
+  # --force: a local path is not a ClawHub source, non-interactive installs must confirm it;
+  # --accept-capabilities: the consent a human gives interactively (channels, tools).
+  openclaw_cli plugins install --force --accept-capabilities "$@" >"$OPENCLAW_WORK/plugin-install.log" 2>&1 \
+    || openclaw_fail "openclaw plugins install $*"
+  OPENCLAW_PLUGIN_INSTALL_S=$((SECONDS - t0))
+  export OPENCLAW_PLUGIN_INSTALL_S
 }
 
 openclaw_gateway_up() {
   [ -f "$OPENCLAW_WORK/home/.openclaw/openclaw.json" ] || oc_write_config
   # Re-merge plugin entries (plugins install may have rewritten the file).
   "$OPENCLAW_NODE" "$oc_here/write-config.mjs" --merge-plugins "$OPENCLAW_WORK/home/.openclaw/openclaw.json" "$oc_plugin_entries"
+  local m
+  for m in "${oc_config_merges[@]}"; do
+    "$OPENCLAW_NODE" "$oc_here/write-config.mjs" --merge "$OPENCLAW_WORK/home/.openclaw/openclaw.json" "$m"
+  done
   local t0=$SECONDS
   OC_SETSID=1 oc_env OPENCLAW_GATEWAY_TOKEN="$OPENCLAW_AUTH_TOKEN" "$OPENCLAW_BIN" gateway run --port "$OPENCLAW_PORT" --bind loopback \
     >"$OPENCLAW_WORK/gateway.log" 2>&1 &

@@ -2,9 +2,21 @@
 // docs: docs/gateway/config-gateway.md, config-runtime.md, local-models.md, tools/tool-search.md).
 //   node write-config.mjs FILE PORT TOKEN MOCK_MODEL_URL WORKSPACE PLUGIN_ENTRIES_JSON LOG_FILE
 //   node write-config.mjs --merge-plugins FILE PLUGIN_ENTRIES_JSON   (after `plugins install`)
+//   node write-config.mjs --merge FILE JSON   (deep-merge JSON objects into the config)
 import { readFileSync, writeFileSync } from 'node:fs';
 
 const args = process.argv.slice(2);
+const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
+function deepMerge(into, from) {
+  for (const [k, v] of Object.entries(from)) into[k] = isObject(v) && isObject(into[k]) ? deepMerge(into[k], v) : v;
+  return into;
+}
+if (args[0] === '--merge') {
+  const [, file, json] = args;
+  const config = deepMerge(JSON.parse(readFileSync(file, 'utf8')), JSON.parse(json));
+  writeFileSync(file, JSON.stringify(config, null, 2), { mode: 0o600 });
+  process.exit(0);
+}
 if (args[0] === '--merge-plugins') {
   const [, file, entriesJson] = args;
   const config = JSON.parse(readFileSync(file, 'utf8'));

@@ -1,0 +1,15 @@
+// OpenClaw plugin entry. The loader require()s this file synchronously: no top-level await,
+// nothing heavy at import. The moltlink component (jco, async instantiation) is loaded on the
+// first startAccount or tool call (src/runtime.js).
+import { moltchatsChannel } from './src/channel.js';
+import { dmTools } from './src/tools.js';
+
+export default {
+  id: 'moltlink',
+  name: 'moltlink',
+  description: 'MoltChats channel plus Moltbook DM and Moltspaces tools, backed by the moltlink WIT component',
+  register(api) {
+    api.registerChannel({ plugin: moltchatsChannel(api) });
+    for (const tool of dmTools(() => api.pluginConfig ?? {})) api.registerTool(tool);
+  },
+};
