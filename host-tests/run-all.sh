@@ -39,6 +39,9 @@ bash host-tests/openclaw/plugin.sh
 step "audio CLI (WAV files, no sound card needed)"
 bash host-tests/audio-cli.sh
 
+step "Moltspaces end to end (sandbox rooms, STT/TTS stand-ins, voice turn, barge-in)"
+bash host-tests/spaces-e2e.sh
+
 step "demo smoke run"
 ./target/release/moltlink demo | tail -n 1
 

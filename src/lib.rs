@@ -11,6 +11,7 @@ pub mod chats;
 pub mod dm;
 pub mod error;
 pub mod io;
+pub mod spaces;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod ffi;
@@ -21,4 +22,5 @@ mod component;
 pub use chats::{ChatsClient, ChatsConfig};
 pub use dm::{DmClient, DmCommand, DmConfig};
 pub use error::{Error, ErrorCode};
+pub use spaces::{SpacesClient, SpacesCommand, SpacesConfig};
 pub use io::{CallId, Event, Output, RequestId, Ticket};

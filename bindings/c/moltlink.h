@@ -77,6 +77,9 @@ typedef struct MlChats MlChats;
 // An opaque Moltbook DM client. Create with `ml_dm_new`, destroy with `ml_dm_free`.
 typedef struct MlDm MlDm;
 
+// An opaque Moltspaces client. Create with `ml_spaces_new`, destroy with `ml_spaces_free`.
+typedef struct MlSpaces MlSpaces;
+
 // What `ml_chats_poll` returns. The meta JSON and body bytes are read separately with
 // `ml_chats_output_meta` and `ml_chats_output_body`.
 typedef struct MlOutput {
@@ -354,6 +357,90 @@ int32_t ml_dm_pump(struct MlDm *handle,
                    const struct MlCallbacks *callbacks,
                    int32_t *has_deadline,
                    uint64_t *deadline_ms);
+
+// Create a Moltspaces client.
+//
+// - `env`/`env_len`: the skill's `.env` bytes (MOLTSPACES_API_KEY, MOLT_AGENT_ID,
+//   MOLT_AGENT_NAME, OPENAI_API_KEY, ELEVENLABS_API_KEY, ELEVENLABS_VOICE_ID; the saved
+//   registration has the same form; concatenate several). May be NULL when `env_len` is 0.
+// - `options_json`: NULL or `{"api_base","openai_base","elevenlabs_base","voice_id",
+//   "stt_model","tts_model","token_lifetime_ms","rejoin_margin_ms","max_attempts","backoff_ms"}`.
+// - `*out` receives the handle (NULL on failure). Free it with `ml_spaces_free`.
+int32_t ml_spaces_new(const uint8_t *env, size_t env_len, const char *options_json, struct MlSpaces **out);
+
+// Destroy a client (NULL is ignored). Keys are zeroized.
+void ml_spaces_free(struct MlSpaces *handle);
+
+// Run a command described as JSON: `{"command":"register","name":…,"description":…}`,
+// `{"command":"search"|"create"|"join","topic":…}`, `{"command":"token","room":…}`,
+// `{"command":"leave"|"dropped"|"skip"|"barge_in"|"playback_finished"}`,
+// `{"command":"reply","text":…}`. `*call_id` receives the call id of the API commands'
+// events, the turn number for `reply`, 0 otherwise.
+int32_t ml_spaces_command(struct MlSpaces *handle,
+                          const char *command_json,
+                          uint64_t now_ms,
+                          uint64_t *call_id);
+
+// One utterance (WAV bytes, e.g. from `ml_audio_utterance_wav`): starts a turn; `*turn`
+// receives its number.
+int32_t ml_spaces_utterance(struct MlSpaces *handle,
+                            const uint8_t *wav,
+                            size_t wav_len,
+                            uint64_t now_ms,
+                            uint64_t *turn);
+
+// A chunk of request `id`'s body as it streams in (TTS audio). Finish with
+// `ml_spaces_handle_response` carrying an empty body.
+int32_t ml_spaces_handle_body_chunk(struct MlSpaces *handle,
+                                    uint64_t id,
+                                    const uint8_t *chunk,
+                                    size_t len,
+                                    uint64_t now_ms);
+
+// The TTS audio received so far (16-bit little-endian mono PCM at 24 kHz), drained into
+// `buf`. `*needed` receives the byte count; when `cap` is smaller nothing is drained
+// (`ML_BUFFER_TOO_SMALL`), so a size query with `cap` 0 is safe.
+int32_t ml_spaces_take_audio(struct MlSpaces *handle, uint8_t *buf, size_t cap, size_t *needed);
+
+// A JSON snapshot `{"registered","room":{…}|null,"turn","turn_state"}` (no secrets). Same
+// buffer rules as `ml_chats_output_meta`.
+int32_t ml_spaces_state(const struct MlSpaces *handle, uint8_t *buf, size_t cap, size_t *needed);
+
+// The response to HTTP request `id`. `headers_json` is `[["name","value"],…]` or NULL.
+int32_t ml_spaces_handle_response(struct MlSpaces *handle,
+                                  uint64_t id,
+                                  uint16_t status,
+                                  const char *headers_json,
+                                  const uint8_t *body,
+                                  size_t body_len,
+                                  uint64_t now_ms);
+
+// HTTP request `id` could not be performed.
+int32_t ml_spaces_handle_transport_error(struct MlSpaces *handle,
+                                         uint64_t id,
+                                         const char *message,
+                                         uint64_t now_ms);
+
+// The deadline of the last wait has passed (retries, token renewal).
+int32_t ml_spaces_handle_timeout(struct MlSpaces *handle, uint64_t now_ms);
+
+// The registration (a persist output) is stored.
+int32_t ml_spaces_handle_persisted(struct MlSpaces *handle, uint64_t ticket, uint64_t now_ms);
+
+// As `ml_chats_poll`.
+int32_t ml_spaces_poll(struct MlSpaces *handle, struct MlOutput *out);
+
+// As `ml_chats_output_meta`. HTTP metadata carries `x-api-key`/`authorization`: never log it.
+int32_t ml_spaces_output_meta(const struct MlSpaces *handle, uint8_t *buf, size_t cap, size_t *needed);
+
+// As `ml_chats_output_body`.
+int32_t ml_spaces_output_body(const struct MlSpaces *handle, uint8_t *buf, size_t cap, size_t *needed);
+
+// As `ml_chats_pump`.
+int32_t ml_spaces_pump(struct MlSpaces *handle,
+                       const struct MlCallbacks *callbacks,
+                       int32_t *has_deadline,
+                       uint64_t *deadline_ms);
 
 // Use this WebSocket base (`ws://…`/`wss://…`) instead of the default (the API base with
 // `/api/v1` replaced by `/ws`, http→ws, https→wss).

@@ -9,6 +9,7 @@
 
 mod dm;
 mod audio;
+mod spaces;
 
 use std::cell::RefCell;
 

@@ -18,6 +18,7 @@ mod boundary;
 mod chats;
 mod dm;
 mod driven;
+mod spaces;
 mod chats_realtime;
 mod chats_rest;
 #[cfg(test)]
@@ -30,6 +31,7 @@ mod dm_tests;
 pub use audio::*;
 pub use chats::*;
 pub use dm::*;
+pub use spaces::*;
 pub use chats_realtime::*;
 pub use chats_rest::*;
 

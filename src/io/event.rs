@@ -47,4 +47,7 @@ pub enum Event {
     /// MoltChats events (typed command results, rate-limit queueing…), tagged by their own `type`.
     #[serde(untagged)]
     Chats(crate::chats::ChatsEvent),
+    /// Moltspaces events (`{"type":"spaces_…"}`), see [`crate::spaces::SpacesEvent`].
+    #[serde(untagged)]
+    Spaces(crate::spaces::SpacesEvent),
 }

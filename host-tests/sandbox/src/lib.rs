@@ -12,7 +12,8 @@
 //! | `/moltchats/api/v1` | [`moltchats`] | auth implemented (PROTOCOL.md §1) |
 //! | `/moltchats/ws` | — | WebSocket, not yet (needs an upgrade hook in `server.rs`) |
 //! | `/moltbook/api/v1` | [`moltbook`] | DMs (PROTOCOL.md §2); admin routes at `/moltbook/_sandbox`, bare-host 301 at `/moltbook-bare/api/v1` |
-//! | `/moltspaces/v1` | — | 404 for now (add `moltspaces.rs`) |
+//! | `/moltspaces/v1` | [`moltspaces`] | rooms, tokens, registration (PROTOCOL.md §3); admin at `/moltspaces/_sandbox` |
+//! | `/openai`, `/elevenlabs` | [`speech`] | STT/TTS stand-ins; admin at `/speech/_sandbox` |
 //!
 //! To add a platform: write `src/<platform>.rs` with a `State` and a
 //! `fn handle(ctx: &mut Ctx, state: &mut State, req: &Request<Vec<u8>>, sub_path: &str) -> Response<Vec<u8>>`,
@@ -21,6 +22,8 @@
 pub mod common;
 pub mod moltbook;
 pub mod moltchats;
+pub mod moltspaces;
+pub mod speech;
 mod server;
 mod ws_front;
 
@@ -108,6 +111,8 @@ pub struct SandboxState {
     pub ctx: Ctx,
     pub moltchats: moltchats::State,
     pub moltbook: moltbook::State,
+    pub moltspaces: moltspaces::State,
+    pub speech: speech::State,
 }
 
 /// The emulator. Cheap to share behind an `Arc`; all methods take `&self`.
@@ -134,6 +139,8 @@ impl Sandbox {
                 },
                 moltchats: moltchats::State::default(),
                 moltbook: moltbook::State::default(),
+                moltspaces: moltspaces::State::default(),
+                speech: speech::State::default(),
             }),
         }
     }
@@ -164,7 +171,21 @@ impl Sandbox {
         if path == MOLTCHATS_FAULTS_PATH && req.method() == http::Method::POST {
             return moltchats_set_faults(st, req.body());
         }
-        // MOLTSPACES_API_PREFIX: not emulated yet.
+        if let Some(sub) = strip_prefix(&path, MOLTSPACES_API_PREFIX) {
+            return moltspaces::handle(&mut st.ctx, &mut st.moltspaces, &req, sub);
+        }
+        if let Some(sub) = strip_prefix(&path, moltspaces::ADMIN_PREFIX) {
+            return moltspaces::handle_admin(&mut st.ctx, &mut st.moltspaces, &req, sub);
+        }
+        if let Some(sub) = strip_prefix(&path, speech::OPENAI_PREFIX) {
+            return speech::handle_openai(&mut st.speech, &req, sub);
+        }
+        if let Some(sub) = strip_prefix(&path, speech::ELEVENLABS_PREFIX) {
+            return speech::handle_elevenlabs(&mut st.speech, &req, sub);
+        }
+        if let Some(sub) = strip_prefix(&path, speech::ADMIN_PREFIX) {
+            return speech::handle_admin(&mut st.speech, &req, sub);
+        }
         common::route_not_found(req.method(), &common::path_and_query(&req))
     }
 

@@ -32,6 +32,10 @@ pub struct BaseUrls {
     pub moltbook_api: String,
     /// `http://127.0.0.1:PORT/moltspaces/v1`
     pub moltspaces_api: String,
+    /// `http://127.0.0.1:PORT/openai` (speech-to-text stand-in; stands for `https://api.openai.com`)
+    pub openai_api: String,
+    /// `http://127.0.0.1:PORT/elevenlabs` (text-to-speech stand-in; stands for `https://api.elevenlabs.io`)
+    pub elevenlabs_api: String,
 }
 
 /// A running sandbox HTTP server. Stops on [`Server::shutdown`] or drop.
@@ -102,6 +106,8 @@ impl Server {
             moltchats_ws: format!("ws://{host}{MOLTCHATS_WS_PATH}"),
             moltbook_api: format!("http://{host}{MOLTBOOK_API_PREFIX}"),
             moltspaces_api: format!("http://{host}{MOLTSPACES_API_PREFIX}"),
+            openai_api: format!("http://{host}{}", crate::speech::OPENAI_PREFIX),
+            elevenlabs_api: format!("http://{host}{}", crate::speech::ELEVENLABS_PREFIX),
         }
     }
 

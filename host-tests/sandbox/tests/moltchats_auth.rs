@@ -291,7 +291,7 @@ fn register_validation_and_errors() {
     );
     assert!(v.get("code").is_none());
     let other = Request::builder()
-        .uri("/moltspaces/v1/rooms/x")
+        .uri("/elsewhere/v1/rooms/x")
         .body(Vec::new())
         .unwrap();
     expect(sb.handle(other, T0), 404, None);
@@ -746,7 +746,7 @@ fn real_server_over_tcp() {
         "INVALID_CREDENTIALS"
     );
 
-    let (status, _) = http_call(port, "GET", "/moltspaces/v1/rooms", &[], b"");
+    let (status, _) = http_call(port, "GET", "/elsewhere/v1/rooms", &[], b"");
     assert_eq!(status, 404);
 
     let big = vec![b' '; moltlink_sandbox::MAX_BODY_BYTES + 1];

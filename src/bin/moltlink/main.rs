@@ -5,6 +5,7 @@ mod audio;
 mod demo;
 mod dm;
 mod host;
+mod spaces;
 mod store;
 
 use clap::{Args, Parser, Subcommand};
@@ -47,6 +48,13 @@ enum Command {
     /// Voice pipeline on a sound card or WAV files: list devices, run a loopback.
     #[command(subcommand)]
     Audio(audio::AudioCommand),
+    /// Moltspaces voice rooms: register, search, create, token, join (voice loop).
+    Spaces {
+        #[command(subcommand)]
+        command: spaces::SpacesCli,
+        #[command(flatten)]
+        options: spaces::SpacesOptions,
+    },
 }
 
 #[derive(Args, Clone)]
@@ -98,6 +106,7 @@ fn main() -> ExitCode {
         Command::Demo => demo::run(),
         Command::Dm { command, options } => dm::run(command, options),
         Command::Audio(command) => audio::run(command),
+        Command::Spaces { command, options } => spaces::run(command, options),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -216,6 +225,7 @@ pub fn describe(event: &Event) -> String {
         Event::CallFailed { call_id, error } => format!("call #{call_id} failed: {error}"),
         Event::Dm(event) => dm::describe(event),
         Event::Chats(event) => chats_cli::describe(event),
+        Event::Spaces(event) => serde_json::to_string(event).unwrap_or_default(),
     }
 }
 
@@ -227,6 +237,8 @@ fn run_sandbox(port: u16, token_lifetime: u64) -> Result<(), String> {
     println!("MOLTCHATS_WS_BASE={}", urls.moltchats_ws);
     println!("MOLTBOOK_API_BASE={}", urls.moltbook_api);
     println!("MOLTSPACES_API_BASE={}", urls.moltspaces_api);
+    println!("OPENAI_API_BASE={}", urls.openai_api);
+    println!("ELEVENLABS_API_BASE={}", urls.elevenlabs_api);
     println!("ready");
     use std::io::Write;
     let _ = std::io::stdout().flush();

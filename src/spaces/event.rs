@@ -1,0 +1,104 @@
+//! Events of the Moltspaces client. They reach the agent inside [`crate::Event`] (untagged,
+//! so the JSON is `{"type":"spaces_ticket",…}` like every other event).
+//!
+//! Transcripts are other participants' words: wrapped in [`Untrusted`] (data, never
+//! instructions), like DM and MoltChats message bodies.
+
+use crate::dm::Untrusted;
+use crate::io::CallId;
+use serde::Serialize;
+
+/// A room as search lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Room {
+    pub room_name: String,
+    pub topic: Option<String>,
+    pub created_at: Option<String>,
+    pub participant_count: u64,
+}
+
+/// What a Daily transport joins with. The meeting token is a credential: `Debug` hides it;
+/// it is serialised because the host needs it to join.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+pub struct Ticket {
+    pub room_url: String,
+    pub token: String,
+    pub room_name: String,
+    /// When the token expires (Unix ms): its JWT `exp`, else the configured default lifetime.
+    pub expires_at_ms: u64,
+}
+
+impl std::fmt::Debug for Ticket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ticket")
+            .field("room_url", &self.room_url)
+            .field("token", &"<redacted>")
+            .field("room_name", &self.room_name)
+            .field("expires_at_ms", &self.expires_at_ms)
+            .finish()
+    }
+}
+
+/// Why a ticket was issued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TicketReason {
+    /// `join`: the first ticket of a join.
+    Join,
+    /// A fresh token for the joined room (before expiry, or after the host reported a drop).
+    Rejoin,
+    /// A standalone `create` command.
+    Create,
+    /// A standalone `token` command.
+    Token,
+}
+
+/// Turn-taking of the voice conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TurnState {
+    Listening,
+    /// Transcribing the utterance, then waiting for the agent's reply.
+    Thinking,
+    Speaking,
+    /// The user spoke over the agent; playback was cut. Followed by `listening`.
+    Interrupted,
+}
+
+/// Per-stage latency of one turn, in ms (absent when the stage did not run).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Latency {
+    /// Utterance handed in → transcript parsed.
+    pub stt_ms: Option<u64>,
+    /// Transcript reported → reply text given.
+    pub agent_ms: Option<u64>,
+    /// Reply given → first TTS audio byte.
+    pub tts_first_byte_ms: Option<u64>,
+    /// Reply given → TTS response complete.
+    pub tts_total_ms: Option<u64>,
+    /// First TTS audio byte → playback finished (or cut).
+    pub playback_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SpacesEvent {
+    /// Registration saved (the host acknowledged the persist): the key is in use.
+    SpacesRegistered { call_id: CallId, agent_id: String, name: String },
+    /// Search result (404 = no rooms = an empty list).
+    SpacesRooms { call_id: CallId, topic: String, rooms: Vec<Room> },
+    /// Join this room with a Daily transport (`room_url` + `token`).
+    SpacesTicket { call_id: CallId, reason: TicketReason, ticket: Ticket, topic: Option<String> },
+    /// A join step failed transiently and is retried at `retry_at_ms`.
+    SpacesRetrying { call_id: CallId, attempt: u32, retry_at_ms: u64, error: crate::io::ApiError },
+    /// The room was left (command) — the host should hang up its transport.
+    SpacesLeft { room_name: Option<String> },
+    /// Turn-taking changed.
+    SpacesTurn { turn: u64, state: TurnState },
+    /// What the participant said (speech-to-text of one utterance).
+    SpacesTranscript { turn: u64, text: Untrusted, stt_ms: u64 },
+    /// TTS audio is ready: read it with `take_audio` and push it into the pipeline's playback.
+    SpacesAudio { turn: u64, samples: usize },
+    /// A turn ended (played out, interrupted, nothing said, or failed), with its latencies.
+    SpacesTurnDone { turn: u64, interrupted: bool, latency: Latency, error: Option<crate::io::ApiError> },
+}
