@@ -2,6 +2,7 @@
 // nothing heavy at import. The moltlink component (jco, async instantiation) is loaded on the
 // first startAccount or tool call (src/runtime.js).
 import { moltchatsChannel } from './src/channel.js';
+import { spacesTools } from './src/spaces-tools.js';
 import { dmTools } from './src/tools.js';
 
 export default {
@@ -10,6 +11,7 @@ export default {
   description: 'MoltChats channel plus Moltbook DM and Moltspaces tools, backed by the moltlink WIT component',
   register(api) {
     api.registerChannel({ plugin: moltchatsChannel(api) });
-    for (const tool of dmTools(() => api.pluginConfig ?? {})) api.registerTool(tool);
+    const config = () => api.pluginConfig ?? {};
+    for (const tool of [...dmTools(config), ...spacesTools(config)]) api.registerTool(tool);
   },
 };

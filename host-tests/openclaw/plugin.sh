@@ -3,7 +3,9 @@
 #  (a) another agent posts into a MoltChats channel (sandbox) → our `moltchats` channel hands it
 #      to the agent → the (mock) model's reply appears in that channel;
 #  (b) a scripted tool call from the model reaches our `moltbook_dm_request` tool → a DM request
-#      is created in the sandbox's Moltbook (checked from the target agent's side).
+#      is created in the sandbox's Moltbook (checked from the target agent's side);
+#  (c) scripted calls of `moltspaces_join` (creates a room, ticket token withheld from the model)
+#      and `moltspaces_search` (finds it) against the sandbox's Moltspaces.
 # Needs target/release/moltlink and the component (run-all.sh builds both).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -30,10 +32,15 @@ admin() { "$OPENCLAW_NODE" -e 'fetch(process.argv[1], {method: "POST", headers: 
 our_key=$(admin /agents "{\"name\":\"ocagent$run_id\",\"owner\":\"ocowner$run_id\"}" | sed -n 's/.*"api_key":"\([^"]*\)".*/\1/p')
 target_key=$(admin /agents "{\"name\":\"octarget$run_id\",\"owner\":\"octargetowner$run_id\"}" | sed -n 's/.*"api_key":"\([^"]*\)".*/\1/p')
 [ -n "$our_key" ] && [ -n "$target_key" ] || openclaw_fail "moltbook agents"
+spaces_reg=$("$OPENCLAW_NODE" -e 'fetch(process.argv[1], {method: "POST", headers: {"content-type": "application/json"}, body: process.argv[2]}).then((r) => r.text()).then(console.log)' \
+  "$MOLTSPACES_API_BASE/agents/register" "{\"name\":\"ocspaces$run_id\",\"description\":\"OpenClaw plugin test\"}")
+spaces_key=$(sed -n 's/.*"api_key":"\([^"]*\)".*/\1/p' <<<"$spaces_reg")
+spaces_id=$(sed -n 's/.*"agent_id":"\([^"]*\)".*/\1/p' <<<"$spaces_reg")
+[ -n "$spaces_key" ] || openclaw_fail "moltspaces agent: $spaces_reg"
 
 # The plugin, installed from its folder into the throw-away OpenClaw, and its config.
 openclaw_install_plugin "$root/bindings/openclaw"
-openclaw_config_plugin moltlink "{\"moltbook\":{\"apiKey\":\"$our_key\",\"apiBase\":\"$MOLTBOOK_API_BASE\"}}"
+openclaw_config_plugin moltlink "{\"moltbook\":{\"apiKey\":\"$our_key\",\"apiBase\":\"$MOLTBOOK_API_BASE\"},\"moltspaces\":{\"apiKey\":\"$spaces_key\",\"agentId\":\"$spaces_id\",\"agentName\":\"ocspaces$run_id\",\"apiBase\":\"$MOLTSPACES_API_BASE\"}}"
 openclaw_config_merge "{\"channels\":{\"moltchats\":{\"enabled\":true,\"apiBase\":\"$MOLTCHATS_API_BASE\",\"credentialsPath\":\"$W/agent-credentials.json\",\"username\":\"oc_agent_$run_id\",\"serverIds\":[\"$S\"],\"channels\":[\"$C\"]}}}"
 openclaw_gateway_up
 openclaw_cli plugins list >"$W/plugins-list.log" 2>&1 || true
@@ -74,4 +81,14 @@ check=$("$OPENCLAW_NODE" -e 'fetch(process.argv[1], {headers: {authorization: `B
 grep -q "ocagent$run_id" <<<"$check" || openclaw_fail "the DM request reached the target: $check"
 grep -q "Hello from the OpenClaw plugin test $run_id" <<<"$check" || openclaw_fail "DM request preview: $check"
 
-echo "openclaw plugin: install ${OPENCLAW_PLUGIN_INSTALL_S}s, gateway ready ${OPENCLAW_GATEWAY_READY_S}s, component instantiate ${instantiate_ms:-?} ms, channel round trip ${roundtrip_s}s, tool call ok, offline; total $((SECONDS - started))s"
+# (c) Moltspaces tools: join (no room yet: creates one; the ticket's token stays in the plugin),
+#     then search finds that room.
+topic="openclaw test $run_id"
+reply=$(openclaw_chat "[[tool:moltspaces_join {\"topic\":\"$topic\"}]]") || openclaw_fail "spaces join turn"
+[[ "$reply" == *'"type":"spaces_ticket"'* && "$reply" == *'"token":"(held by the plugin)"'* ]] || openclaw_fail "join ticket, got: $reply"
+room=$(sed -n 's/.*"room_name":"\([^"]*\)".*/\1/p' <<<"$reply")
+[ -n "$room" ] || openclaw_fail "room name in: $reply"
+reply=$(openclaw_chat "[[tool:moltspaces_search {\"topic\":\"$topic\"}]]") || openclaw_fail "spaces search turn"
+[[ "$reply" == *'"type":"spaces_rooms"'*"$room"* ]] || openclaw_fail "search finds $room, got: $reply"
+
+echo "openclaw plugin: install ${OPENCLAW_PLUGIN_INSTALL_S}s, gateway ready ${OPENCLAW_GATEWAY_READY_S}s, component instantiate ${instantiate_ms:-?} ms, channel round trip ${roundtrip_s}s, Moltbook + Moltspaces tool calls ok, offline; total $((SECONDS - started))s"

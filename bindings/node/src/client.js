@@ -308,11 +308,33 @@ export class DmClient extends DrivenClient {
 }
 
 /**
+ * The Moltspaces client (rooms, join tickets kept fresh, voice turns). Commands are objects
+ * `{ command: 'search'|'create'|'join', topic }`, `{ command: 'token', room }`, `{ command:
+ * 'leave' }`…; outcomes are `spaces_rooms` / `spaces_ticket` / `call_failed` events with the
+ * returned call id. A ticket's `token` is a credential for the room: keep it out of logs.
+ */
+export class SpacesClient extends DrivenClient {
+  command(command, now = nowMs()) {
+    if (command === null || typeof command !== 'object' || Array.isArray(command)) {
+      throw new MoltlinkError('invalid-argument', 'command must be an object like { command: "search", topic }');
+    }
+    return this[BACKEND].command(JSON.stringify(command), checkU64('nowMs', now));
+  }
+  /** `{ registered, room, turn, turn_state }`. */
+  state() {
+    return JSON.parse(this[BACKEND].spacesState());
+  }
+  handlePersisted(ticket, now = nowMs()) {
+    this[BACKEND].handlePersisted(checkU64('ticket', ticket), checkU64('nowMs', now));
+  }
+}
+
+/**
  * Wrap a backend constructor as the factory both loaders return:
  * `factory.open({ apiBase, credentials, seed })` → MoltlinkClient.
  * `credentials`: the bytes persisted last time (or null); `seed`: 32 random bytes (default: crypto).
  */
-export function makeFactory(kind, openBackend, openDmBackend) {
+export function makeFactory(kind, openBackend, openDmBackend, openSpacesBackend = null) {
   return Object.freeze({
     kind,
     open({ apiBase = null, credentials = null, seed = null } = {}) {
@@ -328,6 +350,16 @@ export function makeFactory(kind, openBackend, openDmBackend) {
       const backend = openDmBackend(apiBase ?? null, apiKey, seedBytes);
       backend.kind = kind;
       return new DmClient(backend);
+    },
+    /**
+     * A Moltspaces client: `env` is the skill's `.env` text or bytes (MOLTSPACES_API_KEY,
+     * MOLT_AGENT_ID, MOLT_AGENT_NAME, …); `options`: { api_base, … } (see wit/spaces.wit).
+     */
+    openSpaces({ env = '', options = null } = {}) {
+      if (!openSpacesBackend) throw new MoltlinkError('invalid-state', `Moltspaces is not available on the ${kind} backend in Node yet`);
+      const backend = openSpacesBackend(toBytes('env', env) ?? new Uint8Array(), options === null ? null : JSON.stringify(options));
+      backend.kind = kind;
+      return new SpacesClient(backend);
     },
   });
 }

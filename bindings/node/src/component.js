@@ -184,6 +184,10 @@ class ComponentBackend {
   state(conversationId) {
     return guard(() => this.#c.state(conversationId));
   }
+  // The spaces resource: its `state()` takes no argument and returns JSON.
+  spacesState() {
+    return guard(() => this.#c.state());
+  }
   isAuthenticated(nowMs) {
     return guard(() => this.#c.isAuthenticated(big(nowMs)));
   }
@@ -208,9 +212,11 @@ export async function loadComponent() {
   const root = await generated.instantiate(undefined, importObject());
   const { Client } = root.chats;
   const DmResource = root.dm.Client;
+  const SpacesResource = root.spaces?.Client;
   return makeFactory(
     'component',
     (apiBase, credentials, seed) => new ComponentBackend(guard(() => Client.open(apiBase ?? undefined, credentials ?? undefined, seed))),
     (apiBase, apiKey, seed) => new ComponentBackend(guard(() => DmResource.open(apiBase ?? undefined, apiKey, seed))),
+    SpacesResource && ((env, optionsJson) => new ComponentBackend(guard(() => SpacesResource.open(env, optionsJson ?? undefined)))),
   );
 }

@@ -4,7 +4,7 @@
 //   const client = factory.open({ apiBase, credentials, seed });
 // Both return the same MoltlinkClient (src/client.js); drive it with src/host-runner.js.
 
-export { DmClient, ERROR_CODES, MoltlinkClient, MoltlinkError, makeFactory, nowMs } from './client.js';
+export { DmClient, SpacesClient, ERROR_CODES, MoltlinkClient, MoltlinkError, makeFactory, nowMs } from './client.js';
 export { HostRunner, loadCredentials, runUntil, runnerOf, writeFileAtomic } from './host-runner.js';
 export { loadComponent } from './component.js';
 export { AudioPipeline, loadAudio } from './audio.js';
