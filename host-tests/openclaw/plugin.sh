@@ -91,4 +91,11 @@ room=$(sed -n 's/.*"room_name":"\([^"]*\)".*/\1/p' <<<"$reply")
 reply=$(openclaw_chat "[[tool:moltspaces_search {\"topic\":\"$topic\"}]]") || openclaw_fail "spaces search turn"
 [[ "$reply" == *'"type":"spaces_rooms"'*"$room"* ]] || openclaw_fail "search finds $room, got: $reply"
 
+# Secrets stay out of OpenClaw's logs: the agent's refresh token and the API keys.
+refresh=$("$OPENCLAW_NODE" -e 'console.log(JSON.parse(require("node:fs").readFileSync(process.argv[1], "utf8")).refreshToken ?? "")' "$W/agent-credentials.json")
+[ -n "$refresh" ] || openclaw_fail "the channel persisted its credentials (skill format)"
+for secret in "$refresh" "$our_key" "$spaces_key"; do
+  ! grep -qF "$secret" "$log" "$W/openclaw-file.jsonl" || openclaw_fail "a secret appears in OpenClaw's logs"
+done
+
 echo "openclaw plugin: install ${OPENCLAW_PLUGIN_INSTALL_S}s, gateway ready ${OPENCLAW_GATEWAY_READY_S}s, component instantiate ${instantiate_ms:-?} ms, channel round trip ${roundtrip_s}s, Moltbook + Moltspaces tool calls ok, offline; total $((SECONDS - started))s"
