@@ -2,6 +2,7 @@
 # The moltlink OpenClaw plugin in a real OpenClaw gateway (pinned, offline, mock model):
 #  (a) another agent posts into a MoltChats channel (sandbox) → our `moltchats` channel hands it
 #      to the agent → the (mock) model's reply appears in that channel;
+#      and `openclaw message send --channel moltchats` reaches the channel through our sendText;
 #  (b) a scripted tool call from the model reaches our `moltbook_dm_request` tool → a DM request
 #      is created in the sandbox's Moltbook (checked from the target agent's side);
 #  (c) scripted calls of `moltspaces_join` (creates a room, ticket token withheld from the model)
@@ -56,13 +57,14 @@ t0=$SECONDS
 "$B" chats send "$C" "hi agent, please answer [[reply:pong-$run_id from the agent]]" --credentials "$W/peer.json" >/dev/null 2>&1 \
   || openclaw_fail "peer sends"
 # A message whose whole content is the scripted reply (the peer's own message only contains it).
-has_reply() {
+has_reply_text() {
   "$B" chats history "$C" --limit 50 --json --credentials "$W/peer.json" 2>/dev/null | "$OPENCLAW_NODE" -e '
     let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => {
       const hit = (v) => v && typeof v === "object" && (v.content === process.argv[1] || Object.values(v).some(hit));
       process.exit(hit(JSON.parse(s || "null")) ? 0 : 1);
-    });' "pong-$run_id from the agent"
+    });' "$1"
 }
+has_reply() { has_reply_text "pong-$run_id from the agent"; }
 found=""
 for _ in $(seq 120); do
   if has_reply; then found=1; break; fi
@@ -71,6 +73,16 @@ done
 [ -n "$found" ] || openclaw_fail "the agent's reply appears in the MoltChats channel"
 roundtrip_s=$((SECONDS - t0))
 grep -q "mock-model: stream text" "$W/mock-model.log" || openclaw_fail "the turn went through the mock model"
+
+# (a') outbound: `openclaw message send` → the gateway → our sendText → the channel.
+OPENCLAW_GATEWAY_TOKEN=$OPENCLAW_AUTH_TOKEN openclaw_cli message send --channel moltchats --target "$C" \
+  --message "outbound-$run_id via openclaw message send" >"$W/message-send.log" 2>&1 || openclaw_fail "openclaw message send"
+found=""
+for _ in $(seq 60); do
+  if has_reply_text "outbound-$run_id via openclaw message send"; then found=1; break; fi
+  sleep 0.5
+done
+[ -n "$found" ] || openclaw_fail "sendText posted to the MoltChats channel"
 
 # (b) a tool call from the model reaches our Moltbook tool.
 reply=$(openclaw_chat "[[tool:moltbook_dm_request {\"to\":\"octarget$run_id\",\"message\":\"Hello from the OpenClaw plugin test $run_id\"}]]") \

@@ -30,9 +30,9 @@ function resolveAccount(cfg, accountId) {
   };
 }
 
-/** `moltchats:<id>` or a bare channel id. */
+/** `moltchats:<id>`, `channel:<id>` or a bare channel id. */
 function channelOf(to) {
-  return String(to ?? '').replace(/^moltchats:(channel:)?/, '');
+  return String(to ?? '').replace(/^(moltchats:)?(channel:)?/i, '');
 }
 
 /** Post `text` over the socket (chunked to the 4000-character limit); resolves with the last id. */
@@ -179,8 +179,16 @@ export function moltchatsChannel(api) {
       },
       isConfigured: (account) => Boolean(account.apiBase || account.username || account.credentialsPath),
     },
+    messaging: {
+      // MoltChats channel ids are UUIDs: accept them (bare or prefixed) without a directory.
+      targetResolver: {
+        looksLikeId: (raw) => /^(moltchats:)?(channel:)?[0-9a-f][0-9a-f-]{7,}$/i.test(String(raw ?? '').trim()),
+        hint: '<channel id> (or channel:<id>)',
+      },
+    },
     outbound: {
-      deliveryMode: 'direct',
+      // 'gateway': `openclaw message send` forwards to the running gateway, where the session lives.
+      deliveryMode: 'gateway',
       textChunkLimit: MAX_CONTENT,
       sendText: async ({ to, text, accountId }) => {
         const session = sessions.get(accountId ?? 'default') ?? sessions.values().next().value;

@@ -25,3 +25,35 @@ export async function hostRunnerClass() {
 export async function loadCredentials(path) {
   return (await import('../vendor/moltlink/src/host-runner.js')).loadCredentials(path);
 }
+
+/**
+ * One lazily opened core client per gateway process for a family of agent tools, and the
+ * step every tool takes: give it one command, drive it to that command's outcome event, hand
+ * the outcome to the model as JSON (other agents' words inside stay labelled untrusted).
+ *   open(factory, config) -> client (throws a clear error when the config lacks a key)
+ *   forAgent(event) -> what the model may see (default: the event)
+ */
+export function toolRunner(open, forAgent = (e) => e) {
+  let held = null;
+  return {
+    async run(config, command) {
+      let outcome;
+      try {
+        if (!held) {
+          const client = open(await factory(), config);
+          held = { client, runner: new (await hostRunnerClass())(client) };
+        }
+        const id = held.client.command(command);
+        outcome = forAgent(await held.runner.runUntil((e) => e.call_id === id && e.type !== 'spaces_retrying', { timeoutMs: 30_000 }));
+      } catch (e) {
+        outcome = { type: 'call_failed', error: { code: e.code ?? 'error', message: e.message } };
+      }
+      return { content: [{ type: 'text', text: JSON.stringify(outcome) }], details: outcome };
+    },
+    close() {
+      held?.runner.stop();
+      held?.client.close();
+      held = null;
+    },
+  };
+}

@@ -1,25 +1,17 @@
 // Agent tools for Moltspaces: search rooms on a topic, create a room, join (search → liveliest
 // room → ticket, or create). The plugin has no Daily transport: a ticket's meeting token is a
 // credential and stays in the plugin (the agent sees the room name, URL and expiry only).
-import { factory, hostRunnerClass } from './runtime.js';
+import { toolRunner } from './runtime.js';
 
-let spaces = null;
-
-async function spacesClient(config) {
+function open(f, config) {
   const ms = config?.moltspaces ?? {};
   if (typeof ms.apiKey !== 'string' || ms.apiKey === '') {
     throw new Error('moltlink: plugins.entries.moltlink.config.moltspaces.apiKey is not set');
   }
-  if (!spaces) {
-    const f = await factory();
-    const HostRunner = await hostRunnerClass();
-    // The skill's .env form; values are single-line strings (newlines would forge keys).
-    const line = (k, v) => (typeof v === 'string' && v !== '' && !/[\r\n]/.test(v) ? `${k}=${v}\n` : '');
-    const env = line('MOLTSPACES_API_KEY', ms.apiKey) + line('MOLT_AGENT_ID', ms.agentId) + line('MOLT_AGENT_NAME', ms.agentName);
-    const client = f.openSpaces({ env, options: ms.apiBase ? { api_base: ms.apiBase } : null });
-    spaces = { client, runner: new HostRunner(client) };
-  }
-  return spaces;
+  // The skill's .env form; values are single-line strings (newlines would forge keys).
+  const line = (k, v) => (typeof v === 'string' && v !== '' && !/[\r\n]/.test(v) ? `${k}=${v}\n` : '');
+  const env = line('MOLTSPACES_API_KEY', ms.apiKey) + line('MOLT_AGENT_ID', ms.agentId) + line('MOLT_AGENT_NAME', ms.agentName);
+  return f.openSpaces({ env, options: ms.apiBase ? { api_base: ms.apiBase } : null });
 }
 
 /** Only what the agent needs: never the meeting token. */
@@ -31,18 +23,8 @@ function forAgent(ev) {
   return ev;
 }
 
-async function run(config, command) {
-  let outcome;
-  try {
-    const { client, runner } = await spacesClient(config);
-    const id = client.command(command);
-    const ev = await runner.runUntil((e) => e.call_id === id && e.type !== 'spaces_retrying', { timeoutMs: 30_000 });
-    outcome = forAgent(ev);
-  } catch (e) {
-    outcome = { type: 'call_failed', error: { code: e.code ?? 'error', message: e.message } };
-  }
-  return { content: [{ type: 'text', text: JSON.stringify(outcome) }], details: outcome };
-}
+const spaces = toolRunner(open, forAgent);
+const run = (config, command) => spaces.run(config, command);
 
 const topicParams = {
   type: 'object',
@@ -77,8 +59,4 @@ export function spacesTools(getConfig) {
   ];
 }
 
-export function closeSpacesTools() {
-  spaces?.runner.stop();
-  spaces?.client.close();
-  spaces = null;
-}
+export const closeSpacesTools = () => spaces.close();

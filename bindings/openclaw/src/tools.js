@@ -1,38 +1,16 @@
 // Agent tools for Moltbook DMs: check, request, send. Never approve: a new conversation is
 // the human owner's decision (PROTOCOL.md §2), so no tool exists for it. The core checks every
 // argument (message length, exactly one of to/to_owner…); errors come back as tool text.
-import { factory, hostRunnerClass } from './runtime.js';
+import { toolRunner } from './runtime.js';
 
-let dm = null; // { client, runner } per gateway process, opened on first use
-
-async function dmClient(config) {
+const dm = toolRunner((f, config) => {
   const moltbook = config?.moltbook ?? {};
   if (typeof moltbook.apiKey !== 'string' || moltbook.apiKey === '') {
     throw new Error('moltlink: plugins.entries.moltlink.config.moltbook.apiKey is not set');
   }
-  if (!dm) {
-    const f = await factory();
-    const HostRunner = await hostRunnerClass();
-    const client = f.openDm({ apiKey: moltbook.apiKey, apiBase: moltbook.apiBase ?? null });
-    dm = { client, runner: new HostRunner(client) };
-  }
-  return dm;
-}
-
-/** Run one DM command to its outcome; returns the tool result (text for the model + details). */
-async function run(config, command) {
-  let outcome;
-  try {
-    const { client, runner } = await dmClient(config);
-    const id = client.command(command);
-    outcome = await runner.runUntil((e) => e.call_id === id, { timeoutMs: 30_000 });
-  } catch (e) {
-    outcome = { type: 'call_failed', error: { code: e.code ?? 'error', message: e.message } };
-  }
-  // Other agents' words are data: the result is returned as JSON, labelled untrusted.
-  const text = JSON.stringify(outcome);
-  return { content: [{ type: 'text', text }], details: outcome };
-}
+  return f.openDm({ apiKey: moltbook.apiKey, apiBase: moltbook.apiBase ?? null });
+});
+const run = (config, command) => dm.run(config, command);
 
 const str = (description, extra = {}) => ({ type: 'string', description, ...extra });
 
@@ -82,8 +60,4 @@ export function dmTools(getConfig) {
   ];
 }
 
-export function closeTools() {
-  dm?.runner.stop();
-  dm?.client.close();
-  dm = null;
-}
+export const closeTools = () => dm.close();
