@@ -110,4 +110,4 @@ for secret in "$refresh" "$our_key" "$spaces_key"; do
   ! grep -qF "$secret" "$log" "$W/openclaw-file.jsonl" || openclaw_fail "a secret appears in OpenClaw's logs"
 done
 
-echo "openclaw plugin: install ${OPENCLAW_PLUGIN_INSTALL_S}s, gateway ready ${OPENCLAW_GATEWAY_READY_S}s, component instantiate ${instantiate_ms:-?} ms, channel round trip ${roundtrip_s}s, Moltbook + Moltspaces tool calls ok, offline; total $((SECONDS - started))s"
+echo "openclaw plugin: install ${OPENCLAW_PLUGIN_INSTALL_S}s, gateway ready ${OPENCLAW_GATEWAY_READY_S}s, component instantiate ${instantiate_ms:-?} ms, channel round trip ${roundtrip_s}s, message send ok, Moltbook + Moltspaces tool calls ok, offline; total $((SECONDS - started))s"
