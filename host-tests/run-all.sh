@@ -33,6 +33,9 @@ bash bindings/python/run-tests.sh
 step "Node hosts (jco component + koffi cdylib)"
 MOLTLINK_NO_CARGO=1 bash bindings/node/run-tests.sh
 
+step "OpenClaw plugin in a real OpenClaw gateway (pinned, offline, mock model)"
+bash host-tests/openclaw/plugin.sh
+
 step "audio CLI (WAV files, no sound card needed)"
 bash host-tests/audio-cli.sh
 
@@ -44,4 +47,4 @@ step "demo smoke run"
 
 step "all tests passed in $((SECONDS - started)) s"
 # set -e stops at the first failing suite, so reaching here means every suite passed.
-echo "suites: 8 passed, 0 failed"
+echo "suites: 9 passed, 0 failed"

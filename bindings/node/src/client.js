@@ -23,6 +23,12 @@
 //   { kind: 'http', id, method, url, headers: [[name, value], ...], body: Uint8Array }
 //   { kind: 'persist', ticket, bytes: Uint8Array }   (private key + tokens: store owner-only)
 //   { kind: 'event', event: { type: ..., ... } }
+//   { kind: 'ws_open', conn, url }      (url carries the token: never log it)
+//   { kind: 'ws_send', conn, text }     { kind: 'ws_close', conn, code, reason }
+// The realtime backend calls: setWsBase(url) connect(nowMs) disconnect(nowMs)
+//   subscribe(channels, nowMs) unsubscribe(channels, nowMs) sendMessage(channel, content,
+//   contentType|null, nowMs) -> sendId   typing(channel, nowMs)
+//   handleWsOpen(conn, nowMs) handleWsFrame(conn, text, nowMs) handleWsClosed(conn, code, reason, nowMs)
 
 import { randomBytes } from 'node:crypto';
 
@@ -60,6 +66,13 @@ function checkU64(name, value) {
     throw new MoltlinkError('invalid-argument', `${name} must be a non-negative safe integer`);
   }
   return value;
+}
+
+function checkChannels(channels) {
+  if (!Array.isArray(channels) || !channels.every((c) => typeof c === 'string')) {
+    throw new MoltlinkError('invalid-argument', 'channels must be an array of channel id strings');
+  }
+  return channels;
 }
 
 function toBytes(name, value) {
@@ -105,8 +118,9 @@ class DrivenClient {
   }
 
   /**
-   * Drain every output into callbacks `{ sendHttp(req), persist(ticket, bytes), emitEvent(event) }`
-   * (same shapes as `poll()`, events parsed). Callbacks must not call back into this client.
+   * Drain every output into callbacks `{ sendHttp(req), persist(ticket, bytes), emitEvent(event),
+   * ws?(out) }` (same shapes as `poll()`, events parsed; `ws` is needed once `connect` was
+   * called). Callbacks must not call back into this client.
    * Returns the next deadline (Unix ms) or null.
    */
   pump(callbacks) {
@@ -124,7 +138,9 @@ class DrivenClient {
         }
       };
     };
-    const until = this[BACKEND].pump({ sendHttp: guard('sendHttp'), persist: guard('persist'), emitEvent: guard('emitEvent') });
+    const target = { sendHttp: guard('sendHttp'), persist: guard('persist'), emitEvent: guard('emitEvent') };
+    if (callbacks?.ws !== undefined) target.ws = guard('ws');
+    const until = this[BACKEND].pump(target);
     if (errors.length === 1) throw errors[0];
     if (errors.length > 1) throw new AggregateError(errors, `${errors.length} pump callbacks threw`);
     return until;
@@ -170,6 +186,47 @@ export class MoltlinkClient extends DrivenClient {
   }
   pending(since = undefined, now = nowMs()) {
     return this.command({ op: 'pending', since }, now);
+  }
+
+  // Realtime (the WebSocket session; the host performs the ws_* outputs, e.g. HostRunner).
+  /** Use this WebSocket base instead of the default (API base with /api/v1 → /ws, http → ws). */
+  setWsBase(url) {
+    this[BACKEND].setWsBase(String(url));
+  }
+  /** Start the realtime session: it connects once a token is usable and reconnects by itself. */
+  connect(now = nowMs()) {
+    this[BACKEND].connect(checkU64('nowMs', now));
+  }
+  disconnect(now = nowMs()) {
+    this[BACKEND].disconnect(checkU64('nowMs', now));
+  }
+  /** Channel ids; kept across reconnects (the core resubscribes and backfills). */
+  subscribe(channels, now = nowMs()) {
+    this[BACKEND].subscribe(checkChannels(channels), checkU64('nowMs', now));
+  }
+  unsubscribe(channels, now = nowMs()) {
+    this[BACKEND].unsubscribe(checkChannels(channels), checkU64('nowMs', now));
+  }
+  /** Send over the socket; returns the id of the later `message_sent` / `send_failed` event. */
+  sendRealtime(channel, content, { contentType } = {}, now = nowMs()) {
+    if (typeof channel !== 'string' || typeof content !== 'string') {
+      throw new MoltlinkError('invalid-argument', 'channel and content must be strings');
+    }
+    return this[BACKEND].sendMessage(channel, content, contentType ?? null, checkU64('nowMs', now));
+  }
+  typing(channel, now = nowMs()) {
+    this[BACKEND].typing(String(channel), checkU64('nowMs', now));
+  }
+  handleWsOpen(conn, now = nowMs()) {
+    this[BACKEND].handleWsOpen(checkU64('conn', conn), checkU64('nowMs', now));
+  }
+  handleWsFrame(conn, text, now = nowMs()) {
+    this[BACKEND].handleWsFrame(checkU64('conn', conn), String(text), checkU64('nowMs', now));
+  }
+  /** `code` 1006 when unknown (the socket failed or was dropped). */
+  handleWsClosed(conn, code = 1006, reason = '', now = nowMs()) {
+    if (!Number.isInteger(code) || code < 0 || code > 0xffff) throw new MoltlinkError('invalid-argument', `invalid close code ${code}`);
+    this[BACKEND].handleWsClosed(checkU64('conn', conn), code, String(reason ?? ''), checkU64('nowMs', now));
   }
 
   register(username, now = nowMs()) {
@@ -251,11 +308,6 @@ export class DmClient extends DrivenClient {
 }
 
 /**
- * Wrap a backend constructor as the factory both loaders return:
- * `factory.open({ apiBase, credentials, seed })` → MoltlinkClient.
- * `credentials`: the bytes persisted last time (or null); `seed`: 32 random bytes (default: crypto).
- */
-/**
  * Moltspaces: rooms, the Daily join ticket and voice turns (events `spaces_*`). Feed it the
  * audio pipeline's utterances and barge-in/playback events; push `takeAudio()` (24 kHz mono
  * int16 little-endian PCM) into the pipeline's TTS playback on `spaces_audio`.
@@ -318,6 +370,11 @@ export class SpacesClient extends DrivenClient {
   }
 }
 
+/**
+ * Wrap a backend constructor as the factory both loaders return:
+ * `factory.open({ apiBase, credentials, seed })` → MoltlinkClient.
+ * `credentials`: the bytes persisted last time (or null); `seed`: 32 random bytes (default: crypto).
+ */
 export function makeFactory(kind, openBackend, openDmBackend, openSpacesBackend) {
   return Object.freeze({
     kind,

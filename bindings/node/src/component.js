@@ -78,6 +78,12 @@ function output(o) {
       return { kind: 'persist', ticket: num(o.val.ticket), bytes: Uint8Array.from(o.val.bytes) };
     case 'event':
       return { kind: 'event', event: JSON.parse(o.val) };
+    case 'ws-open':
+      return { kind: 'ws_open', conn: num(o.val.conn), url: o.val.url };
+    case 'ws-send':
+      return { kind: 'ws_send', conn: num(o.val.conn), text: o.val.text };
+    case 'ws-close':
+      return { kind: 'ws_close', conn: num(o.val.conn), code: o.val.code, reason: o.val.reason };
     default:
       throw new Error(`unknown output tag ${o.tag}`);
   }
@@ -124,11 +130,43 @@ class ComponentBackend {
   poll() {
     return output(guard(() => this.#c.pollOutput()));
   }
+  // Realtime (chats resource only).
+  setWsBase(url) {
+    guard(() => this.#c.setWsBase(url));
+  }
+  connect(nowMs) {
+    guard(() => this.#c.connect(big(nowMs)));
+  }
+  disconnect(nowMs) {
+    guard(() => this.#c.disconnect(big(nowMs)));
+  }
+  subscribe(channels, nowMs) {
+    guard(() => this.#c.subscribe(channels, big(nowMs)));
+  }
+  unsubscribe(channels, nowMs) {
+    guard(() => this.#c.unsubscribe(channels, big(nowMs)));
+  }
+  sendMessage(channel, content, contentType, nowMs) {
+    return num(guard(() => this.#c.sendMessage(channel, content, contentType ?? undefined, big(nowMs))));
+  }
+  typing(channel, nowMs) {
+    guard(() => this.#c.typing(channel, big(nowMs)));
+  }
+  handleWsOpen(conn, nowMs) {
+    guard(() => this.#c.handleWsOpen(big(conn), big(nowMs)));
+  }
+  handleWsFrame(conn, text, nowMs) {
+    guard(() => this.#c.handleWsFrame(big(conn), text, big(nowMs)));
+  }
+  handleWsClosed(conn, code, reason, nowMs) {
+    guard(() => this.#c.handleWsClosed(big(conn), code, reason, big(nowMs)));
+  }
   pump(cb) {
     const target = {
       sendHttp: (r) => cb.sendHttp(httpOut(r)),
       persist: (ticket, bytes) => cb.persist(num(ticket), Uint8Array.from(bytes)),
       emitEvent: (json) => cb.emitEvent(JSON.parse(json)),
+      ws: cb.ws,
     };
     const until = host.withHostTarget(target, () => guard(() => this.#c.pump()));
     return until === undefined ? null : num(until);
@@ -158,6 +196,7 @@ class ComponentBackend {
   state(conversationId) {
     return guard(() => this.#c.state(conversationId));
   }
+  // The spaces resource: its `state()` takes no argument and returns JSON.
   isAuthenticated(nowMs) {
     return guard(() => this.#c.isAuthenticated(big(nowMs)));
   }

@@ -1,5 +1,6 @@
 // A small host for a MoltlinkClient (either backend): performs its HTTP requests with the
-// global `fetch`, persists its credentials atomically, and drives its timers.
+// global `fetch`, its WebSockets (realtime session) with the global WebSocket (Node >= 22)
+// or the `ws` package, persists its credentials atomically, and drives its timers.
 //
 //   const event = await runUntil(client, (e) => e.type === 'authenticated', { credentialsPath });
 //
@@ -9,7 +10,9 @@
 //  - credentials (private key + refresh token) are written to a temp file with mode 0600,
 //    fsynced and renamed over the old file, and only then acknowledged with
 //    `handlePersisted`; the core does not rely on them before that;
-//  - requests run concurrently; their results are fed back one at a time between polls.
+//  - requests run concurrently; their results (and WebSocket opens, frames and closes) are fed
+//    back one at a time between polls, in arrival order;
+//  - a WebSocket URL carries the access token: it is never logged or put in an error.
 
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
@@ -64,12 +67,25 @@ const sleep = (ms) => {
   return { promise, cancel: () => clearTimeout(timer) };
 };
 
+/** The WebSocket class: `opts.WebSocket`, the global one (Node >= 22), else the `ws` package. */
+async function webSocketClass(opts) {
+  if (opts.WebSocket) return opts.WebSocket;
+  if (typeof globalThis.WebSocket === 'function') return globalThis.WebSocket;
+  try {
+    return (await import('ws')).WebSocket;
+  } catch {
+    throw new Error('moltlink host: no WebSocket available (Node >= 22, or install the `ws` package)');
+  }
+}
+
 export class HostRunner {
   #client;
   #opts;
-  #done = []; // finished HTTP exchanges waiting to be fed back
+  #done = []; // finished HTTP exchanges and socket happenings waiting to be fed back
   #wake = null; // resolves the current wait when an exchange finishes
   #inFlight = 0;
+  #sockets = new Map(); // conn -> WebSocket
+  #stopped = false;
 
   /**
    * @param client a MoltlinkClient
@@ -91,15 +107,51 @@ export class HostRunner {
     return this.#inFlight;
   }
 
+  /** Wake a waiting run loop: call after giving the client a command from outside the loop. */
+  wake() {
+    this.#wake?.();
+  }
+
+  /**
+   * Drive the client until `signal` aborts (or `stop()`), handing every event to
+   * `opts.onEvent`. For long-lived hosts (e.g. a realtime session inside a plugin).
+   */
+  async run({ signal } = {}) {
+    const abort = () => this.stop();
+    signal?.addEventListener('abort', abort, { once: true });
+    try {
+      await this.runUntil(() => false, { timeoutMs: Infinity, idleOk: true });
+    } catch (e) {
+      if (!(e instanceof StoppedError)) throw e;
+    } finally {
+      signal?.removeEventListener('abort', abort);
+    }
+  }
+
+  /** End `run()` / `runUntil()` and close the sockets this runner opened. */
+  stop() {
+    this.#stopped = true;
+    for (const ws of this.#sockets.values()) {
+      try {
+        ws.close(1000);
+      } catch {
+        // already closing
+      }
+    }
+    this.#sockets.clear();
+    this.#wake?.();
+  }
+
   /**
    * Drive the client until `predicate(event)` is true for an event; returns that event.
    * Throws after `timeoutMs` (default 30 s), or when the client is idle with nothing pending
    * (the predicate can then never be satisfied).
    */
-  async runUntil(predicate, { timeoutMs = 30_000 } = {}) {
+  async runUntil(predicate, { timeoutMs = 30_000, idleOk = false } = {}) {
     const client = this.#client;
     const giveUpAt = Date.now() + timeoutMs;
     for (;;) {
+      if (this.#stopped) throw new StoppedError();
       const out = client.poll();
       switch (out.kind) {
         case 'http':
@@ -119,16 +171,18 @@ export class HostRunner {
             this.#feed(this.#done.shift());
             break;
           }
+          if (this.#stopped) throw new StoppedError();
           const now = Date.now();
           if (out.untilMs !== null && out.untilMs <= now) {
             client.handleTimeout(now);
             break;
           }
           if (now >= giveUpAt) throw new Error(`moltlink host: condition not reached within ${timeoutMs} ms`);
-          if (this.#inFlight === 0 && out.untilMs === null) {
+          if (!idleOk && this.#inFlight === 0 && this.#sockets.size === 0 && out.untilMs === null) {
             throw new Error('moltlink host: client is idle with nothing pending; condition cannot be reached');
           }
-          const until = Math.min(giveUpAt, out.untilMs ?? Infinity);
+          // setTimeout takes at most 2^31-1 ms; a longer wait just loops.
+          const until = Math.min(giveUpAt, out.untilMs ?? Infinity, now + 2 ** 31 - 1);
           const timer = sleep(until - now);
           const woken = new Promise((resolve) => {
             this.#wake = resolve;
@@ -138,16 +192,74 @@ export class HostRunner {
           this.#wake = null;
           break;
         }
+        case 'ws_open':
+          await this.#wsOpen(out.conn, out.url);
+          break;
+        case 'ws_send': {
+          const ws = this.#sockets.get(out.conn);
+          if (ws && ws.readyState === 1) ws.send(out.text);
+          else this.#push({ ws: 'closed', conn: out.conn, code: 1006, reason: 'not open' });
+          break;
+        }
+        case 'ws_close': {
+          // The core needs no handle_ws_closed for a close it asked for.
+          const ws = this.#sockets.get(out.conn);
+          this.#sockets.delete(out.conn);
+          try {
+            ws?.close(out.code >= 3000 || out.code === 1000 ? out.code : 1000, out.reason);
+          } catch {
+            ws?.close();
+          }
+          break;
+        }
         default:
           throw new Error(`moltlink host: unknown output ${out.kind}`);
       }
     }
   }
 
-  #feed({ id, response, error }) {
+  #push(item) {
+    this.#done.push(item);
+    this.#wake?.();
+  }
+
+  #feed(item) {
     const now = Date.now();
-    if (error !== undefined) this.#client.handleTransportError(id, error, now);
-    else this.#client.handleResponse(id, response.status, response.headers, response.body, now);
+    if (item.ws === 'open') this.#client.handleWsOpen(item.conn, now);
+    else if (item.ws === 'frame') this.#client.handleWsFrame(item.conn, item.text, now);
+    else if (item.ws === 'closed') this.#client.handleWsClosed(item.conn, item.code, item.reason, now);
+    else if (item.error !== undefined) this.#client.handleTransportError(item.id, item.error, now);
+    else this.#client.handleResponse(item.id, item.response.status, item.response.headers, item.response.body, now);
+  }
+
+  async #wsOpen(conn, url) {
+    const WS = await webSocketClass(this.#opts);
+    let ws;
+    try {
+      ws = new WS(url);
+    } catch (e) {
+      // Never echo the URL: it carries the token.
+      this.#push({ ws: 'closed', conn, code: 1006, reason: e?.name ?? 'invalid url' });
+      return;
+    }
+    this.#sockets.set(conn, ws);
+    let closed = false;
+    const onClosed = (code, reason) => {
+      if (closed) return;
+      closed = true;
+      // A socket we closed on the core's request is already forgotten: report nothing.
+      if (this.#sockets.get(conn) !== ws) return;
+      this.#sockets.delete(conn);
+      this.#push({ ws: 'closed', conn, code: code || 1006, reason: String(reason ?? '') });
+    };
+    ws.addEventListener('open', () => this.#push({ ws: 'open', conn }));
+    ws.addEventListener('message', (ev) => {
+      const data = ev.data;
+      const text = typeof data === 'string' ? data : new TextDecoder().decode(data instanceof ArrayBuffer ? new Uint8Array(data) : data);
+      this.#push({ ws: 'frame', conn, text });
+    });
+    ws.addEventListener('close', (ev) => onClosed(ev.code, ev.reason));
+    ws.addEventListener('error', () => onClosed(1006, 'socket error'));
   }
 
   #start(req) {
@@ -177,6 +289,12 @@ export class HostRunner {
   async #persist(bytes) {
     if (this.#opts.credentialsPath) await writeFileAtomic(this.#opts.credentialsPath, bytes);
     this.credentials = bytes;
+  }
+}
+
+class StoppedError extends Error {
+  constructor() {
+    super('moltlink host: stopped');
   }
 }
 

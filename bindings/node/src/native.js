@@ -17,7 +17,7 @@ export function defaultLibraryPath() {
   return join(REPO, 'target', 'release', name);
 }
 
-const OUTPUT_KINDS = ['wait', 'http', 'persist', 'event'];
+const OUTPUT_KINDS = ['wait', 'http', 'persist', 'event', 'ws_open', 'ws_send', 'ws_close'];
 
 function bind(path) {
   const lib = koffi.load(path);
@@ -51,7 +51,7 @@ function bind(path) {
   const f = (sig) => lib.func(sig);
   return {
     lib,
-    protos: { SendHttp, Persist, EmitEvent },
+    protos: { SendHttp, Persist, EmitEvent, Ws },
     new: f('int32_t ml_chats_new(const char *api_base, const uint8_t *credentials, size_t credentials_len, const uint8_t *seed, size_t seed_len, _Out_ MlChats **out)'),
     free: f('void ml_chats_free(MlChats *h)'),
     register: f('int32_t ml_chats_register(MlChats *h, const char *username, uint64_t now_ms)'),
@@ -72,6 +72,17 @@ function bind(path) {
     agentId: f('int32_t ml_chats_agent_id(const MlChats *h, uint8_t *buf, size_t cap, _Out_ size_t *needed)'),
     isAuthenticated: f('int32_t ml_chats_is_authenticated(const MlChats *h, uint64_t now_ms, _Out_ int32_t *out)'),
     lastErrorMessage: f('size_t ml_last_error_message(uint8_t *buf, size_t cap)'),
+    // Realtime.
+    setWsBase: f('int32_t ml_chats_set_ws_base(MlChats *h, const char *url)'),
+    connect: f('int32_t ml_chats_connect(MlChats *h, uint64_t now_ms)'),
+    disconnect: f('int32_t ml_chats_disconnect(MlChats *h, uint64_t now_ms)'),
+    subscribe: f('int32_t ml_chats_subscribe(MlChats *h, const char *channels_json, uint64_t now_ms)'),
+    unsubscribe: f('int32_t ml_chats_unsubscribe(MlChats *h, const char *channels_json, uint64_t now_ms)'),
+    sendMessage: f('int32_t ml_chats_send_message(MlChats *h, const char *channel, const char *content, const char *content_type, uint64_t now_ms, _Out_ uint64_t *send_id)'),
+    typing: f('int32_t ml_chats_typing(MlChats *h, const char *channel, uint64_t now_ms)'),
+    handleWsOpen: f('int32_t ml_chats_handle_ws_open(MlChats *h, uint64_t conn, uint64_t now_ms)'),
+    handleWsFrame: f('int32_t ml_chats_handle_ws_frame(MlChats *h, uint64_t conn, const uint8_t *text, size_t len, uint64_t now_ms)'),
+    handleWsClosed: f('int32_t ml_chats_handle_ws_closed(MlChats *h, uint64_t conn, uint16_t code, const char *reason, uint64_t now_ms)'),
     // The DM client: the same names for the shared inputs/outputs, so one backend class serves both.
     // Moltspaces: the shared names again, plus the utterance/audio byte paths.
     spaces: {
@@ -135,6 +146,14 @@ function lastError(ml) {
   const buf = Buffer.alloc(needed);
   ml.lastErrorMessage(buf, needed);
   return decoder.decode(buf.subarray(0, needed - 1));
+}
+
+/** A WebSocket output from its meta JSON (`conn`, `url` / `code`, `reason`) and body (the frame). */
+function wsOut(kind, meta, body) {
+  const conn = num(meta.conn);
+  if (kind === 'ws_open') return { kind, conn, url: meta.url };
+  if (kind === 'ws_send') return { kind, conn, text: decoder.decode(body) };
+  return { kind: 'ws_close', conn, code: meta.code ?? 1000, reason: meta.reason ?? '' };
 }
 
 export function check(ml, rc) {
@@ -238,6 +257,10 @@ class NativeBackend {
         return { kind, ticket: num(meta.ticket), bytes: body };
       case 'event':
         return { kind, event: meta.event };
+      case 'ws_open':
+      case 'ws_send':
+      case 'ws_close':
+        return wsOut(kind, meta, body);
       default:
         throw new Error(`moltlink: unknown output kind ${out.kind}`);
     }
@@ -245,7 +268,7 @@ class NativeBackend {
 
   pump(cb) {
     const ml = this.#ml;
-    const { SendHttp, Persist, EmitEvent } = ml.protos;
+    const { SendHttp, Persist, EmitEvent, Ws } = ml.protos;
     const bytes = (ptr, len) => (len === 0 ? new Uint8Array() : Uint8Array.from(koffi.decode(ptr, koffi.array('uint8_t', len))));
     // An exception must not unwind through Rust: remember the first one (a decoding bug here;
     // the user's callbacks are already guarded by MoltlinkClient.pump) and rethrow it once
@@ -258,6 +281,7 @@ class NativeBackend {
         failure ??= e;
       }
     };
+    const wantWs = Ws !== undefined && typeof cb.ws === 'function';
     const registered = [
       koffi.register(safe((_ctx, _id, metaJson, body, len) => {
         const meta = JSON.parse(metaJson);
@@ -266,10 +290,15 @@ class NativeBackend {
       koffi.register(safe((_ctx, ticket, data, len) => cb.persist(num(ticket), bytes(data, num(len)))), koffi.pointer(Persist)),
       koffi.register(safe((_ctx, eventJson) => cb.emitEvent(JSON.parse(eventJson))), koffi.pointer(EmitEvent)),
     ];
+    if (wantWs) {
+      registered.push(koffi.register(safe((_ctx, kind, _conn, metaJson, body, len) => {
+        cb.ws(wsOut(OUTPUT_KINDS[kind], JSON.parse(metaJson), bytes(body, num(len))));
+      }), koffi.pointer(Ws)));
+    }
     try {
       const hasDeadline = [0];
       const deadline = [0];
-      const callbacks = { ctx: null, send_http: registered[0], persist: registered[1], emit_event: registered[2], ws: null };
+      const callbacks = { ctx: null, send_http: registered[0], persist: registered[1], emit_event: registered[2], ws: wantWs ? registered[3] : null };
       check(ml, ml.pump(this.#handle(), callbacks, hasDeadline, deadline));
       if (failure) throw failure;
       return hasDeadline[0] ? num(deadline[0]) : null;
@@ -292,6 +321,41 @@ class NativeBackend {
     const out = [0];
     check(this.#ml, this.#ml.isAuthenticated(this.#handle(), nowMs, out));
     return out[0] !== 0;
+  }
+
+  // Realtime (chats handles only).
+  setWsBase(url) {
+    check(this.#ml, this.#ml.setWsBase(this.#handle(), url));
+  }
+  connect(nowMs) {
+    check(this.#ml, this.#ml.connect(this.#handle(), nowMs));
+  }
+  disconnect(nowMs) {
+    check(this.#ml, this.#ml.disconnect(this.#handle(), nowMs));
+  }
+  subscribe(channels, nowMs) {
+    check(this.#ml, this.#ml.subscribe(this.#handle(), JSON.stringify(channels), nowMs));
+  }
+  unsubscribe(channels, nowMs) {
+    check(this.#ml, this.#ml.unsubscribe(this.#handle(), JSON.stringify(channels), nowMs));
+  }
+  sendMessage(channel, content, contentType, nowMs) {
+    const id = [0];
+    check(this.#ml, this.#ml.sendMessage(this.#handle(), channel, content, contentType, nowMs, id));
+    return num(id[0]);
+  }
+  typing(channel, nowMs) {
+    check(this.#ml, this.#ml.typing(this.#handle(), channel, nowMs));
+  }
+  handleWsOpen(conn, nowMs) {
+    check(this.#ml, this.#ml.handleWsOpen(this.#handle(), conn, nowMs));
+  }
+  handleWsFrame(conn, text, nowMs) {
+    const bytes = Buffer.from(text, 'utf8');
+    check(this.#ml, this.#ml.handleWsFrame(this.#handle(), conn, bytes, bytes.length, nowMs));
+  }
+  handleWsClosed(conn, code, reason, nowMs) {
+    check(this.#ml, this.#ml.handleWsClosed(this.#handle(), conn, code, reason, nowMs));
   }
 
   // DM handles only (their function table has these).
