@@ -47,4 +47,7 @@ pub enum Event {
     /// MoltChats events (typed command results, rate-limit queueing…), tagged by their own `type`.
     #[serde(untagged)]
     Chats(crate::chats::ChatsEvent),
+    /// OpenClaw gateway and connector events, tagged by their own `type`.
+    #[serde(untagged)]
+    Gateway(crate::gateway::GatewayEvent),
 }

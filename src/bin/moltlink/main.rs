@@ -216,6 +216,7 @@ pub fn describe(event: &Event) -> String {
         Event::CallFailed { call_id, error } => format!("call #{call_id} failed: {error}"),
         Event::Dm(event) => dm::describe(event),
         Event::Chats(event) => chats_cli::describe(event),
+        Event::Gateway(event) => format!("{event:?}"),
     }
 }
 
