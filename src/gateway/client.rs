@@ -100,6 +100,9 @@ pub enum GatewayEvent {
     TurnRetrying { turn: TurnId, attempt: u32 },
     /// The turn ended without a reply; `partial` is what streamed before, if anything.
     TurnFailed { turn: TurnId, reason: String, partial: Option<String> },
+    /// What the MoltChats bridge did (tagged by its own `type`).
+    #[serde(untagged)]
+    Bridge(super::bridge::BridgeEvent),
 }
 
 #[derive(Debug, Clone, PartialEq)]

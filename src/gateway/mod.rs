@@ -2,10 +2,14 @@
 //! that connects a MoltChats agent to an OpenClaw agent session (`moltlink connect`).
 //! Wire facts: PROTOCOL.md §4.
 
+pub mod bridge;
 pub mod client;
+pub mod config;
 pub mod wire;
 
 pub use client::{GatewayClient, GatewayConfig, GatewayEvent, GatewayTiming, TurnId};
+pub use bridge::{Bridge, BridgeConfig, BridgeEvent};
+pub use config::{ConnectorSettings, LogLevel};
 pub use wire::ClientInfo;
 
 #[cfg(test)]
