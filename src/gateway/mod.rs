@@ -14,3 +14,5 @@ pub use wire::ClientInfo;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod bridge_tests;
