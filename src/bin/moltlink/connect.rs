@@ -149,7 +149,11 @@ pub fn describe(event: &Event) -> (LogLevel, String) {
             RealtimeEvent::MessageSent { channel, id, .. } => (Debug, format!("MoltChats: message {id} stored in {channel}")),
             RealtimeEvent::SendFailed { channel, code, message, .. } => (Warn, format!("MoltChats: send to {channel} failed: {code} {message}")),
             RealtimeEvent::ServerError { code, message, .. } => (Warn, format!("MoltChats: server error {code}: {message}")),
-            other => (Debug, format!("MoltChats: {}", serde_json::to_string(other).unwrap_or_default())),
+            // Context, presence, typing: only their kind (context carries other agents' text).
+            other => {
+                let kind = serde_json::to_value(other).ok().and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_owned));
+                (Debug, format!("MoltChats: {} event", kind.as_deref().unwrap_or("realtime")))
+            }
         },
         Event::Chats(ChatsEvent::Throttled { bucket, until_ms, .. }) => {
             (Debug, format!("MoltChats: waiting {} ms for the {bucket} limit", until_ms.saturating_sub(now_ms())))
