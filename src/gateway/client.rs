@@ -13,7 +13,7 @@
 //!   failed with a clear reason (and the partial text): never dropped silently.
 //! - `tick` events are keep-alives: 2 × `policy.tickIntervalMs` without any frame ⇒ dead.
 
-use super::wire::{self, ClientInfo, Frame, WireError};
+use super::wire::{self, ChatPayload, ClientInfo, Frame, WireError};
 use crate::io::{ConnId, Output, Secret};
 use rand_core::{Rng, SeedableRng};
 use serde::Serialize;
@@ -263,7 +263,7 @@ impl GatewayClient {
             Ok(frame) => frame,
             Err(message) => return self.event(GatewayEvent::GatewayProtocolError { message }),
         };
-        match (frame.kind.as_str(), &self.link) {
+        match (frame.kind.as_ref(), &self.link) {
             ("event", Link::AwaitChallenge { .. }) if frame.event.as_deref() == Some("connect.challenge") => {
                 let req = self.req_id();
                 let text = wire::connect_request(&req, &self.config.client, &self.config.token);
@@ -272,11 +272,10 @@ impl GatewayClient {
             }
             ("res", Link::AwaitHello { req, .. }) if frame.id.as_deref() == Some(req.as_str()) => self.on_hello(conn, frame, now_ms),
             ("res", Link::Ready { .. }) => self.on_response(frame, now_ms),
-            ("event", Link::Ready { .. }) if frame.event.as_deref() == Some("chat") => {
-                if let Some(payload) = frame.payload {
-                    self.on_chat(payload, now_ms);
-                }
-            }
+            ("event", Link::Ready { .. }) if frame.event.as_deref() == Some("chat") => match frame.chat_payload() {
+                Ok(payload) => self.on_chat(payload, now_ms),
+                Err(message) => self.event(GatewayEvent::GatewayProtocolError { message }),
+            },
             _ => {} // ticks (already counted as life) and events we do not use
         }
         self.step(now_ms);
@@ -367,7 +366,7 @@ impl GatewayClient {
         self.link = Link::Opening { conn, since_ms: now_ms };
     }
 
-    fn on_hello(&mut self, conn: ConnId, frame: Frame, now_ms: u64) {
+    fn on_hello(&mut self, conn: ConnId, frame: Frame<'_>, now_ms: u64) {
         if frame.ok != Some(true) {
             let error = frame.error.unwrap_or_default();
             let code = error.specific_code();
@@ -383,7 +382,7 @@ impl GatewayClient {
             }
             return;
         }
-        let payload = frame.payload.unwrap_or(Value::Null);
+        let payload = frame.payload_value().unwrap_or(Value::Null);
         let protocol = payload.get("protocol").and_then(Value::as_u64).unwrap_or(0);
         if payload.get("type").and_then(Value::as_str) != Some("hello-ok") || !(wire::MIN_PROTOCOL..=wire::MAX_PROTOCOL).contains(&protocol) {
             self.out.push_back(Output::WsClose { conn, code: 1002, reason: "protocol mismatch".into() });
@@ -396,14 +395,14 @@ impl GatewayClient {
         self.event(GatewayEvent::GatewayConnected { conn, protocol, tick_interval_ms: tick_ms, server_version });
     }
 
-    fn on_response(&mut self, frame: Frame, now_ms: u64) {
+    fn on_response(&mut self, frame: Frame<'_>, now_ms: u64) {
         let Some(turn) = self.current.as_mut() else { return };
         if !matches!(&turn.phase, Phase::Sent { req } if Some(req.as_str()) == frame.id.as_deref()) {
             return;
         }
         turn.last_ms = now_ms;
         if frame.ok == Some(true) {
-            let payload = frame.payload.unwrap_or(Value::Null);
+            let payload = frame.payload_value().unwrap_or(Value::Null);
             let run_id = payload.get("runId").and_then(Value::as_str).unwrap_or(&turn.key).to_owned();
             let status = payload.get("status").and_then(Value::as_str).unwrap_or("started").to_owned();
             let (id, resent) = (turn.id, turn.attempts > 1);
@@ -434,27 +433,27 @@ impl GatewayClient {
         }
     }
 
-    fn on_chat(&mut self, payload: Value, now_ms: u64) {
+    fn on_chat(&mut self, payload: ChatPayload<'_>, now_ms: u64) {
         let Some(turn) = self.current.as_mut() else { return };
-        if let Some(key) = payload.get("sessionKey").and_then(Value::as_str)
+        if let Some(key) = payload.session_key.as_deref()
             && !wire::same_session(&self.config.session_key, key)
         {
             return;
         }
-        match payload.get("runId").and_then(Value::as_str) {
+        match payload.run_id.as_deref() {
             Some(run_id) if !turn.owns_run(run_id) => return,
             // Without a run id, only a turn the gateway already accepted can claim the event.
             None if !matches!(turn.phase, Phase::Running { .. }) => return,
             _ => {}
         }
         turn.last_ms = now_ms;
-        let run_id = payload.get("runId").and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| turn.key.clone());
-        let state = payload.get("state").and_then(Value::as_str).unwrap_or_default();
-        let cumulative = payload.get("message").and_then(wire::message_text);
+        let run_id = payload.run_id.as_deref().unwrap_or(&turn.key).to_owned();
+        let state = payload.state.as_deref().unwrap_or_default();
+        let cumulative = payload.message.as_ref().and_then(wire::message_text);
         match state {
-            "delta" => match (cumulative, payload.get("deltaText").and_then(Value::as_str)) {
+            "delta" => match (cumulative, payload.delta_text) {
                 (Some(full), _) => turn.text = full,
-                (None, Some(delta)) => turn.text.push_str(delta),
+                (None, Some(delta)) => turn.text.push_str(&delta),
                 (None, None) => {}
             },
             "final" => {
@@ -464,7 +463,7 @@ impl GatewayClient {
             }
             "aborted" | "error" => {
                 let turn = self.current.take().expect("current turn");
-                let detail = payload.get("errorMessage").and_then(Value::as_str).unwrap_or("no detail");
+                let detail = payload.error_message.as_deref().unwrap_or("no detail");
                 let reason = format!("the run ended with {state}: {detail}");
                 self.event(GatewayEvent::TurnFailed { turn: turn.id, reason, partial: turn.partial() });
             }

@@ -5,7 +5,9 @@
 
 use crate::io::Secret;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
+use std::borrow::Cow;
 
 /// The protocol range this client speaks.
 pub const MIN_PROTOCOL: u64 = 3;
@@ -14,21 +16,53 @@ pub const MAX_PROTOCOL: u64 = 4;
 pub const CLIENT_ID: &str = "gateway-client";
 pub const CLIENT_MODE: &str = "backend";
 
-/// One frame from the gateway.
+/// One frame from the gateway. The payload stays raw until we know we need it: most events
+/// (agent streams, health, cron…) are skipped without building a tree.
 #[derive(Debug, Deserialize)]
-pub struct Frame {
-    #[serde(rename = "type")]
-    pub kind: String,
-    #[serde(default)]
-    pub id: Option<String>,
+pub struct Frame<'a> {
+    #[serde(rename = "type", borrow)]
+    pub kind: Cow<'a, str>,
+    #[serde(default, borrow)]
+    pub id: Option<Cow<'a, str>>,
     #[serde(default)]
     pub ok: Option<bool>,
-    #[serde(default)]
-    pub event: Option<String>,
-    #[serde(default)]
-    pub payload: Option<Value>,
+    #[serde(default, borrow)]
+    pub event: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub payload: Option<&'a RawValue>,
     #[serde(default)]
     pub error: Option<WireError>,
+}
+
+impl Frame<'_> {
+    /// The payload as a JSON tree (`Null` when absent).
+    pub fn payload_value(&self) -> Result<Value, String> {
+        self.payload.map_or(Ok(Value::Null), |raw| serde_json::from_str(raw.get()).map_err(|e| format!("malformed payload: {}", classify(&e))))
+    }
+    /// A `chat` event's payload.
+    pub fn chat_payload(&self) -> Result<ChatPayload<'_>, String> {
+        let raw = self.payload.ok_or("chat event without payload")?;
+        serde_json::from_str(raw.get()).map_err(|e| format!("malformed chat payload: {}", classify(&e)))
+    }
+}
+
+/// The fields of a `chat` event we use.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatPayload<'a> {
+    #[serde(default, borrow)]
+    pub run_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub session_key: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub state: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub delta_text: Option<String>,
+    /// `{role, content:[{type, text}]}` (cumulative on deltas, complete on finals).
+    #[serde(default)]
+    pub message: Option<Value>,
+    #[serde(default)]
+    pub error_message: Option<String>,
 }
 
 /// `res.error`: `retryable` and `retryAfterMs` decide between retrying and giving up.
@@ -65,11 +99,11 @@ impl WireError {
 }
 
 /// Parse one text frame; the error says what was wrong without echoing the frame.
-pub fn parse(text: &str, max_bytes: usize) -> Result<Frame, String> {
+pub fn parse(text: &str, max_bytes: usize) -> Result<Frame<'_>, String> {
     if text.len() > max_bytes {
         return Err(format!("frame of {} bytes is over the {max_bytes} byte limit", text.len()));
     }
-    serde_json::from_str::<Frame>(text).map_err(|e| format!("malformed frame: {} at line {} column {}", classify(&e), e.line(), e.column()))
+    serde_json::from_str::<Frame<'_>>(text).map_err(|e| format!("malformed frame: {} at line {} column {}", classify(&e), e.line(), e.column()))
 }
 
 fn classify(e: &serde_json::Error) -> &'static str {
