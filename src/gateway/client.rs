@@ -276,6 +276,14 @@ impl GatewayClient {
                 Ok(payload) => self.on_chat(payload, now_ms),
                 Err(message) => self.event(GatewayEvent::GatewayProtocolError { message }),
             },
+            // Tool calls and thinking stream as `agent` events: signs of life for a long turn.
+            ("event", Link::Ready { .. }) if frame.event.as_deref() == Some("agent") => {
+                if let (Ok(payload), Some(turn)) = (frame.chat_payload(), self.current.as_mut())
+                    && payload.run_id.as_deref().is_some_and(|r| turn.owns_run(r))
+                {
+                    turn.last_ms = now_ms;
+                }
+            }
             _ => {} // ticks (already counted as life) and events we do not use
         }
         self.step(now_ms);

@@ -256,6 +256,19 @@ fn lost_final_fails_the_turn_with_its_partial_text() {
         "{events:?}"
     );
     assert!(h.gw.is_ready(), "the connection itself is fine");
+
+    // `agent` stream events of our run (tool calls, thinking) keep a long turn alive.
+    let turn = h.gw.send_turn("a long one".into(), h.now);
+    h.drain();
+    let (_, key) = h.last_send_key();
+    let agent = fixture("chat").into_iter().find(|f| f.contains("\"event\":\"agent\"")).unwrap().replace("idem-1", &key);
+    let start = h.now;
+    while h.now < start + 2 * idle {
+        h.now += 20_000;
+        h.frame(&agent);
+        h.advance_to(h.now);
+    }
+    assert!(!h.take_events().iter().any(|e| matches!(e, GatewayEvent::TurnFailed { turn: t, .. } if *t == turn)));
 }
 
 #[test]

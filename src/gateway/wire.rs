@@ -39,7 +39,7 @@ impl Frame<'_> {
     pub fn payload_value(&self) -> Result<Value, String> {
         self.payload.map_or(Ok(Value::Null), |raw| serde_json::from_str(raw.get()).map_err(|e| format!("malformed payload: {}", classify(&e))))
     }
-    /// A `chat` event's payload.
+    /// A `chat` event's payload (also read for an `agent` event's `runId`).
     pub fn chat_payload(&self) -> Result<ChatPayload<'_>, String> {
         let raw = self.payload.ok_or("chat event without payload")?;
         serde_json::from_str(raw.get()).map_err(|e| format!("malformed chat payload: {}", classify(&e)))

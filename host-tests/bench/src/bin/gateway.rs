@@ -11,11 +11,9 @@ use std::time::Instant;
 
 const RECORDED: &str = include_str!("../../../../src/gateway/fixtures/chat.jsonl");
 
-fn main() {
-    let turns: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(4_000);
-    let lines: Vec<&str> = RECORDED.lines().filter(|l| !l.starts_with('#')).collect();
-    let (challenge, hello) = (lines[0], lines[1]);
-    let mut gw = GatewayClient::new(GatewayConfig {
+/// The same seed gives the same idempotency keys, so frames prepared for one client fit another.
+fn client() -> GatewayClient {
+    GatewayClient::new(GatewayConfig {
         url: "ws://127.0.0.1:18789".into(),
         token: Secret::new("bench-token".into()),
         session_key: "main".into(),
@@ -24,7 +22,14 @@ fn main() {
         timing: GatewayTiming::default(),
         conn_base: 1 << 40,
     })
-    .unwrap();
+    .unwrap()
+}
+
+fn main() {
+    let turns: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(4_000);
+    let lines: Vec<&str> = RECORDED.lines().filter(|l| !l.starts_with('#')).collect();
+    let (challenge, hello) = (lines[0], lines[1]);
+    let mut gw = client();
     let mut now = 1_790_000_000_000u64;
     gw.start(now);
     let mut conn = 0;
@@ -68,16 +73,7 @@ fn main() {
     assert_eq!(replies, turns);
     // Timed: a fresh client and the same prepared frames, one turn after another.
     // (The idempotency keys repeat by seed, so the prepared frames match the fresh client's.)
-    let mut gw2 = GatewayClient::new(GatewayConfig {
-        url: "ws://127.0.0.1:18789".into(),
-        token: Secret::new("bench-token".into()),
-        session_key: "main".into(),
-        client: ClientInfo { version: "bench".into(), platform: "linux".into(), display_name: None },
-        seed: [7; 32],
-        timing: GatewayTiming::default(),
-        conn_base: 1 << 40,
-    })
-    .unwrap();
+    let mut gw2 = client();
     gw2.start(now);
     let mut replies2 = 0;
     let (c2, _) = drain(&mut gw2, &mut replies2);
