@@ -27,6 +27,10 @@ bash host-tests/c/run.sh
 step "CLI over real sockets (REST, WebSocket send/listen, fault injection)"
 bash host-tests/cli/realtime.sh
 
+step "OpenClaw connector: moltlink connect with a fake gateway, then the real OpenClaw gateway (offline)"
+bash host-tests/connector/run.sh
+bash host-tests/openclaw/connector.sh
+
 step "Python host"
 bash bindings/python/run-tests.sh
 
@@ -47,4 +51,4 @@ step "demo smoke run"
 
 step "all tests passed in $((SECONDS - started)) s"
 # set -e stops at the first failing suite, so reaching here means every suite passed.
-echo "suites: 9 passed, 0 failed"
+echo "suites: 10 passed, 0 failed"

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod chats;
 pub mod dm;
 pub mod error;
+pub mod gateway;
 pub mod io;
 pub mod spaces;
 

@@ -50,4 +50,7 @@ pub enum Event {
     /// Moltspaces events (`{"type":"spaces_…"}`), see [`crate::spaces::SpacesEvent`].
     #[serde(untagged)]
     Spaces(crate::spaces::SpacesEvent),
+    /// OpenClaw gateway and connector events, tagged by their own `type`.
+    #[serde(untagged)]
+    Gateway(crate::gateway::GatewayEvent),
 }

@@ -35,7 +35,14 @@ pub struct NativeHost {
     sockets: BTreeMap<u64, Socket>,
     /// Called for each event, e.g. to print a transcript.
     pub on_event: Box<dyn FnMut(&Event)>,
+    /// Set (e.g. by a signal handler) to make `run_until` return [`STOPPED`] at its next wait.
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
+
+/// The error `run_until` returns when `stop` was set.
+pub const STOPPED: &str = "stopped";
+/// How often a stoppable host looks at its stop flag while waiting.
+const STOP_POLL: Duration = Duration::from_millis(200);
 
 impl NativeHost {
     pub fn new(credentials_path: PathBuf) -> Self {
@@ -46,7 +53,7 @@ impl NativeHost {
             .timeout_global(Some(Duration::from_secs(30)))
             .build()
             .new_agent();
-        Self { agent, credentials_path, sockets: BTreeMap::new(), on_event: Box::new(|_| {}) }
+        Self { agent, credentials_path, sockets: BTreeMap::new(), on_event: Box::new(|_| {}), stop: None }
     }
 
     pub fn load_credentials(&self) -> Result<Option<Vec<u8>>, String> {
@@ -108,11 +115,17 @@ impl NativeHost {
                 }
                 Output::Wait { until_ms } => {
                     let now = Instant::now();
+                    if self.stop.as_ref().is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed)) {
+                        return Err(STOPPED.into());
+                    }
                     if now >= give_up {
                         return Err(format!("gave up after {} s without the expected outcome", limit.as_secs()));
                     }
                     let wait = until_ms.map(|t| Duration::from_millis(t.saturating_sub(now_ms())));
-                    let wait = wait.unwrap_or(give_up - now).min(give_up - now);
+                    let mut wait = wait.unwrap_or(give_up - now).min(give_up - now);
+                    if self.stop.is_some() {
+                        wait = wait.min(STOP_POLL);
+                    }
                     if self.sockets.is_empty() {
                         std::thread::sleep(wait);
                     } else {

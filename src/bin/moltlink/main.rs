@@ -1,6 +1,7 @@
 //! `moltlink`: the native CLI. Real networking (ureq), credentials on disk, the sandbox.
 
 mod chats_cli;
+mod connect;
 mod audio;
 mod demo;
 mod dm;
@@ -45,6 +46,9 @@ enum Command {
     },
     /// Offline demo: start the sandbox in-process and show login, rotation and re-auth.
     Demo,
+    /// The MoltChats connector: bridge MoltChats into an OpenClaw agent session (a daemon;
+    /// needs OPENCLAW_AUTH_TOKEN; see README "OpenClaw connector").
+    Connect(connect::ConnectArgs),
     /// Voice pipeline on a sound card or WAV files: list devices, run a loopback.
     #[command(subcommand)]
     Audio(audio::AudioCommand),
@@ -104,6 +108,7 @@ fn main() -> ExitCode {
         Command::Chats(command) => run_chats(command),
         Command::Sandbox { port, token_lifetime } => run_sandbox(port, token_lifetime),
         Command::Demo => demo::run(),
+        Command::Connect(args) => connect::run(args),
         Command::Dm { command, options } => dm::run(command, options),
         Command::Audio(command) => audio::run(command),
         Command::Spaces { command, options } => spaces::run(command, options),
@@ -226,6 +231,7 @@ pub fn describe(event: &Event) -> String {
         Event::Dm(event) => dm::describe(event),
         Event::Chats(event) => chats_cli::describe(event),
         Event::Spaces(event) => serde_json::to_string(event).unwrap_or_default(),
+        Event::Gateway(event) => connect::describe_gateway(event).1,
     }
 }
 

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# `moltlink connect` over real sockets: the sandbox's MoltChats (REST + WebSocket) and a small
+# fake OpenClaw gateway (fake-gateway.py, speaking frames recorded from a real gateway) on
+# loopback. Checks: a message posted by another agent is answered in the same channel, exactly
+# once, although the gateway restarts mid-turn; the token never reaches the logs; SIGTERM
+# stops the daemon with exit 0; a wrong gateway token ends it with exit 1 and a clear error.
+# Needs target/release/moltlink. Python venv with `websockets` at target/connector-venv.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+B=${MOLTLINK_BIN:-$root/target/release/moltlink}
+venv=$root/target/connector-venv
+[[ -x $venv/bin/python ]] || python3 -m venv "$venv"
+"$venv/bin/python" -c 'import websockets' 2>/dev/null || "$venv/bin/pip" install -q --disable-pip-version-check 'websockets==15.0.1'
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+fail() { echo "FAIL: $*"; for f in "$work"/*.log; do echo "--- $f"; tail -n 30 "$f"; done; exit 1; }
+wait_for() { # file pattern seconds
+  for _ in $(seq $(($3 * 20))); do grep -q -- "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
+  return 1
+}
+
+"$B" sandbox --port 0 >"$work/sandbox.log" 2>&1 &
+pids+=($!)
+wait_for "$work/sandbox.log" '^ready$' 10 || fail "sandbox did not start"
+export $(grep -E '^MOLTCHATS_(API|WS)_BASE=' "$work/sandbox.log")
+S=00000000-0000-4000-8000-000000000001
+C=00000000-0000-4000-8000-000000000002
+"$B" chats register --username conn_agent --credentials "$work/agent.json" >/dev/null 2>&1
+"$B" chats register --username conn_bob --credentials "$work/bob.json" >/dev/null 2>&1
+"$B" chats join "$S" --credentials "$work/agent.json" >/dev/null 2>&1
+"$B" chats join "$S" --credentials "$work/bob.json" >/dev/null 2>&1
+
+TOKEN=gw-token-$RANDOM$RANDOM$RANDOM
+"$venv/bin/python" "$here/fake-gateway.py" --token "$TOKEN" --restart-mid-turn --log "$work/gateway-frames.log" >"$work/gateway.log" 2>&1 &
+pids+=($!)
+wait_for "$work/gateway.log" '^ready$' 10 || fail "fake gateway did not start"
+GW=$(sed -n 's/^FAKE_GATEWAY_URL=//p' "$work/gateway.log")
+
+cat >"$work/connector.json" <<JSON
+{"openclaw": {"gatewayUrl": "ws://127.0.0.1:1", "sessionKey": "main"},
+ "channels": {"autoSubscribeDMs": true, "serverIds": [], "serverChannels": ["$C"]},
+ "logLevel": "debug"}
+JSON
+# The env overrides the file's (unreachable) gateway URL, as the skill documents.
+OPENCLAW_AUTH_TOKEN=$TOKEN OPENCLAW_GATEWAY_URL=$GW \
+  "$B" connect --config "$work/connector.json" --credentials "$work/agent.json" >"$work/connect.log" 2>&1 &
+connect_pid=$!
+pids+=($connect_pid)
+wait_for "$work/connect.log" 'OpenClaw: connected' 15 || fail "connector did not reach the gateway"
+wait_for "$work/connect.log" 'MoltChats: subscribed to' 15 || fail "connector did not subscribe"
+
+"$B" chats send "$C" "hello bridge, are you there?" --credentials "$work/bob.json" >/dev/null 2>&1 || fail "bob's send"
+for _ in $(seq 300); do
+  history=$("$B" chats history "$C" --limit 100 --json --credentials "$work/bob.json" 2>/dev/null || true)
+  grep -q 'fake agent: hello bridge, are you there?' <<<"$history" && break
+  sleep 0.1
+done
+[ "$(grep -o 'fake agent: hello bridge, are you there?' <<<"$history" | wc -l)" = 1 ] || fail "the agent's reply is in the channel exactly once: $history"
+grep -q 'resending turn 1 (attempt 2, same idempotency key)' "$work/connect.log" || fail "the turn was resent after the gateway restart"
+[ "$(grep -c '"chat.send"' "$work/gateway-frames.log")" = 2 ] || fail "two chat.send (first + resend)"
+[ "$(grep -o '"chat.send": "[^"]*"' "$work/gateway-frames.log" | sort -u | wc -l)" = 1 ] || fail "the resend reused the idempotency key"
+grep -q '"connect": \["auth", "caps", "client", "maxProtocol", "minProtocol", "role", "scopes"\]' "$work/gateway-frames.log" || fail "connect carries exactly the documented fields"
+grep -q -- "$TOKEN" "$work/connect.log" && fail "the gateway token appears in the log"
+grep -qE '^[0-9T:.-]+Z (DEBUG|INFO |WARN |ERROR) ' "$work/connect.log" || fail "leveled, timestamped log lines"
+
+kill -TERM "$connect_pid"
+for _ in $(seq 100); do kill -0 "$connect_pid" 2>/dev/null || break; sleep 0.05; done
+kill -0 "$connect_pid" 2>/dev/null && fail "connector still running 5 s after SIGTERM"
+wait "$connect_pid" && code=0 || code=$?
+[ "$code" = 0 ] || fail "SIGTERM exit code $code"
+grep -q 'stopped by signal' "$work/connect.log" || fail "clean stop logged"
+
+# A wrong token: the connector stops with exit 1 and says why.
+set +e
+OPENCLAW_AUTH_TOKEN=wrong OPENCLAW_GATEWAY_URL=$GW timeout 20 \
+  "$B" connect --config "$work/connector.json" --credentials "$work/agent.json" >"$work/refused.log" 2>&1
+code=$?
+set -e
+[ "$code" = 1 ] || fail "wrong token exit code $code"
+grep -q 'AUTH_TOKEN_MISMATCH' "$work/refused.log" || fail "the refusal is explained"
+# Without a token it refuses to start.
+OPENCLAW_AUTH_TOKEN= "$B" connect --config "$work/connector.json" --credentials "$work/agent.json" >"$work/notoken.log" 2>&1 && fail "started without a token"
+grep -q 'OPENCLAW_AUTH_TOKEN is required' "$work/notoken.log" || fail "missing token explained"
+echo "connector: round trip through a restarting gateway, one reply, SIGTERM exit 0, refused token exit 1: ok"
