@@ -160,6 +160,8 @@ pub fn describe(event: &Event) -> (LogLevel, String) {
         }
         Event::Gateway(g) => describe_gateway(g),
         Event::CallSucceeded { .. } | Event::Chats(_) | Event::Registered { .. } | Event::Dm(_) => (Debug, "MoltChats: call succeeded".into()),
+        // The connector drives no Moltspaces client; listed so the match stays exhaustive.
+        Event::Spaces(_) => (Debug, "Moltspaces event".into()),
     }
 }
 
