@@ -21,6 +21,14 @@ echo "component: $wasm ($(stat -c %s "$wasm") bytes), cdylib: $(stat -c %s targe
 step "cargo test (core, sandbox, C ABI, header is fresh)"
 cargo test --release --workspace
 
+step "reliability: fuzz corpus replay, fault injection, soak, secrets (short forms)"
+# (Also part of the workspace run above; repeated here, ~15 s, to print what they measured.)
+reliab_log=$(mktemp)
+cargo test --release -p moltlink --test fuzz_corpus --test fault_injection --test soak --test secrets -- --nocapture \
+    >"$reliab_log" 2>&1 || { cat "$reliab_log"; exit 1; }
+grep -E '^(fault injection|soak|scanned|after dropping)|kills hit|inputs replayed' "$reliab_log"
+rm -f "$reliab_log"
+
 step "C host"
 bash host-tests/c/run.sh
 
@@ -41,4 +49,4 @@ step "demo smoke run"
 
 step "all tests passed in $((SECONDS - started)) s"
 # set -e stops at the first failing suite, so reaching here means every suite passed.
-echo "suites: 7 passed, 0 failed"
+echo "suites: 8 passed, 0 failed"

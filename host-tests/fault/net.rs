@@ -9,6 +9,20 @@ use moltlink_sandbox::Sandbox;
 use std::collections::BTreeMap;
 
 pub const T0: u64 = 1_790_000_000_000;
+
+thread_local! {
+    /// Set while the sandbox (the "server") runs, so the soak's allocator can tell the
+    /// server's memory from the clients'.
+    pub static IN_SERVER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Run `f` as server work.
+pub fn server<R>(f: impl FnOnce() -> R) -> R {
+    IN_SERVER.with(|s| s.set(true));
+    let r = f();
+    IN_SERVER.with(|s| s.set(false));
+    r
+}
 const API: &str = "http://sandbox.test/moltchats/api/v1";
 
 /// SplitMix64: a reproducible stream per seed (the runs must replay exactly from their seed).
@@ -153,6 +167,8 @@ pub struct Host {
     pub failed: Vec<String>,
     /// Message ids delivered per incarnation, in delivery order.
     pub delivered: BTreeMap<u32, Vec<String>>,
+    /// Record sends/deliveries (off in the soak, where only the client's memory is measured).
+    pub record: bool,
 }
 
 impl Host {
@@ -174,6 +190,7 @@ impl Host {
             confirmed: vec![],
             failed: vec![],
             delivered: BTreeMap::new(),
+            record: true,
         };
         h.client.register(name, now).unwrap();
         let (mut rng, mut stats) = (Rng::new(0), FaultStats::default());
@@ -202,7 +219,7 @@ impl Host {
     /// stay written. A new process starts from the disk alone.
     pub fn kill_and_restart(&mut self, sandbox: &Sandbox, now: u64) {
         for sid in std::mem::take(&mut self.conns).into_values() {
-            sandbox.ws_closed(sid);
+            server(|| sandbox.ws_closed(sid));
         }
         self.queue.clear();
         self.ws_clock.clear();
@@ -256,10 +273,10 @@ impl Host {
             let (&conn, &sid) = self.conns.iter().next().unwrap();
             if rng.chance(0.5) {
                 // The server drops it (it sends a close frame after what it queued).
-                sandbox.ws_close(sid, 1011, "fault: server restart");
+                server(|| sandbox.ws_close(sid, 1011, "fault: server restart"));
             } else {
                 // The connection dies under the host: frames in flight are lost.
-                sandbox.ws_closed(sid);
+                server(|| sandbox.ws_closed(sid));
                 self.conns.remove(&conn);
                 self.queue.retain(|(_, _, d)| !matches!(d, Delivery::WsFrame { conn: c, .. } if *c == conn));
                 self.schedule(rng, faults, stats, now, Delivery::WsClosed { conn, code: 1006 });
@@ -292,17 +309,20 @@ impl Host {
                 Delivery::Persisted { ticket } => drop(SansIo::handle_persisted(&mut self.client, ticket, now)),
                 Delivery::WsOpened { conn } => self.client.handle_ws_open(conn, now),
                 Delivery::WsFrame { conn, text } => self.client.handle_ws_frame(conn, &text, now),
-                Delivery::WsClosed { conn, code } => self.client.handle_ws_closed(conn, code, "fault", now),
+                Delivery::WsClosed { conn, code } => {
+                    self.ws_clock.remove(&conn);
+                    self.client.handle_ws_closed(conn, code, "fault", now)
+                }
             }
         }
         any
     }
 
     fn pull_frames(&mut self, sandbox: &Sandbox, rng: &mut Rng, faults: &Faults, stats: &mut FaultStats, now: u64) -> bool {
-        sandbox.ws_tick(now);
+        server(|| sandbox.ws_tick(now));
         let mut any = false;
         for (conn, sid) in self.conns.clone() {
-            for out in sandbox.ws_drain(sid) {
+            for out in server(|| sandbox.ws_drain(sid)) {
                 any = true;
                 match out {
                     WsOut::Text(text) => {
@@ -314,7 +334,7 @@ impl Host {
                         self.schedule(rng, faults, stats, now, Delivery::WsFrame { conn, text });
                     }
                     WsOut::Close(code, _) => {
-                        sandbox.ws_closed(sid);
+                        server(|| sandbox.ws_closed(sid));
                         self.conns.remove(&conn);
                         self.schedule(rng, faults, stats, now, Delivery::WsClosed { conn, code });
                         break;
@@ -341,7 +361,7 @@ impl Host {
                         continue;
                     }
                     let path = request.uri().path().to_owned();
-                    let response = sandbox.handle(request, now);
+                    let response = server(|| sandbox.handle(request, now));
                     if response.status() == 429 && std::env::var_os("FAULT_TRACE").is_some() {
                         eprintln!("[{}#{}] 429 on {path} at {now}", self.seed, self.incarnation);
                     }
@@ -369,7 +389,7 @@ impl Host {
                         self.schedule(rng, faults, stats, now, Delivery::WsClosed { conn, code: 1006 });
                         continue;
                     }
-                    let sid = sandbox.ws_open(token.as_deref(), now);
+                    let sid = server(|| sandbox.ws_open(token.as_deref(), now));
                     self.conns.insert(conn, sid);
                     // Opened before any frame of this socket (same ordered lane).
                     self.schedule(rng, faults, stats, now, Delivery::WsOpened { conn });
@@ -380,13 +400,14 @@ impl Host {
                         eprintln!("[{}#{}] ws send at {now}", self.seed, self.incarnation);
                     }
                     if let Some(sid) = self.conns.get(&conn) {
-                        sandbox.ws_receive(*sid, &text, now);
+                        server(|| sandbox.ws_receive(*sid, &text, now));
                     }
                 }
                 Output::WsClose { conn, .. } => {
                     if let Some(sid) = self.conns.remove(&conn) {
-                        sandbox.ws_closed(sid);
+                        server(|| sandbox.ws_closed(sid));
                     }
+                    self.ws_clock.remove(&conn);
                     self.queue.retain(|(_, _, d)| !matches!(d, Delivery::WsFrame { conn: c, .. } | Delivery::WsOpened { conn: c } | Delivery::WsClosed { conn: c, .. } if *c == conn));
                 }
                 Output::Wait { until_ms } => {
@@ -398,6 +419,9 @@ impl Host {
     }
 
     fn record(&mut self, e: Event) {
+        if !self.record {
+            return;
+        }
         if std::env::var_os("FAULT_TRACE").is_some() {
             eprintln!("[{}#{}] {e:?}", self.seed, self.incarnation);
         }
