@@ -61,8 +61,7 @@ unsafe extern "C" fn on_http(ctx: *mut c_void, id: u64, _meta: *const c_char, _b
 }
 
 pub fn ffi_chats(data: &[u8]) {
-    let mut u = Unstructured::new(data);
-    let _ = chats_script(&mut u);
+    let _ = chats_script(&mut Unstructured::new(data));
 }
 
 fn chats_script(u: &mut Unstructured) -> Result<()> {
@@ -174,8 +173,7 @@ fn chats_script(u: &mut Unstructured) -> Result<()> {
 }
 
 pub fn ffi_dm(data: &[u8]) {
-    let mut u = Unstructured::new(data);
-    let _ = dm_script(&mut u);
+    let _ = dm_script(&mut Unstructured::new(data));
 }
 
 fn dm_script(u: &mut Unstructured) -> Result<()> {
@@ -233,8 +231,7 @@ fn dm_script(u: &mut Unstructured) -> Result<()> {
 }
 
 pub fn ffi_audio(data: &[u8]) {
-    let mut u = Unstructured::new(data);
-    let _ = audio_script(&mut u);
+    let _ = audio_script(&mut Unstructured::new(data));
 }
 
 fn audio_script(u: &mut Unstructured) -> Result<()> {
