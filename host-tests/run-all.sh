@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$SECONDS
 step() { printf '\n=== %s (%ss)\n' "$1" $((SECONDS - started)); }
+# A test suite is a step that counts: set -e stops at the first failure, so the count is exact.
+suites=0
+suite() { step "$1"; suites=$((suites + 1)); }
 
 step "setup"
 bash host-tests/setup.sh
@@ -18,37 +21,45 @@ magic=$(head -c 8 "$wasm" | od -An -tx1 | tr -d ' \n')
 [ "$magic" = "0061736d0d000100" ] || { echo "$wasm is not a component (magic $magic)"; exit 1; }
 echo "component: $wasm ($(stat -c %s "$wasm") bytes), cdylib: $(stat -c %s target/release/libmoltlink.so) bytes"
 
-step "cargo test (core, sandbox, C ABI, header is fresh)"
+suite "cargo test (core, sandbox, C ABI, header is fresh)"
 cargo test --release --workspace
 
-step "C host"
+suite "reliability: fuzz corpus replay, fault injection, soak, secrets (short forms)"
+# (Also part of the workspace run above; repeated here, ~15 s, to print what they measured.)
+reliab_log=$(mktemp)
+cargo test --release -p moltlink --test fuzz_corpus --test fault_injection --test soak --test secrets -- --nocapture \
+    >"$reliab_log" 2>&1 || { cat "$reliab_log"; exit 1; }
+grep -E '^(fault injection|soak|scanned|after dropping)|kills hit|inputs replayed' "$reliab_log"
+rm -f "$reliab_log"
+
+suite "C host"
 bash host-tests/c/run.sh
 
-step "CLI over real sockets (REST, WebSocket send/listen, fault injection)"
+suite "CLI over real sockets (REST, WebSocket send/listen, fault injection)"
 bash host-tests/cli/realtime.sh
 
-step "OpenClaw connector: moltlink connect with a fake gateway, then the real OpenClaw gateway (offline)"
+suite "OpenClaw connector: moltlink connect with a fake gateway, then the real OpenClaw gateway (offline)"
 bash host-tests/connector/run.sh
 bash host-tests/openclaw/connector.sh
 
-step "Python host"
+suite "Python host"
 bash bindings/python/run-tests.sh
 
-step "Node hosts (jco component + koffi cdylib)"
+suite "Node hosts (jco component + koffi cdylib)"
 MOLTLINK_NO_CARGO=1 bash bindings/node/run-tests.sh
 
-step "OpenClaw plugin in a real OpenClaw gateway (pinned, offline, mock model)"
+suite "OpenClaw plugin in a real OpenClaw gateway (pinned, offline, mock model)"
 bash host-tests/openclaw/plugin.sh
 
-step "audio CLI (WAV files, no sound card needed)"
+suite "audio CLI (WAV files, no sound card needed)"
 bash host-tests/audio-cli.sh
 
-step "Moltspaces end to end (sandbox rooms, STT/TTS stand-ins, voice turn, barge-in)"
+suite "Moltspaces end to end (sandbox rooms, STT/TTS stand-ins, voice turn, barge-in)"
 bash host-tests/spaces-e2e.sh
 
-step "demo smoke run"
+suite "demo smoke run"
 ./target/release/moltlink demo | tail -n 1
 
 step "all tests passed in $((SECONDS - started)) s"
 # set -e stops at the first failing suite, so reaching here means every suite passed.
-echo "suites: 10 passed, 0 failed"
+echo "suites: $suites passed, 0 failed"

@@ -137,7 +137,11 @@ impl VoiceDetector {
             let n = (BLOCK - self.block_fill).min(rest.len());
             let (piece, tail) = rest.split_at(n);
             rest = tail;
-            self.block[self.block_fill..self.block_fill + n].copy_from_slice(piece);
+            // The resampler can overshoot full-scale input slightly; the detector's model wants
+            // [-1, 1] (earshot debug-asserts it; found by the ffi_audio fuzz target).
+            for (dst, &s) in self.block[self.block_fill..self.block_fill + n].iter_mut().zip(piece) {
+                *dst = s.clamp(-1.0, 1.0);
+            }
             self.block_fill += n;
             for &s in piece {
                 let s = to_i16(s);
@@ -238,5 +242,21 @@ impl VoiceDetector {
         self.pre_roll.fill(0);
         self.pre_roll_at = 0;
         self.collecting.clear();
+    }
+}
+
+#[cfg(test)]
+mod clamp_tests {
+    use super::*;
+
+    /// Regression (fuzz: ffi_audio): out-of-range samples reach the detector clamped.
+    #[test]
+    fn samples_beyond_full_scale_reach_the_detector_clamped() {
+        let mut vad = VoiceDetector::new(VadConfig::default(), 0).unwrap();
+        let mut events = Events::with_capacity(4);
+        let loud: Vec<f32> = (0..BLOCK * 2).map(|i| if i % 2 == 0 { 1.7 } else { -f32::INFINITY }).collect();
+        vad.process(&loud, &mut events);
+        assert!(vad.block.iter().all(|s| (-1.0..=1.0).contains(s)), "block holds out-of-range samples");
+        assert!((0.0..=1.0).contains(&vad.last_score()));
     }
 }

@@ -116,10 +116,18 @@ struct State {
     closed_until_ms: u64,
     /// Consecutive rejections without a reset time: backs off exponentially.
     strikes: u32,
+    /// The configured limit, restored when a provisional guess expires.
+    default_limit: u32,
+    /// A provisional learnt limit is dropped at this time (one period after it was learnt).
+    provisional_until_ms: Option<u64>,
 }
 
 impl State {
     fn prune(&mut self, now_ms: u64) {
+        if self.provisional_until_ms.is_some_and(|t| t <= now_ms) {
+            self.provisional_until_ms = None;
+            self.limit = self.limit.max(self.default_limit);
+        }
         while self.log.front().is_some_and(|t| t + self.period_ms <= now_ms) {
             self.log.pop_front();
         }
@@ -158,17 +166,28 @@ const BACKOFF_BASE_MS: u64 = 1_000;
 pub struct Limiter {
     limits: Limits,
     buckets: BTreeMap<Bucket, State>,
+    /// First admitted send of this process: before a full period has passed, the server may
+    /// count sends of a previous process of the same agent that our log never saw.
+    since_ms: Option<u64>,
 }
 
 impl Limiter {
     pub fn new(limits: Limits) -> Self {
-        Self { limits, buckets: BTreeMap::new() }
+        Self { limits, buckets: BTreeMap::new(), since_ms: None }
     }
 
     fn state(&mut self, bucket: &Bucket) -> &mut State {
         if !self.buckets.contains_key(bucket) {
             let (limit, period_ms) = self.limits.of(bucket);
-            let state = State { limit: limit.max(1), period_ms, log: VecDeque::new(), closed_until_ms: 0, strikes: 0 };
+            let state = State {
+                limit: limit.max(1),
+                period_ms,
+                log: VecDeque::new(),
+                closed_until_ms: 0,
+                strikes: 0,
+                default_limit: limit.max(1),
+                provisional_until_ms: None,
+            };
             self.buckets.insert(bucket.clone(), state);
         }
         self.buckets.get_mut(bucket).expect("inserted above")
@@ -185,6 +204,7 @@ impl Limiter {
         if at > now_ms {
             return Err(at);
         }
+        self.since_ms.get_or_insert(now_ms);
         for b in buckets {
             self.state(b).log.push_back(now_ms);
         }
@@ -209,6 +229,7 @@ impl Limiter {
     /// bucket until the reset (or backs off), and learns a lower limit when our log admitted it.
     /// Returns when the bucket opens again.
     pub fn rejected(&mut self, bucket: &Bucket, headers: RateHeaders, now_ms: u64) -> u64 {
+        let since_ms = self.since_ms;
         let state = self.state(bucket);
         state.prune(now_ms);
         // Our log counted the rejected send; the server accepted the others of the window.
@@ -218,6 +239,11 @@ impl Limiter {
         } else if accepted >= 1 {
             // Strictly lower each time, so a misjudged window costs a bounded number of probes.
             state.limit = accepted.min(state.limit - 1).max(1);
+            // Within our first period the server may have counted sends of a previous process
+            // (a restart mid-window): then the guess is kept for one period only, else a
+            // restart would pin the bucket to a fraction of its real limit for good.
+            let observed_full_period = since_ms.is_some_and(|s| now_ms >= s + state.period_ms);
+            state.provisional_until_ms = (!observed_full_period).then_some(now_ms + state.period_ms);
         }
         // The rejected send did not count on the server.
         state.log.pop_back();
@@ -431,10 +457,43 @@ mod tests {
             }
         }
         assert_eq!(delivered, (0..100).collect::<Vec<_>>());
-        assert_eq!(server.rejected, 1, "only the probe that revealed the limit was refused");
+        // The first guess falls in the first period (provisional, see `rejected`), so the limit
+        // is confirmed by one more probe a period later.
+        assert_eq!(server.rejected, 2, "only the probes that revealed the limit were refused");
         assert_eq!(l.snapshot(now).iter().find(|b| b.bucket == ch).unwrap().limit, 3);
         // 100 messages at 3 per minute: about 33 minutes.
         assert!(now - T0 >= 32 * MINUTE);
+    }
+
+    /// Found by fault injection (host-tests/fault): a process restarted mid-window inherits
+    /// the server's count of its predecessor's sends. The one rejection must not pin the
+    /// channel to a fraction of its limit for the life of the process.
+    #[test]
+    fn a_rejection_caused_by_a_previous_process_does_not_lower_the_limit_for_good() {
+        let mut l = Limiter::new(Limits::default());
+        let ch = Bucket::Channel("c".into());
+        let start = T0 - T0 % MINUTE;
+        // The previous process used 27 of the 30 in this window.
+        let mut server = FixedWindow { limit: 30, period_ms: MINUTE, start, used: 27, rejected: 0 };
+        let mut now = start + 10_000;
+        let mut sent_at = vec![];
+        while now < start + 10 * MINUTE {
+            match l.admit(std::slice::from_ref(&ch), now) {
+                Ok(()) => {
+                    if server.hit(now) {
+                        sent_at.push(now);
+                    } else {
+                        l.rejected(&ch, RateHeaders::default(), now);
+                    }
+                    now += 50;
+                }
+                Err(at) => now = at,
+            }
+        }
+        assert_eq!(server.rejected, 1);
+        // From the third minute on the channel runs at its real limit again.
+        let late = sent_at.iter().filter(|t| **t >= start + 3 * MINUTE).count();
+        assert!(late >= 7 * 30 - 30, "only {late} sends in the last 7 minutes");
     }
 
     #[test]

@@ -119,8 +119,13 @@ impl std::fmt::Debug for Call {
 impl ChatsClient {
     /// Fails with `InvalidCredentials` when the saved credentials cannot be read; the host's
     /// file is left untouched.
-    pub fn new(config: ChatsConfig) -> Result<Self> {
-        let session = AuthSession::new(config.api_base.as_deref(), config.credentials.as_deref(), config.seed, config.refresh)?;
+    pub fn new(mut config: ChatsConfig) -> Result<Self> {
+        let session = AuthSession::new(config.api_base.as_deref(), config.credentials.as_deref(), config.seed, config.refresh);
+        // The credentials bytes hold the private key: wipe our copy (found by host-tests/secrets).
+        if let Some(bytes) = config.credentials.as_mut() {
+            zeroize::Zeroize::zeroize(bytes);
+        }
+        let session = session?;
         let session_base = session.api_base().to_owned();
         Ok(Self {
             session,

@@ -290,10 +290,11 @@ fn a_tier_limit_of_3_per_minute_known_in_advance_delivers_100_messages_none_reje
 #[test]
 fn a_tier_limit_of_3_per_minute_learnt_from_the_server_delivers_100_messages() {
     let (mut w, mut a, calls) = tier_run(false);
-    // The one send that revealed the limit was refused and requeued (never dropped).
-    assert_eq!(w.sandbox.with_state(|s| s.moltchats.social.rate_limited), 1);
+    // The sends that revealed the limit were refused and requeued (never dropped): one probe,
+    // plus one to confirm a guess made in the client's first minute (limiter::rejected).
+    assert_eq!(w.sandbox.with_state(|s| s.moltchats.social.rate_limited), 2);
     let requeued = a.events.iter().filter(|e| matches!(e, Event::Chats(ChatsEvent::Throttled { rejected: true, .. }))).count();
-    assert_eq!(requeued, 1);
+    assert_eq!(requeued, 2);
     assert_all_delivered_in_order(&mut w, &mut a, &calls);
 }
 
