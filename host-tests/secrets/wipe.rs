@@ -85,12 +85,9 @@ fn a_secret_is_wiped_before_its_memory_is_freed() {
 
 /// Credentials go in, a client logs in, signs and is dropped: no copy of the private key is
 /// left in freed memory (PEM text, the JSON's copy, or the key's DER).
-///
-/// Known failure, kept visible (`--ignored`, `WIPE_TRACE=1` prints where): serde_json unescapes
-/// the PEM (`\n`) through its internal scratch buffer, which grows by reallocation and is freed
-/// unwiped (3 blocks). The client's own copy of the credentials bytes is wiped (fixed).
+/// (`WIPE_TRACE=1` prints where a copy was freed.) This once found serde_json's unescape
+/// scratch buffer holding the PEM; credentials now unescape the key into a wiped buffer.
 #[test]
-#[ignore = "serde_json's unescape scratch keeps PEM copies (see doc comment)"]
 fn a_client_leaves_no_copy_of_its_private_key_in_freed_memory() {
     use base64::Engine;
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
