@@ -7,6 +7,34 @@
 //! borrowed while it calls into the host, so a (forbidden) re-entrant call cannot trip the
 //! `RefCell`.
 
+/// The inputs and outputs every driven resource shares, forwarded to its [`Driven`] (`inner`).
+/// `persisted` adds `handle-persisted` for resources whose WIT has it.
+macro_rules! driven_resource_io {
+    () => {
+        fn handle_response(&self, id: u64, response: HttpResponse, now_ms: u64) -> Res<()> {
+            self.inner.handle_response(id, response, now_ms)
+        }
+        fn handle_transport_error(&self, id: u64, message: String, now_ms: u64) -> Res<()> {
+            self.inner.handle_transport_error(id, message, now_ms)
+        }
+        fn handle_timeout(&self, now_ms: u64) {
+            self.inner.handle_timeout(now_ms)
+        }
+        fn poll_output(&self) -> WitOutput {
+            self.inner.poll_output()
+        }
+        fn pump(&self) -> Option<u64> {
+            self.inner.pump()
+        }
+    };
+    (persisted) => {
+        driven_resource_io!();
+        fn handle_persisted(&self, ticket: u64, now_ms: u64) -> Res<()> {
+            self.inner.handle_persisted(ticket, now_ms)
+        }
+    };
+}
+
 mod dm;
 mod audio;
 mod spaces;
@@ -244,29 +272,7 @@ impl GuestClient for Client {
         let _ = self.inner.with(|c| Ok(c.handle_ws_closed(conn, code, &reason, now_ms)));
     }
 
-    fn handle_response(&self, id: u64, response: HttpResponse, now_ms: u64) -> Res<()> {
-        self.inner.handle_response(id, response, now_ms)
-    }
-
-    fn handle_transport_error(&self, id: u64, message: String, now_ms: u64) -> Res<()> {
-        self.inner.handle_transport_error(id, message, now_ms)
-    }
-
-    fn handle_timeout(&self, now_ms: u64) {
-        self.inner.handle_timeout(now_ms)
-    }
-
-    fn handle_persisted(&self, ticket: u64, now_ms: u64) -> Res<()> {
-        self.inner.handle_persisted(ticket, now_ms)
-    }
-
-    fn poll_output(&self) -> WitOutput {
-        self.inner.poll_output()
-    }
-
-    fn pump(&self) -> Option<u64> {
-        self.inner.pump()
-    }
+    driven_resource_io!(persisted);
 
     fn agent_id(&self) -> Option<String> {
         self.inner.read(|c| c.agent_id().map(str::to_owned)).flatten()

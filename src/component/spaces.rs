@@ -39,27 +39,5 @@ impl GuestClient for Client {
         self.inner.read(|c| c.state_json()).unwrap_or_else(|| "{}".into())
     }
 
-    fn handle_response(&self, id: u64, response: HttpResponse, now_ms: u64) -> Res<()> {
-        self.inner.handle_response(id, response, now_ms)
-    }
-
-    fn handle_transport_error(&self, id: u64, message: String, now_ms: u64) -> Res<()> {
-        self.inner.handle_transport_error(id, message, now_ms)
-    }
-
-    fn handle_timeout(&self, now_ms: u64) {
-        self.inner.handle_timeout(now_ms)
-    }
-
-    fn handle_persisted(&self, ticket: u64, now_ms: u64) -> Res<()> {
-        self.inner.handle_persisted(ticket, now_ms)
-    }
-
-    fn poll_output(&self) -> WitOutput {
-        self.inner.poll_output()
-    }
-
-    fn pump(&self) -> Option<u64> {
-        self.inner.pump()
-    }
+    driven_resource_io!(persisted);
 }
