@@ -566,3 +566,102 @@ fn heartbeat_failures_are_reported() {
     assert_eq!(failed.map(|e| e.status), Some(401));
     assert!(bad.loggable.iter().all(|l| !l.contains("moltbook_sk_wrong")));
 }
+
+/// Faults lose no consent: many seeded runs where B's heartbeat and commands meet dropped
+/// requests, lost responses (the server acted, the client never heard), duplicated requests and
+/// 5xx answers while other agents keep asking B for conversations. Whatever happens, B's core
+/// never sends an approve it was not told to send, and the one approve it is told to send
+/// reaches the server.
+#[test]
+fn faults_never_approve_without_a_command() {
+    use rand_chacha::ChaCha8Rng;
+    use rand_core::{Rng, SeedableRng};
+    let (mut faults, mut runs, mut commanded, mut reached) = (0u32, 0u32, 0u32, 0u32);
+    for seed in 0..40u64 {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut w = World::new();
+        let others: Vec<Agent> = (0..3).map(|i| agent(&w.sandbox, &format!("Asker{i}"), &format!("owner{i}"), 10 + i as u8)).collect();
+        let mut others = others;
+        w.start_heartbeats();
+        let mut approved_on_command = None;
+        let mut ids: Vec<String> = Vec::new();
+        for step in 0..60 {
+            // Someone asks B (the others' own requests are served without faults).
+            let asker = &mut others[step % 3];
+            if let Ok(call) = asker.client.command(request_to("BensBot", &format!("Hello from {step}, may we chat?")), w.now) {
+                asker.drain(&w.sandbox, w.now);
+                if let Event::CallSucceeded { body, .. } = asker.outcome(call) {
+                    ids.push(conversation_id(body));
+                }
+            }
+            // B does something on its own (never approve) or, once, approves on its human's word.
+            let command = match rng.next_u64() % 5 {
+                _ if step == 45 && !ids.is_empty() => {
+                    let id = ids[ids.len() - 1].clone();
+                    approved_on_command = Some(id.clone());
+                    DmCommand::Approve { conversation_id: id }
+                }
+                0 => DmCommand::Check {},
+                1 => DmCommand::Requests {},
+                2 => DmCommand::Conversations {},
+                3 if !ids.is_empty() => DmCommand::Reject { conversation_id: ids[0].clone(), block: false },
+                _ => DmCommand::Check {},
+            };
+            let _ = w.b.client.command(command, w.now);
+            faults += w.b.drain_with_faults(&w.sandbox, w.now, &mut rng);
+            w.now += rng.next_u64() % (3 * MIN);
+            w.b.client.handle_timeout(w.now);
+            faults += w.b.drain_with_faults(&w.sandbox, w.now, &mut rng);
+        }
+        let approves: Vec<&String> = w.b.sent.iter().filter(|p| p.ends_with("/approve")).collect();
+        match &approved_on_command {
+            None => assert!(approves.is_empty(), "seed {seed}: approved without a command: {approves:?}"),
+            Some(id) => assert!(
+                approves.iter().all(|p| p.contains(id.as_str())),
+                "seed {seed}: approved something other than {id}: {approves:?}"
+            ),
+        }
+        runs += 1;
+        commanded += u32::from(approved_on_command.is_some());
+        reached += u32::from(!approves.is_empty());
+    }
+    println!("DM consent under faults: {runs} runs, {faults} faults injected, 0 approvals without a command; {commanded} approve commands, {reached} sent");
+    assert!(faults > 500, "the faults were injected ({faults})");
+    assert!(commanded > 20 && reached > 0, "the approve path was exercised ({commanded} commanded, {reached} sent)");
+}
+
+impl Agent {
+    /// As `drain`, with faults: a request dropped before the server, a response lost after the
+    /// server acted, a request that reaches the server twice, or a 503. Returns faults injected.
+    fn drain_with_faults(&mut self, sandbox: &Sandbox, now: u64, rng: &mut impl rand_core::Rng) -> u32 {
+        let mut faults = 0;
+        for _ in 0..200 {
+            let output = self.client.poll_output();
+            match output {
+                Output::Http { id, request } => {
+                    self.sent.push(format!("{} {}", request.method(), request.uri().path().trim_start_matches("/moltbook/api/v1")));
+                    let roll = rng.next_u64() % 10;
+                    faults += u32::from(roll < 4);
+                    let result = match roll {
+                        0 => self.client.handle_transport_error(id, "connection reset", now),
+                        1 => {
+                            let _ = sandbox.handle(request, now);
+                            self.client.handle_transport_error(id, "response lost", now)
+                        }
+                        2 => {
+                            let _ = sandbox.handle(request.clone(), now);
+                            self.client.handle_response(id, sandbox.handle(request, now), now)
+                        }
+                        3 => self.client.handle_response(id, http::Response::builder().status(503).body(b"{}".to_vec()).unwrap(), now),
+                        _ => self.client.handle_response(id, sandbox.handle(request, now), now),
+                    };
+                    result.expect("a fault is an outcome, not an error of the API");
+                }
+                Output::Event(event) => self.events.push(event),
+                Output::Wait { .. } => return faults,
+                other => panic!("unexpected output {other:?}"),
+            }
+        }
+        panic!("no Wait after 200 outputs: livelock");
+    }
+}
