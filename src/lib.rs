@@ -1,8 +1,9 @@
 //! moltlink: a sans-IO client core for the agent social platforms.
 //!
-//! The core never touches a socket, clock, file or sound card. Hosts feed it inputs
-//! (`handle_response`, `handle_timeout`, `handle_persisted`, commands) and drain its
-//! outputs with `poll_output` until it answers [`io::Output::Wait`].
+//! The core never touches a socket, clock, file or sound card. Every client (chats, dm,
+//! spaces, the gateway client, the bridge) implements one driving interface, [`SansIo`]:
+//! hosts feed it inputs (`handle_*`) and commands, and drain its outputs with `poll_output`
+//! until it answers [`io::Output::Wait`]. Each client owns its event type.
 //! Two thin adapters expose the same core: a C ABI (`ffi`) and a WIT component (`component`).
 
 pub mod audio;
@@ -24,4 +25,4 @@ pub use chats::{ChatsClient, ChatsConfig};
 pub use dm::{DmClient, DmCommand, DmConfig};
 pub use error::{Error, ErrorCode};
 pub use spaces::{SpacesClient, SpacesCommand, SpacesConfig};
-pub use io::{CallId, Event, Output, RequestId, Ticket};
+pub use io::{CallId, Output, RequestId, SansIo, Ticket};

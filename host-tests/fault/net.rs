@@ -1,7 +1,7 @@
 //! The faulty network and the killable host around one client.
 
 use moltlink::chats::{ChatsCommand, ChatsEvent, RealtimeEvent};
-use moltlink::io::{Event, Output, SansIo};
+use moltlink::io::{Output, SansIo};
 use moltlink::{ChatsClient, ChatsConfig};
 use moltlink_sandbox::moltchats::gateway::{SessionId, WsOut};
 use moltlink_sandbox::moltchats::social::SEED_SERVER_ID;
@@ -353,7 +353,7 @@ impl Host {
                 any = true;
             }
             match output {
-                Output::Http { id, request } => {
+                Output::Http { id, request, .. } => {
                     stats.requests += 1;
                     if rng.chance(faults.drop_request) {
                         stats.dropped_requests += 1;
@@ -418,14 +418,14 @@ impl Host {
         }
     }
 
-    fn record(&mut self, e: Event) {
+    fn record(&mut self, e: ChatsEvent) {
         if !self.record {
             return;
         }
         if std::env::var_os("FAULT_TRACE").is_some() {
             eprintln!("[{}#{}] {e:?}", self.seed, self.incarnation);
         }
-        if let Event::Chats(ChatsEvent::Realtime(r)) = e {
+        if let ChatsEvent::Realtime(r) = e {
             match r {
                 RealtimeEvent::MessageSent { send_id, id, .. } => self.confirmed.push(((self.incarnation, send_id), id)),
                 RealtimeEvent::SendFailed { send_id, code, message, .. } => self.failed.push(format!("#{send_id}: {code} {message}")),

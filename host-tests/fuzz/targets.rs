@@ -107,7 +107,7 @@ pub fn drive<C: SansIo>(client: &mut C, u: &mut Unstructured, hooks: &Hooks<C>) 
         for i in 0.. {
             assert!(i < 10_000, "no Wait after 10 000 outputs: livelock");
             match client.poll_output() {
-                Output::Http { id, request } => http.push((id, request)),
+                Output::Http { id, request, .. } => http.push((id, request)),
                 Output::Persist { ticket, .. } => persists.push(ticket),
                 Output::WsOpen { conn: c, .. } => conn = Some(c),
                 Output::Wait { .. } => break,

@@ -39,7 +39,7 @@ impl Scan {
         }
     }
     /// Learn the secrets an output carries, and record what a host may log about it.
-    fn output(&mut self, output: &Output) {
+    fn output<E: std::fmt::Debug + serde::Serialize>(&mut self, output: &Output<E>) {
         self.loggable.push(format!("{output:?}"));
         match output {
             Output::Http { request, .. } => {
@@ -102,7 +102,7 @@ fn drain<C: SansIo + std::fmt::Debug>(client: &mut C, sandbox: &Sandbox, scan: &
         let output = client.poll_output();
         scan.output(&output);
         match output {
-            Output::Http { id, request } => {
+            Output::Http { id, request, .. } => {
                 let response = sandbox.handle(request, now);
                 let r = client.handle_response(id, response, now);
                 scan.err(r);

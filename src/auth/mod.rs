@@ -7,10 +7,12 @@
 //!   re-auth with `/auth/challenge` when the refresh token is lost, spent or expired.
 
 pub mod credentials;
+mod event;
 pub mod identity;
 pub mod jwt;
 pub mod session;
 
 pub use credentials::Credentials;
+pub use event::{AuthEvent, AuthHow};
 pub use identity::Identity;
 pub use session::{AccessToken, AuthSession, RefreshPolicy};

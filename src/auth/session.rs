@@ -15,13 +15,11 @@
 
 use super::{jwt, Credentials, Identity};
 use crate::error::{Error, ErrorCode, Result};
-use crate::io::{json_outcome, json_request, ApiError, AuthHow, Event, Outbox, RequestId, Secret, Ticket};
-use rand_core::{Rng, SeedableRng};
+use super::event::{AuthEvent, AuthHow};
+use crate::io::{json_outcome, json_request, unit_random, ApiError, Backoff, Outbox, RequestId, Secret, Ticket};
+use rand_core::SeedableRng;
 
 /// A uniform number in [0, 1) from the injected generator.
-fn unit_random(rng: &mut impl Rng) -> f64 {
-    (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-}
 use serde_json::json;
 
 /// The default MoltChats API base.
@@ -196,7 +194,7 @@ impl AuthSession {
     // ---- commands -------------------------------------------------------------------
 
     /// Create an identity (unless one was generated but never registered) and register it.
-    pub fn register(&mut self, username: &str, now_ms: u64, out: &mut Outbox) -> Result<()> {
+    pub fn register<E: From<AuthEvent>>(&mut self, username: &str, now_ms: u64, out: &mut Outbox<E>) -> Result<()> {
         let username = validate_username(username)?;
         if self.agent_id().is_some() {
             return Err(Error::new(ErrorCode::AlreadyRegistered, "an agent is already registered with these credentials"));
@@ -228,7 +226,7 @@ impl AuthSession {
     }
 
     /// Make sure a usable token is, or will be, available; restart after a fatal failure.
-    pub fn login(&mut self, now_ms: u64, out: &mut Outbox) -> Result<()> {
+    pub fn login<E: From<AuthEvent>>(&mut self, now_ms: u64, out: &mut Outbox<E>) -> Result<()> {
         if !self.is_registered() {
             return Err(Error::new(ErrorCode::NotRegistered, "no agent identity: register first or load credentials"));
         }
@@ -241,7 +239,7 @@ impl AuthSession {
     }
 
     /// Rotate now, whatever the schedule says (no-op while another auth step runs).
-    pub fn force_refresh(&mut self, now_ms: u64, out: &mut Outbox) -> Result<()> {
+    pub fn force_refresh<E: From<AuthEvent>>(&mut self, now_ms: u64, out: &mut Outbox<E>) -> Result<()> {
         if !self.is_registered() {
             return Err(Error::new(ErrorCode::NotRegistered, "no agent identity: register first or load credentials"));
         }
@@ -255,7 +253,7 @@ impl AuthSession {
     }
 
     /// Start obtaining a token if none is usable and nothing is under way.
-    pub fn ensure(&mut self, now_ms: u64, out: &mut Outbox) {
+    pub fn ensure<E: From<AuthEvent>>(&mut self, now_ms: u64, out: &mut Outbox<E>) {
         if self.token(now_ms).is_none() && matches!(self.op, Op::Idle) && self.is_registered() {
             self.start_auth(now_ms, out);
         }
@@ -263,7 +261,7 @@ impl AuthSession {
 
     /// A request made with token `generation` was answered 401 (revoked/expired/invalid).
     /// Drops that token if it is still the current one and starts getting a new one.
-    pub fn reject_token(&mut self, generation: u64, now_ms: u64, out: &mut Outbox) {
+    pub fn reject_token<E: From<AuthEvent>>(&mut self, generation: u64, now_ms: u64, out: &mut Outbox<E>) {
         if self.token.as_ref().is_some_and(|t| t.generation == generation) {
             self.token = None;
         }
@@ -276,7 +274,7 @@ impl AuthSession {
         matches!(self.op, Op::Register { req } | Op::Challenge { req } | Op::Verify { req, .. } | Op::Refresh { req } if req == id)
     }
 
-    pub fn handle_timeout(&mut self, now_ms: u64, out: &mut Outbox) {
+    pub fn handle_timeout<E: From<AuthEvent>>(&mut self, now_ms: u64, out: &mut Outbox<E>) {
         match self.op {
             Op::Waiting { until_ms } if now_ms >= until_ms => {
                 self.op = Op::Idle;
@@ -291,7 +289,7 @@ impl AuthSession {
     }
 
     /// The host stored what we asked. Stale tickets (already superseded) are accepted silently.
-    pub fn handle_persisted(&mut self, ticket: Ticket, now_ms: u64, out: &mut Outbox) -> Result<()> {
+    pub fn handle_persisted<E: From<AuthEvent>>(&mut self, ticket: Ticket, now_ms: u64, out: &mut Outbox<E>) -> Result<()> {
         match std::mem::replace(&mut self.op, Op::Idle) {
             Op::Persisting { ticket: t, then } if t == ticket => {
                 self.after_persist(then, now_ms, out);
@@ -309,7 +307,7 @@ impl AuthSession {
     }
 
     /// A response (or a transport failure, as `Err`) for one of our requests.
-    pub fn handle_result(&mut self, id: RequestId, result: std::result::Result<http::Response<Vec<u8>>, ApiError>, now_ms: u64, out: &mut Outbox) {
+    pub fn handle_result<E: From<AuthEvent>>(&mut self, id: RequestId, result: std::result::Result<http::Response<Vec<u8>>, ApiError>, now_ms: u64, out: &mut Outbox<E>) {
         let op = std::mem::replace(&mut self.op, Op::Idle);
         let parsed = json_outcome(result, ApiError::from_moltchats);
         match op {
@@ -323,7 +321,7 @@ impl AuthSession {
 
     // ---- transitions ----------------------------------------------------------------
 
-    fn start_auth(&mut self, now_ms: u64, out: &mut Outbox) {
+    fn start_auth<E: From<AuthEvent>>(&mut self, now_ms: u64, out: &mut Outbox<E>) {
         let Some(creds) = self.creds.as_mut() else { return };
         if creds.agent_id.is_none() {
             // A key was saved but registration never completed: register it again.
@@ -336,7 +334,7 @@ impl AuthSession {
         }
     }
 
-    fn after_persist(&mut self, then: Then, now_ms: u64, out: &mut Outbox) {
+    fn after_persist<E: From<AuthEvent>>(&mut self, then: Then, now_ms: u64, out: &mut Outbox<E>) {
         match then {
             Then::Register => self.send_register(now_ms, out),
             Then::Verify { challenge, how } => self.send_verify(&challenge, how, now_ms, out),
@@ -354,7 +352,7 @@ impl AuthSession {
         }
     }
 
-    fn send_register(&mut self, now_ms: u64, out: &mut Outbox) {
+    fn send_register<E: From<AuthEvent>>(&mut self, now_ms: u64, out: &mut Outbox<E>) {
         self.load_identity();
         let (Some(creds), Some(identity)) = (self.creds.as_ref(), self.identity.as_ref()) else { return };
         let public_key = match identity.public_pem() {
@@ -365,12 +363,12 @@ impl AuthSession {
         self.send(Op::Register { req: 0 }, "/agents/register", body, now_ms, out);
     }
 
-    fn send_challenge(&mut self, now_ms: u64, out: &mut Outbox) {
+    fn send_challenge<E: From<AuthEvent>>(&mut self, now_ms: u64, out: &mut Outbox<E>) {
         let Some(agent_id) = self.agent_id().map(str::to_owned) else { return };
         self.send(Op::Challenge { req: 0 }, "/auth/challenge", json!({ "agentId": agent_id }), now_ms, out);
     }
 
-    fn send_verify(&mut self, challenge: &str, how: AuthHow, now_ms: u64, out: &mut Outbox) {
+    fn send_verify<E: From<AuthEvent>>(&mut self, challenge: &str, how: AuthHow, now_ms: u64, out: &mut Outbox<E>) {
         self.load_identity();
         let (Some(agent_id), Some(identity)) = (self.agent_id(), self.identity.as_ref()) else { return };
         let body = json!({ "agentId": agent_id, "signedChallenge": identity.sign_challenge(challenge) });
@@ -378,7 +376,7 @@ impl AuthSession {
     }
 
     /// Queue a POST and enter `op` with the request id filled in.
-    fn send(&mut self, op: Op, path: &str, body: serde_json::Value, now_ms: u64, out: &mut Outbox) {
+    fn send<E: From<AuthEvent>>(&mut self, op: Op, path: &str, body: serde_json::Value, now_ms: u64, out: &mut Outbox<E>) {
         let url = format!("{}{path}", self.api_base);
         let request = match json_request(http::Method::POST, &url, None, Some(&body)) {
             Ok(r) => r,
@@ -395,14 +393,14 @@ impl AuthSession {
         let _ = now_ms;
     }
 
-    fn persist(&mut self, then: Then, out: &mut Outbox) {
+    fn persist<E: From<AuthEvent>>(&mut self, then: Then, out: &mut Outbox<E>) {
         let bytes = self.creds.as_ref().expect("persist needs credentials").to_json();
         let ticket = out.persist(bytes);
         self.last_ticket = ticket;
         self.op = Op::Persisting { ticket, then };
     }
 
-    fn on_register(&mut self, parsed: std::result::Result<(u16, serde_json::Value), ApiError>, now_ms: u64, out: &mut Outbox) {
+    fn on_register<E: From<AuthEvent>>(&mut self, parsed: std::result::Result<(u16, serde_json::Value), ApiError>, now_ms: u64, out: &mut Outbox<E>) {
         match parsed {
             Ok((_, body)) => {
                 let (Some(agent_id), Some(challenge)) = (str_field(&body, "agentId"), str_field(&body, "challenge")) else {
@@ -410,7 +408,7 @@ impl AuthSession {
                 };
                 let creds = self.creds.as_mut().expect("registering needs credentials");
                 creds.agent_id = Some(agent_id.clone());
-                out.event(Event::Registered { agent_id, username: creds.username.clone() });
+                out.event(AuthEvent::Registered { agent_id, username: creds.username.clone() });
                 self.persist(Then::Verify { challenge, how: AuthHow::Register }, out);
             }
             Err(e) if is_transient(&e) => self.retry_later(e, now_ms, out),
@@ -418,7 +416,7 @@ impl AuthSession {
         }
     }
 
-    fn on_challenge(&mut self, parsed: std::result::Result<(u16, serde_json::Value), ApiError>, now_ms: u64, out: &mut Outbox) {
+    fn on_challenge<E: From<AuthEvent>>(&mut self, parsed: std::result::Result<(u16, serde_json::Value), ApiError>, now_ms: u64, out: &mut Outbox<E>) {
         match parsed {
             Ok((_, body)) => match str_field(&body, "challenge") {
                 Some(challenge) => self.send_verify(&challenge, AuthHow::Challenge, now_ms, out),
@@ -429,7 +427,7 @@ impl AuthSession {
         }
     }
 
-    fn on_verify(&mut self, parsed: std::result::Result<(u16, serde_json::Value), ApiError>, how: AuthHow, now_ms: u64, out: &mut Outbox) {
+    fn on_verify<E: From<AuthEvent>>(&mut self, parsed: std::result::Result<(u16, serde_json::Value), ApiError>, how: AuthHow, now_ms: u64, out: &mut Outbox<E>) {
         match parsed {
             Ok((_, body)) => self.store_pair(&body, how, now_ms, out),
             // The challenge died (used or expired): ask for a fresh one, with backoff so a
@@ -443,7 +441,7 @@ impl AuthSession {
         }
     }
 
-    fn on_refresh(&mut self, parsed: std::result::Result<(u16, serde_json::Value), ApiError>, now_ms: u64, out: &mut Outbox) {
+    fn on_refresh<E: From<AuthEvent>>(&mut self, parsed: std::result::Result<(u16, serde_json::Value), ApiError>, now_ms: u64, out: &mut Outbox<E>) {
         match parsed {
             Ok((_, body)) if str_field(&body, "token").is_some() && str_field(&body, "refreshToken").is_some() => {
                 self.store_pair(&body, AuthHow::Refresh, now_ms, out)
@@ -458,14 +456,14 @@ impl AuthSession {
                 if let Some(creds) = self.creds.as_mut() {
                     creds.refresh_token = None;
                 }
-                out.event(Event::Reauthenticating { reason });
+                out.event(AuthEvent::Reauthenticating { reason });
                 self.send_challenge(now_ms, out);
             }
         }
     }
 
     /// Save a new `{token, refreshToken}` pair; the token is used once the host acknowledges.
-    fn store_pair(&mut self, body: &serde_json::Value, how: AuthHow, now_ms: u64, out: &mut Outbox) {
+    fn store_pair<E: From<AuthEvent>>(&mut self, body: &serde_json::Value, how: AuthHow, now_ms: u64, out: &mut Outbox<E>) {
         let (Some(jwt), Some(refresh)) = (str_field(body, "token"), str_field(body, "refreshToken")) else {
             return self.retry_later(ApiError::transport("token response lacks token or refreshToken"), now_ms, out);
         };
@@ -479,7 +477,7 @@ impl AuthSession {
         self.persist(Then::Adopt { jwt: Secret::new(jwt), how }, out);
     }
 
-    fn adopt(&mut self, jwt: Secret<String>, how: AuthHow, now_ms: u64, out: &mut Outbox) {
+    fn adopt<E: From<AuthEvent>>(&mut self, jwt: Secret<String>, how: AuthHow, now_ms: u64, out: &mut Outbox<E>) {
         // Lifetime from the token's own iat/exp, measured from our clock (immune to skew).
         let lifetime_ms = match jwt::read_times(jwt.expose()) {
             Some(t) => t.exp.saturating_sub(t.iat.unwrap_or(now_ms / 1000)).saturating_mul(1000),
@@ -497,7 +495,7 @@ impl AuthSession {
         self.attempt = 0;
         self.op = Op::Idle;
         self.identity = None;
-        out.event(Event::Authenticated {
+        out.event(AuthEvent::Authenticated {
             agent_id: self.agent_id().unwrap_or_default().to_owned(),
             username: self.username().unwrap_or_default().to_owned(),
             how,
@@ -513,20 +511,17 @@ impl AuthSession {
         }
     }
 
-    fn retry_later(&mut self, error: ApiError, now_ms: u64, out: &mut Outbox) {
+    fn retry_later<E: From<AuthEvent>>(&mut self, error: ApiError, now_ms: u64, out: &mut Outbox<E>) {
         self.attempt = self.attempt.saturating_add(1);
-        let exp = self.policy.backoff_base_ms.saturating_mul(1 << self.attempt.min(20).saturating_sub(1));
-        let ceiling = exp.min(self.policy.backoff_cap_ms);
-        // "Equal jitter": half fixed, half random, so retries spread out but never bunch at 0.
-        let delay = ceiling / 2 + (unit_random(&mut self.rng) * (ceiling / 2) as f64) as u64;
-        let until_ms = now_ms + delay.max(1);
+        let backoff = Backoff { base_ms: self.policy.backoff_base_ms, cap_ms: self.policy.backoff_cap_ms };
+        let until_ms = now_ms + backoff.delay_ms(self.attempt, &mut self.rng);
         self.op = Op::Waiting { until_ms };
-        out.event(Event::AuthRetrying { attempt: self.attempt, retry_at_ms: until_ms, error });
+        out.event(AuthEvent::AuthRetrying { attempt: self.attempt, retry_at_ms: until_ms, error });
     }
 
-    fn fail(&mut self, error: ApiError, out: &mut Outbox) {
+    fn fail<E: From<AuthEvent>>(&mut self, error: ApiError, out: &mut Outbox<E>) {
         self.op = Op::Failed;
-        out.event(Event::AuthFailed { error });
+        out.event(AuthEvent::AuthFailed { error });
     }
 }
 

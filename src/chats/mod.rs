@@ -14,7 +14,8 @@ pub use rest::{ChatsCommand, ChatsResult};
 use crate::auth::session::is_credential_rejection;
 use crate::auth::{AuthSession, RefreshPolicy};
 use crate::error::{Error, ErrorCode, Result};
-use crate::io::{json_outcome, json_request, ApiError, CallId, ConnId, Event, Outbox, Output, RequestId, Ticket};
+use crate::auth::AuthEvent;
+use crate::io::{json_outcome, json_request, ApiError, CallEvent, CallId, ConnId, Outbox, Output, RequestId, SansIo, Ticket};
 use std::collections::BTreeMap;
 
 #[cfg(test)]
@@ -62,7 +63,8 @@ enum Purpose {
     Pending,
 }
 
-/// Events of the MoltChats client beyond the shared auth/call ones (wrapped in [`Event::Chats`]).
+/// Everything the MoltChats client reports, as JSON `{"type": …}`: auth, untyped calls, typed
+/// command results, rate-limit queueing and the realtime session.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ChatsEvent {
@@ -76,6 +78,28 @@ pub enum ChatsEvent {
     /// The realtime session (tagged by its own `type`).
     #[serde(untagged)]
     Realtime(RealtimeEvent),
+    /// Login, rotation and re-authentication (tagged by their own `type`).
+    #[serde(untagged)]
+    Auth(AuthEvent),
+    /// An untyped call (`call`, `whoami`) finished.
+    #[serde(untagged)]
+    Call(CallEvent),
+}
+
+impl From<AuthEvent> for ChatsEvent {
+    fn from(event: AuthEvent) -> Self {
+        ChatsEvent::Auth(event)
+    }
+}
+impl From<CallEvent> for ChatsEvent {
+    fn from(event: CallEvent) -> Self {
+        ChatsEvent::Call(event)
+    }
+}
+impl From<RealtimeEvent> for ChatsEvent {
+    fn from(event: RealtimeEvent) -> Self {
+        ChatsEvent::Realtime(event)
+    }
 }
 
 /// What is waiting for the rate limiter, for hosts (`queue_state`).
@@ -94,9 +118,8 @@ pub struct QueueState {
 #[derive(Debug)]
 pub struct ChatsClient {
     session: AuthSession,
-    out: Outbox,
+    out: Outbox<ChatsEvent>,
     calls: BTreeMap<CallId, Call>,
-    next_call: CallId,
     limiter: limiter::Limiter,
     /// The earliest time a throttled call can go (recomputed by every dispatch).
     next_release: Option<u64>,
@@ -105,11 +128,6 @@ pub struct ChatsClient {
     now_ms: u64,
 }
 
-impl std::fmt::Debug for Outbox {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Outbox")
-    }
-}
 impl std::fmt::Debug for Call {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Call({} {})", self.method, self.path)
@@ -131,7 +149,6 @@ impl ChatsClient {
             session,
             out: Outbox::default(),
             calls: BTreeMap::new(),
-            next_call: 0,
             limiter: limiter::Limiter::new(Limits::default()),
             next_release: None,
             realtime: realtime::Realtime::new(realtime::default_ws_base(&session_base), config.seed, RealtimeConfig::default()),
@@ -228,8 +245,7 @@ impl ChatsClient {
         if !self.session.is_registered() {
             return Err(Error::new(ErrorCode::NotRegistered, "no agent identity: register first or load credentials"));
         }
-        self.next_call += 1;
-        let id = self.next_call;
+        let id = self.out.next_id();
         let call = Call { method, path, body, retried: false, in_flight: None, command, buckets, admitted_at: None, reported: false, purpose: None };
         self.calls.insert(id, call);
         self.session.ensure(now_ms, &mut self.out);
@@ -312,56 +328,15 @@ impl ChatsClient {
         self.dispatch(now_ms);
     }
 
-    /// The host's WebSocket `conn` is open.
-    pub fn handle_ws_open(&mut self, conn: ConnId, now_ms: u64) {
-        self.with_realtime(now_ms, |rt, io| rt.handle_open(conn, now_ms, io));
-        self.dispatch(now_ms);
-    }
 
-    /// A text frame arrived on `conn`.
-    pub fn handle_ws_frame(&mut self, conn: ConnId, text: &str, now_ms: u64) {
-        self.with_realtime(now_ms, |rt, io| rt.handle_frame(conn, text, now_ms, io));
-        self.dispatch(now_ms);
-    }
 
-    /// `conn` closed (by the server, the network, or a failed open; 1006 when unknown).
-    pub fn handle_ws_closed(&mut self, conn: ConnId, code: u16, reason: &str, now_ms: u64) {
-        self.with_realtime(now_ms, |rt, io| rt.handle_closed(conn, code, reason, now_ms, io));
-        self.dispatch(now_ms);
-    }
 
     // ---- inputs ---------------------------------------------------------------------
 
-    pub fn handle_response(&mut self, id: RequestId, response: http::Response<Vec<u8>>, now_ms: u64) -> Result<()> {
-        self.handle_result(id, Ok(response), now_ms)
-    }
 
-    /// The request could not be performed (connection refused, TLS, timeout…).
-    pub fn handle_transport_error(&mut self, id: RequestId, message: &str, now_ms: u64) -> Result<()> {
-        self.handle_result(id, Err(ApiError::transport(message)), now_ms)
-    }
 
-    pub fn handle_timeout(&mut self, now_ms: u64) {
-        self.limiter.compact(now_ms);
-        self.session.handle_timeout(now_ms, &mut self.out);
-        self.dispatch(now_ms);
-    }
 
-    pub fn handle_persisted(&mut self, ticket: Ticket, now_ms: u64) -> Result<()> {
-        self.session.handle_persisted(ticket, now_ms, &mut self.out)?;
-        self.dispatch(now_ms);
-        Ok(())
-    }
 
-    /// The next thing to do; `Output::Wait` when there is nothing until a deadline.
-    pub fn poll_output(&mut self) -> Output {
-        self.out.pop().unwrap_or_else(|| {
-            self.out.compact();
-            let realtime = self.realtime.deadline(&mut self.limiter, self.now_ms);
-            let until_ms = [self.session.next_deadline(), self.next_release, realtime].into_iter().flatten().min();
-            Output::Wait { until_ms }
-        })
-    }
 
     // ---- internals ------------------------------------------------------------------
 
@@ -395,7 +370,7 @@ impl ChatsClient {
                     call.reported = true;
                     self.next_release = Some(self.next_release.map_or(until_ms, |t| t.min(until_ms)));
                     let waiting = self.calls.values().filter(|c| c.in_flight.is_none()).count();
-                    self.out.event(Event::Chats(ChatsEvent::Throttled { call_id, bucket: primary, until_ms, waiting, rejected: true }));
+                    self.out.event(ChatsEvent::Throttled { call_id, bucket: primary, until_ms, waiting, rejected: true });
                     return;
                 }
                 self.limiter.observe(&primary, headers, now_ms);
@@ -427,7 +402,7 @@ impl ChatsClient {
     /// Report a finished call: an event for the host, or back to the realtime session.
     fn finish(&mut self, call_id: CallId, call: Call, outcome: std::result::Result<(u16, serde_json::Value), ApiError>, now_ms: u64) {
         let typed = match (&call.command, outcome) {
-            (None, Ok((status, body))) => return self.out.event(Event::CallSucceeded { call_id, status, body }),
+            (None, Ok((status, body))) => return self.out.event(CallEvent::CallSucceeded { call_id, status, body }),
             (_, Err(error)) => Err(error),
             (Some(command), Ok((status, body))) => rest::parse_result(command, &body)
                 .map(|result| (status, result))
@@ -445,15 +420,15 @@ impl ChatsClient {
             None => self.out.event(match typed {
                 Ok((status, result)) => {
                     let command = call.command.expect("typed results come from commands");
-                    Event::Chats(ChatsEvent::CommandSucceeded {
+                    ChatsEvent::CommandSucceeded {
                         call_id,
                         op: command.op().to_owned(),
                         status,
                         untrusted: rest::untrusted_fields(&command),
                         result,
-                    })
+                    }
                 }
-                Err(error) => Event::CallFailed { call_id, error },
+                Err(error) => ChatsEvent::Call(CallEvent::CallFailed { call_id, error }),
             }),
         }
     }
@@ -487,7 +462,7 @@ impl ChatsClient {
             let Ok(prepared) = command.request() else { continue };
             let mut buckets = vec![Bucket::Api];
             buckets.extend(prepared.buckets);
-            self.next_call += 1;
+            let call_id = self.out.next_id();
             let call = Call {
                 method: prepared.method,
                 path: prepared.path,
@@ -500,7 +475,7 @@ impl ChatsClient {
                 reported: false,
                 purpose: Some(purpose),
             };
-            self.calls.insert(self.next_call, call);
+            self.calls.insert(call_id, call);
         }
         r
     }
@@ -573,11 +548,69 @@ impl ChatsClient {
         }
         let waiting = self.calls.values().filter(|c| c.in_flight.is_none()).count();
         for (call_id, bucket, until_ms) in throttled {
-            self.out.event(Event::Chats(ChatsEvent::Throttled { call_id, bucket, until_ms, waiting, rejected: false }));
+            self.out.event(ChatsEvent::Throttled { call_id, bucket, until_ms, waiting, rejected: false });
         }
         for (call_id, e) in failed {
             let call = self.calls.remove(&call_id).expect("listed above");
             self.finish(call_id, call, Err(ApiError::transport(e.message)), now_ms);
         }
+    }
+}
+
+impl SansIo for ChatsClient {
+    type Event = ChatsEvent;
+
+    /// No MoltChats request streams.
+    fn handle_body_chunk(&mut self, id: RequestId, _chunk: &[u8], _now_ms: u64) -> Result<()> {
+        Err(crate::io::unknown("streamed request", id, "MoltChats"))
+    }
+
+    /// The next thing to do; `Output::Wait` when there is nothing until a deadline.
+    fn poll_output(&mut self) -> Output<ChatsEvent> {
+        self.out.pop().unwrap_or_else(|| {
+            self.out.compact();
+            let realtime = self.realtime.deadline(&mut self.limiter, self.now_ms);
+            let until_ms = [self.session.next_deadline(), self.next_release, realtime].into_iter().flatten().min();
+            Output::Wait { until_ms }
+        })
+    }
+
+    fn handle_response(&mut self, id: RequestId, response: http::Response<Vec<u8>>, now_ms: u64) -> Result<()> {
+        self.handle_result(id, Ok(response), now_ms)
+    }
+
+    /// The request could not be performed (connection refused, TLS, timeout…).
+    fn handle_transport_error(&mut self, id: RequestId, message: &str, now_ms: u64) -> Result<()> {
+        self.handle_result(id, Err(ApiError::transport(message)), now_ms)
+    }
+
+    fn handle_persisted(&mut self, ticket: Ticket, now_ms: u64) -> Result<()> {
+        self.session.handle_persisted(ticket, now_ms, &mut self.out)?;
+        self.dispatch(now_ms);
+        Ok(())
+    }
+
+    fn handle_timeout(&mut self, now_ms: u64) {
+        self.limiter.compact(now_ms);
+        self.session.handle_timeout(now_ms, &mut self.out);
+        self.dispatch(now_ms);
+    }
+
+    /// The host's WebSocket `conn` is open.
+    fn handle_ws_open(&mut self, conn: ConnId, now_ms: u64) {
+        self.with_realtime(now_ms, |rt, io| rt.handle_open(conn, now_ms, io));
+        self.dispatch(now_ms);
+    }
+
+    /// A text frame arrived on `conn`.
+    fn handle_ws_frame(&mut self, conn: ConnId, text: &str, now_ms: u64) {
+        self.with_realtime(now_ms, |rt, io| rt.handle_frame(conn, text, now_ms, io));
+        self.dispatch(now_ms);
+    }
+
+    /// `conn` closed (by the server, the network, or a failed open; 1006 when unknown).
+    fn handle_ws_closed(&mut self, conn: ConnId, code: u16, reason: &str, now_ms: u64) {
+        self.with_realtime(now_ms, |rt, io| rt.handle_closed(conn, code, reason, now_ms, io));
+        self.dispatch(now_ms);
     }
 }

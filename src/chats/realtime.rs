@@ -23,8 +23,8 @@
 
 use super::limiter::{Bucket, Limiter, RateHeaders};
 use super::rest::{ChatsCommand, ChatsResult, Message, PendingActivity};
-use crate::io::{CallId, ConnId, Event, Outbox, Secret};
-use rand_core::{Rng, SeedableRng};
+use crate::io::{CallId, ConnId, Outbox, Secret};
+use rand_core::SeedableRng;
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashSet, VecDeque};
@@ -108,7 +108,7 @@ pub enum Need {
 
 /// What the session needs from its owner for one step.
 pub struct Io<'a> {
-    pub out: &'a mut Outbox,
+    pub out: &'a mut Outbox<super::ChatsEvent>,
     pub limiter: &'a mut Limiter,
     /// The usable access token and its generation, if any.
     pub token: Option<(&'a Secret<String>, u64)>,
@@ -210,7 +210,6 @@ pub struct Realtime {
     channels: BTreeMap<String, Box<Channel>>,
     /// Channels with an unacked send, in send order (acks arrive in that order).
     ack_order: VecDeque<String>,
-    next_send: CallId,
     next_poll_ms: Option<u64>,
     poll_in_flight: bool,
     since: Option<String>,
@@ -235,7 +234,6 @@ impl Realtime {
             epoch: 0,
             channels: BTreeMap::new(),
             ack_order: VecDeque::new(),
-            next_send: 0,
             next_poll_ms: None,
             poll_in_flight: false,
             since: None,
@@ -328,8 +326,8 @@ impl Realtime {
     /// Queue a message for `channel` (subscribing to it if needed). Its outcome is a
     /// `message_sent` or `send_failed` event with the returned id.
     pub fn send(&mut self, channel: &str, content: String, content_type: Option<String>, now_ms: u64, io: &mut Io) -> CallId {
-        self.next_send += 1;
-        let id = (1 << 48) | self.next_send; // distinct from REST call ids
+        // From the client's one counter: distinct from REST call ids and request ids.
+        let id = io.out.next_id();
         let ch = self.channels.entry(channel.to_owned()).or_default();
         ch.queue.push_back(Send { id, content, content_type, sent_ms: 0 });
         if !ch.want {
@@ -353,7 +351,7 @@ impl Realtime {
             return;
         }
         self.link = Link::Open { conn, generation, opened_ms: now_ms, last_out_ms: now_ms, last_in_ms: now_ms };
-        io.out.event(Event::Chats(super::ChatsEvent::Realtime(RealtimeEvent::Connected { conn })));
+        io.out.event(RealtimeEvent::Connected { conn });
         let wanted: Vec<String> = self.channels.iter().filter(|(_, c)| c.want).map(|(k, _)| k.clone()).collect();
         if !wanted.is_empty() {
             self.send_frame(conn, json!({ "op": "subscribe", "channels": wanted }), now_ms, io);
@@ -458,7 +456,7 @@ impl Realtime {
             let id = send.id;
             ch.queue.push_front(send);
             let waiting = ch.queue.len();
-            io.out.event(Event::Chats(super::ChatsEvent::Throttled { call_id: id, bucket, until_ms, waiting, rejected: true }));
+            io.out.event(super::ChatsEvent::Throttled { call_id: id, bucket, until_ms, waiting, rejected: true });
         } else {
             emit(io, RealtimeEvent::SendFailed { send_id: send.id, channel: c, code, message });
         }
@@ -484,7 +482,7 @@ impl Realtime {
                 for (c, ch) in self.channels.iter_mut() {
                     for send in ch.limbo.take().into_iter().chain(ch.queue.drain(..)) {
                         let event = RealtimeEvent::SendFailed { send_id: send.id, channel: c.clone(), code: "AGENT_QUARANTINED".into(), message: "the session was closed with 4003".into() };
-                        io.out.event(Event::Chats(super::ChatsEvent::Realtime(event)));
+                        io.out.event(event);
                     }
                 }
                 emit(io, RealtimeEvent::RealtimeFatal { code, reason: reason.to_owned() });
@@ -566,7 +564,7 @@ impl Realtime {
                         message: format!("more than {} messages share the timestamp {edge}: some may be skipped", bf.limit),
                         channel: Some(channel.to_owned()),
                     };
-                    io.out.event(Event::Chats(super::ChatsEvent::Realtime(event)));
+                    io.out.event(event);
                     Some(edge)
                 }
             };
@@ -748,10 +746,8 @@ impl Realtime {
     }
 
     fn backoff(&mut self, now_ms: u64) -> u64 {
-        let exp = self.config.backoff_base_ms.saturating_mul(1 << self.attempt.min(20).saturating_sub(1));
-        let ceiling = exp.min(self.config.backoff_cap_ms);
-        let unit = (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        now_ms + ceiling / 2 + (unit * (ceiling / 2) as f64) as u64
+        let backoff = crate::io::Backoff { base_ms: self.config.backoff_base_ms, cap_ms: self.config.backoff_cap_ms };
+        now_ms + backoff.delay_ms(self.attempt, &mut self.rng)
     }
 }
 
@@ -760,7 +756,7 @@ fn history(channel: &str, page: u32, before: Option<String>) -> ChatsCommand {
 }
 
 fn emit(io: &mut Io, event: RealtimeEvent) {
-    io.out.event(Event::Chats(super::ChatsEvent::Realtime(event)));
+    io.out.event(event);
 }
 
 /// Deliver a message once: skip ids already seen, advance the cursor.

@@ -2,7 +2,8 @@
 //! clock (no sockets), so a week of rotations takes milliseconds and every run replays exactly.
 
 use super::*;
-use crate::io::Output;
+use crate::auth::AuthEvent;
+use crate::io::{CallEvent, Output, SansIo};
 use moltlink_sandbox::{Sandbox, SandboxConfig};
 
 const T0: u64 = 1_790_000_000_000;
@@ -15,7 +16,7 @@ struct Harness {
     client: ChatsClient,
     now: u64,
     disk: Option<Vec<u8>>,
-    events: Vec<Event>,
+    events: Vec<ChatsEvent>,
     /// Every request path the client sent, in order.
     sent: Vec<String>,
     /// Every secret-free string the host could log: events, errors, Debug output.
@@ -41,7 +42,7 @@ impl Harness {
             let output = self.client.poll_output();
             self.loggable.push(format!("{output:?}"));
             match output {
-                Output::Http { id, request } => {
+                Output::Http { id, request, .. } => {
                     let response = self.serve(request);
                     self.client.handle_response(id, response, self.now).unwrap();
                 }
@@ -94,13 +95,13 @@ impl Harness {
 
     fn last_auth(&self) -> Option<AuthHow> {
         self.events.iter().rev().find_map(|e| match e {
-            Event::Authenticated { how, .. } => Some(*how),
+            ChatsEvent::Auth(AuthEvent::Authenticated { how, .. }) => Some(*how),
             _ => None,
         })
     }
 
-    fn call_outcome(&self, call: CallId) -> Option<&Event> {
-        self.events.iter().find(|e| matches!(e, Event::CallSucceeded { call_id, .. } | Event::CallFailed { call_id, .. } if *call_id == call))
+    fn call_outcome(&self, call: CallId) -> Option<&ChatsEvent> {
+        self.events.iter().find(|e| matches!(e, ChatsEvent::Call(CallEvent::CallSucceeded { call_id, .. }) | ChatsEvent::Call(CallEvent::CallFailed { call_id, .. }) if *call_id == call))
     }
 }
 
@@ -112,7 +113,7 @@ fn fast_config() -> SandboxConfig {
     SandboxConfig::default()
 }
 
-use crate::io::AuthHow;
+use crate::auth::AuthHow;
 
 /// Every REST command and the rate limiter, whole-session against the sandbox.
 mod rest_session;
@@ -127,7 +128,7 @@ fn register_login_and_whoami() {
     let call = h.client.whoami(h.now).unwrap();
     h.drain();
     match h.call_outcome(call) {
-        Some(Event::CallSucceeded { body, .. }) => assert_eq!(body["username"], "agent_one"),
+        Some(ChatsEvent::Call(CallEvent::CallSucceeded { body, .. })) => assert_eq!(body["username"], "agent_one"),
         other => panic!("unexpected {other:?}"),
     }
     assert_eq!(h.sent, ["/agents/register", "/agents/verify", "/agents/@me"]);
@@ -160,7 +161,7 @@ fn a_week_of_rotations_never_loses_access() {
     assert_eq!(stats.refresh_reuse_rejections, 0);
     assert_eq!(stats.bearer_rejections, 0);
     for call in calls {
-        assert!(matches!(h.call_outcome(call), Some(Event::CallSucceeded { .. })));
+        assert!(matches!(h.call_outcome(call), Some(ChatsEvent::Call(CallEvent::CallSucceeded { .. }))));
     }
 }
 
@@ -175,7 +176,7 @@ fn refresh_request(h: &mut Harness) -> (RequestId, http::Request<Vec<u8>>) {
                 h.disk = Some(bytes.expose().clone());
                 h.client.handle_persisted(ticket, h.now).unwrap();
             }
-            Output::Http { id, request } => {
+            Output::Http { id, request, .. } => {
                 assert!(request.uri().path().ends_with("/auth/refresh"));
                 return (id, request);
             }
@@ -193,7 +194,7 @@ fn assert_recovers_without_replay(h: &mut Harness, expected: AuthHow) {
     assert_eq!(h.sandbox.stats().refresh_reuse_rejections, 0, "a spent refresh token was replayed");
     let call = h.client.whoami(h.now).unwrap();
     h.drain();
-    assert!(matches!(h.call_outcome(call), Some(Event::CallSucceeded { .. })));
+    assert!(matches!(h.call_outcome(call), Some(ChatsEvent::Call(CallEvent::CallSucceeded { .. }))));
     // The identity survived: same agent, key still on disk.
     let saved: serde_json::Value = serde_json::from_slice(h.disk.as_ref().unwrap()).unwrap();
     assert!(saved["privateKey"].as_str().unwrap().contains("PRIVATE KEY"));
@@ -252,7 +253,7 @@ fn the_new_token_is_not_used_before_the_host_acknowledges() {
     // ...and goes out with the new token once the host acknowledges.
     h.client.handle_persisted(ticket, h.now).unwrap();
     h.drain();
-    assert!(matches!(h.call_outcome(call), Some(Event::CallSucceeded { .. })));
+    assert!(matches!(h.call_outcome(call), Some(ChatsEvent::Call(CallEvent::CallSucceeded { .. }))));
 }
 
 #[test]
@@ -269,7 +270,7 @@ fn three_triggers_produce_one_refresh() {
     h.client.refresh(h.now).unwrap();
     h.drain();
     assert_eq!(h.count("/auth/refresh"), 1);
-    assert!(matches!(h.call_outcome(call), Some(Event::CallSucceeded { .. })));
+    assert!(matches!(h.call_outcome(call), Some(ChatsEvent::Call(CallEvent::CallSucceeded { .. }))));
 }
 
 #[test]
@@ -278,7 +279,7 @@ fn a_call_racing_a_rotation_is_retried_once_with_the_new_token() {
     h.register("racer");
     // The call leaves with the old token...
     let call = h.client.whoami(h.now).unwrap();
-    let Output::Http { id: call_req, request: call_request } = h.client.poll_output() else { panic!() };
+    let Output::Http { id: call_req, request: call_request, .. } = h.client.poll_output() else { panic!() };
     // ...the rotation completes first (revoking it)...
     let (id, request) = refresh_request(&mut h);
     let response = h.serve(request);
@@ -289,7 +290,7 @@ fn a_call_racing_a_rotation_is_retried_once_with_the_new_token() {
     assert_eq!(response.status(), 401);
     h.client.handle_response(call_req, response, h.now).unwrap();
     h.drain();
-    assert!(matches!(h.call_outcome(call), Some(Event::CallSucceeded { .. })), "{:?}", h.events);
+    assert!(matches!(h.call_outcome(call), Some(ChatsEvent::Call(CallEvent::CallSucceeded { .. }))), "{:?}", h.events);
     assert_eq!(h.count("/agents/@me"), 2);
 }
 
@@ -301,12 +302,12 @@ fn a_call_rejected_twice_fails_instead_of_looping() {
     // Answer every @me with TOKEN_REVOKED: one retry, then a clean failure.
     for _ in 0..10 {
         match h.client.poll_output() {
-            Output::Http { id, request } if request.uri().path().ends_with("/agents/@me") => {
+            Output::Http { id, request, .. } if request.uri().path().ends_with("/agents/@me") => {
                 let revoked = crate::io::response_from_parts(401, &[], br#"{"statusCode":401,"code":"TOKEN_REVOKED","error":"Unauthorized","message":"Token has been revoked"}"#.to_vec()).unwrap();
                 h.sent.push("/agents/@me".into());
                 h.client.handle_response(id, revoked, h.now).unwrap();
             }
-            Output::Http { id, request } => {
+            Output::Http { id, request, .. } => {
                 let response = h.serve(request);
                 h.client.handle_response(id, response, h.now).unwrap();
             }
@@ -320,7 +321,7 @@ fn a_call_rejected_twice_fails_instead_of_looping() {
         }
     }
     assert_eq!(h.count("/agents/@me"), 2);
-    assert!(matches!(h.call_outcome(call), Some(Event::CallFailed { error, .. }) if error.code_is("TOKEN_REVOKED")));
+    assert!(matches!(h.call_outcome(call), Some(ChatsEvent::Call(CallEvent::CallFailed { error, .. })) if error.code_is("TOKEN_REVOKED")));
 }
 
 #[test]
@@ -339,7 +340,7 @@ fn refresh_rejections_lead_to_reauth_never_a_loop() {
         assert_eq!(h.count("/auth/refresh"), 1);
         assert_eq!(h.count("/auth/challenge"), 1);
         assert_eq!(h.last_auth(), Some(AuthHow::Challenge));
-        assert!(h.events.iter().any(|e| matches!(e, Event::Reauthenticating { .. })));
+        assert!(h.events.iter().any(|e| matches!(e, ChatsEvent::Auth(AuthEvent::Reauthenticating { .. }))));
     }
 }
 
@@ -353,8 +354,8 @@ fn fatal_auth_errors_stop_and_fail_waiting_calls() {
     h.client = open(Some(creds), 3);
     let call = h.client.whoami(h.now).unwrap();
     h.advance(HOUR);
-    assert!(h.events.iter().any(|e| matches!(e, Event::AuthFailed { error } if error.code_is("AGENT_NOT_FOUND"))));
-    assert!(matches!(h.call_outcome(call), Some(Event::CallFailed { .. })));
+    assert!(h.events.iter().any(|e| matches!(e, ChatsEvent::Auth(AuthEvent::AuthFailed { error }) if error.code_is("AGENT_NOT_FOUND"))));
+    assert!(matches!(h.call_outcome(call), Some(ChatsEvent::Call(CallEvent::CallFailed { .. }))));
     assert_eq!(h.sent.len(), 2 + 1 + 1, "register, verify, then one refresh and one challenge: no loop");
 }
 
@@ -428,7 +429,7 @@ fn wrong_content_types_and_oversized_bodies_fail_the_call_cleanly() {
         let response = crate::io::response_from_parts(status, &headers, body).unwrap();
         h.client.handle_response(id, response, h.now).unwrap();
         h.drain();
-        assert!(matches!(h.call_outcome(call), Some(Event::CallFailed { .. })), "{status}");
+        assert!(matches!(h.call_outcome(call), Some(ChatsEvent::Call(CallEvent::CallFailed { .. }))), "{status}");
     }
 }
 
@@ -505,7 +506,7 @@ mod random_input {
             h.advance(HOUR);
             let call = h.client.whoami(h.now).unwrap();
             h.drain();
-            prop_assert!(matches!(h.call_outcome(call), Some(Event::CallSucceeded { .. })), "events: {:?}", h.events);
+            prop_assert!(matches!(h.call_outcome(call), Some(ChatsEvent::Call(CallEvent::CallSucceeded { .. }))), "events: {:?}", h.events);
             let saved: serde_json::Value = serde_json::from_slice(h.disk.as_ref().unwrap()).unwrap();
             prop_assert!(saved["privateKey"].as_str().unwrap().contains("PRIVATE KEY"));
         }

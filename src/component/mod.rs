@@ -164,10 +164,10 @@ pub(crate) fn invalid(message: impl Into<String>) -> WitError {
 }
 
 /// Translate one core output; bodies and persisted bytes are moved, not re-encoded.
-fn output(out: Output) -> WitOutput {
+fn output<E: serde::Serialize>(out: Output<E>) -> WitOutput {
     match out {
         Output::Wait { until_ms } => WitOutput::Wait(until_ms),
-        Output::Http { id, request } => {
+        Output::Http { id, request, stream } => {
             let (parts, body) = request.into_parts();
             WitOutput::Http(HttpRequest {
                 id,
@@ -179,6 +179,7 @@ fn output(out: Output) -> WitOutput {
                     .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
                     .collect(),
                 body,
+                stream,
             })
         }
         Output::Persist { ticket, bytes } => {

@@ -3,7 +3,7 @@
 use super::exports::moltlink::core::spaces::{Guest, GuestClient};
 use super::moltlink::core::types::{HttpResponse, Output as WitOutput};
 use super::{Component, Driven, Res, err};
-use crate::SpacesClient;
+use crate::{SansIo, SpacesClient};
 
 impl Guest for Component {
     type Client = Client;

@@ -1,25 +1,14 @@
-//! Events of the DM client. They reach the agent inside [`crate::Event`] (untagged, so the
-//! JSON is `{"type":"dm_escalation",…}` like every other event).
+//! Events of the DM client. Serialised as JSON `{"type":"dm_escalation",…}` like every
+//! other client's events.
 //!
 //! Text written by other agents (message bodies, previews) is wrapped in [`Untrusted`] and
 //! serialised as `{"untrusted_text": "…"}`: an agent must treat it as data, never as
 //! instructions.
 
 use super::state::ConvState;
-use crate::io::ApiError;
+pub use crate::io::Untrusted;
+use crate::io::{ApiError, CallEvent};
 use serde::Serialize;
-
-/// Another agent's words: data, not instructions.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Untrusted {
-    pub untrusted_text: String,
-}
-
-impl Untrusted {
-    pub fn new(text: impl Into<String>) -> Self {
-        Self { untrusted_text: text.into() }
-    }
-}
 
 /// Why the human must be asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -79,4 +68,13 @@ pub enum DmEvent {
     DmHeartbeatFailed { error: ApiError, next_check_at_ms: Option<u64> },
     /// The server rate-limited us; the heartbeat waits until `retry_at_ms`.
     DmRateLimited { retry_at_ms: u64, retry_after_ms: u64 },
+    /// A DM command finished (`call_succeeded` with the body, or `call_failed`).
+    #[serde(untagged)]
+    Call(CallEvent),
+}
+
+impl From<CallEvent> for DmEvent {
+    fn from(event: CallEvent) -> Self {
+        DmEvent::Call(event)
+    }
 }

@@ -20,7 +20,7 @@ pub use event::{DmEvent, EscalationReason, Unread, Untrusted};
 pub use state::{ConvState, Input};
 
 use crate::error::{Error, ErrorCode, Result};
-use crate::io::{json_request, parse_json_body, ApiError, CallId, Event, Outbox, Output, RequestId, Secret};
+use crate::io::{json_request, parse_json_body, ApiError, CallEvent, CallId, ConnId, Outbox, Output, RequestId, SansIo, Secret, Ticket};
 use rand_core::{Rng, SeedableRng};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -148,7 +148,7 @@ pub struct DmClient {
     key: Secret<String>,
     policy: HeartbeatPolicy,
     rng: rand_chacha::ChaCha20Rng,
-    out: Outbox,
+    out: Outbox<DmEvent>,
     convs: Vec<Conv>,
     in_flight: BTreeMap<RequestId, Purpose>,
     /// Commands on a conversation this client does not know yet, waiting for a sync of the
@@ -303,27 +303,9 @@ impl DmClient {
 
     // ---- inputs ---------------------------------------------------------------------
 
-    pub fn handle_response(&mut self, id: RequestId, response: http::Response<Vec<u8>>, now_ms: u64) -> Result<()> {
-        let purpose = self.take(id)?;
-        let outcome = self.outcome(response, now_ms);
-        self.finish(purpose, outcome, now_ms);
-        Ok(())
-    }
 
-    pub fn handle_transport_error(&mut self, id: RequestId, message: &str, now_ms: u64) -> Result<()> {
-        let purpose = self.take(id)?;
-        let error = self.scrub(ApiError::transport(message));
-        self.finish(purpose, Err(error), now_ms);
-        Ok(())
-    }
 
-    pub fn handle_timeout(&mut self, now_ms: u64) {
-        self.tick(now_ms);
-    }
 
-    pub fn poll_output(&mut self) -> Output {
-        self.out.pop().unwrap_or(Output::Wait { until_ms: self.next_deadline() })
-    }
 
     // ---- internals: sending ---------------------------------------------------------
 
@@ -410,7 +392,7 @@ impl DmClient {
             command => Purpose::Command(call_id, command),
         };
         if let Err(e) = self.send(method, &path, body, purpose) {
-            self.out.event(Event::CallFailed { call_id, error: local_error("INVALID_ARGUMENT", e.message) });
+            self.out.event(CallEvent::CallFailed { call_id, error: local_error("INVALID_ARGUMENT", e.message) });
         }
     }
 
@@ -442,7 +424,7 @@ impl DmClient {
                 Err(why) => {
                     let code = if state == ConvState::None { "UNKNOWN_CONVERSATION" } else { "INVALID_STATE" };
                     let error = local_error(code, format!("conversation {id}: {why}"));
-                    self.out.event(Event::CallFailed { call_id, error });
+                    self.out.event(CallEvent::CallFailed { call_id, error });
                 }
             }
         }
@@ -517,7 +499,7 @@ impl DmClient {
             let hint = parse::retry_after_ms(response.headers(), &body);
             let wait = hint.unwrap_or(self.policy.default_cooldown_ms);
             self.cooldown_until = self.cooldown_until.max(now_ms + wait);
-            self.out.event(Event::Dm(DmEvent::DmRateLimited { retry_at_ms: self.cooldown_until, retry_after_ms: wait }));
+            self.out.event(DmEvent::DmRateLimited { retry_at_ms: self.cooldown_until, retry_after_ms: wait });
         }
         let result = if response.status().is_success() {
             parse_json_body(&response).and_then(|body| {
@@ -550,9 +532,9 @@ impl DmClient {
                         Ok((_, body)) => check_summary(body, next_check_at_ms),
                         Err(error) => DmEvent::DmHeartbeatFailed { error: error.clone(), next_check_at_ms },
                     };
-                    self.out.event(Event::Dm(event));
+                    self.out.event(event);
                 } else if let Ok((_, body)) = &outcome {
-                    self.out.event(Event::Dm(check_summary(body, self.next_deadline())));
+                    self.out.event(check_summary(body, self.next_deadline()));
                 }
                 self.report(call, outcome);
             }
@@ -598,8 +580,8 @@ impl DmClient {
     fn report(&mut self, call: Option<CallId>, outcome: std::result::Result<(u16, Value), ApiError>) {
         let Some(call_id) = call else { return };
         self.out.event(match outcome {
-            Ok((status, body)) => Event::CallSucceeded { call_id, status, body },
-            Err(error) => Event::CallFailed { call_id, error },
+            Ok((status, body)) => CallEvent::CallSucceeded { call_id, status, body },
+            Err(error) => CallEvent::CallFailed { call_id, error },
         });
     }
 
@@ -687,7 +669,7 @@ impl DmClient {
             }
         }
         if !unread.is_empty() {
-            self.out.event(Event::Dm(DmEvent::DmUnread { conversations: unread }));
+            self.out.event(DmEvent::DmUnread { conversations: unread });
         }
     }
 
@@ -719,14 +701,14 @@ impl DmClient {
             }
             let text = parse::text(m, &["message", "content", "text", "body"]).unwrap_or_default();
             let needs_human_input = parse::flag(m.get("needs_human_input")).unwrap_or(false);
-            self.out.event(Event::Dm(DmEvent::DmMessage {
+            self.out.event(DmEvent::DmMessage {
                 conversation_id: cid.to_owned(),
                 message_id: parse::text(m, &["id", "message_id"]),
                 from: from.clone(),
                 text: Untrusted::new(text.clone()),
                 needs_human_input,
                 created_at: parse::text(m, &["created_at", "createdAt"]),
-            }));
+            });
             if needs_human_input {
                 self.escalate(key, EscalationReason::NeedsHumanInput, cid.to_owned(), from, None, text);
             }
@@ -741,7 +723,7 @@ impl DmClient {
             EscalationReason::NewRequest => ASK_APPROVAL,
             EscalationReason::NeedsHumanInput => ASK_INPUT,
         };
-        self.out.event(Event::Dm(DmEvent::DmEscalation { reason, conversation_id, from, from_owner, text: Untrusted::new(text), ask_human }));
+        self.out.event(DmEvent::DmEscalation { reason, conversation_id, from, from_owner, text: Untrusted::new(text), ask_human });
     }
 
     // ---- internals: conversations ---------------------------------------------------
@@ -800,7 +782,7 @@ impl DmClient {
                 from,
                 to,
             };
-            self.out.event(Event::Dm(event));
+            self.out.event(event);
         }
     }
 }
@@ -832,4 +814,44 @@ fn check_summary(body: &Value, next_check_at_ms: Option<u64>) -> DmEvent {
 
 fn unit_random(rng: &mut impl Rng) -> f64 {
     (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// The DM client only makes plain HTTP requests: it persists nothing and opens no socket, so
+/// those inputs are the host's mistake and answered as such.
+impl SansIo for DmClient {
+    type Event = DmEvent;
+
+    fn handle_body_chunk(&mut self, id: RequestId, _chunk: &[u8], _now_ms: u64) -> Result<()> {
+        Err(crate::io::unknown("streamed request", id, "DM"))
+    }
+
+    fn handle_persisted(&mut self, ticket: Ticket, _now_ms: u64) -> Result<()> {
+        Err(crate::io::unknown("persist request", ticket, "DM"))
+    }
+
+    fn handle_ws_open(&mut self, _conn: ConnId, _now_ms: u64) {}
+    fn handle_ws_frame(&mut self, _conn: ConnId, _text: &str, _now_ms: u64) {}
+    fn handle_ws_closed(&mut self, _conn: ConnId, _code: u16, _reason: &str, _now_ms: u64) {}
+
+    fn poll_output(&mut self) -> Output<DmEvent> {
+        self.out.pop().unwrap_or(Output::Wait { until_ms: self.next_deadline() })
+    }
+
+    fn handle_response(&mut self, id: RequestId, response: http::Response<Vec<u8>>, now_ms: u64) -> Result<()> {
+        let purpose = self.take(id)?;
+        let outcome = self.outcome(response, now_ms);
+        self.finish(purpose, outcome, now_ms);
+        Ok(())
+    }
+
+    fn handle_transport_error(&mut self, id: RequestId, message: &str, now_ms: u64) -> Result<()> {
+        let purpose = self.take(id)?;
+        let error = self.scrub(ApiError::transport(message));
+        self.finish(purpose, Err(error), now_ms);
+        Ok(())
+    }
+
+    fn handle_timeout(&mut self, now_ms: u64) {
+        self.tick(now_ms);
+    }
 }

@@ -2,7 +2,7 @@
 //! on a virtual clock (no sockets), so hours of heartbeats take milliseconds and replay exactly.
 
 use super::*;
-use crate::io::Output;
+use crate::io::{CallEvent, Output, SansIo};
 use moltlink_sandbox::moltbook::Shape;
 use moltlink_sandbox::Sandbox;
 
@@ -14,7 +14,7 @@ const MIN: u64 = 60_000;
 struct Agent {
     client: DmClient,
     key: String,
-    events: Vec<Event>,
+    events: Vec<DmEvent>,
     /// Everything a host could log: outputs' Debug, events' JSON.
     loggable: Vec<String>,
     /// Paths requested, in order.
@@ -46,7 +46,7 @@ impl Agent {
             let output = self.client.poll_output();
             self.loggable.push(format!("{output:?}"));
             match output {
-                Output::Http { id, request } => {
+                Output::Http { id, request, .. } => {
                     self.sent.push(format!("{} {}", request.method(), request.uri().path().trim_start_matches("/moltbook/api/v1")));
                     let response = sandbox.handle(request, now);
                     self.client.handle_response(id, response, now).unwrap();
@@ -63,12 +63,12 @@ impl Agent {
         panic!("no Wait after 200 outputs: livelock");
     }
 
-    fn take_events(&mut self) -> Vec<Event> {
+    fn take_events(&mut self) -> Vec<DmEvent> {
         std::mem::take(&mut self.events)
     }
 
     fn dm_events(&self) -> Vec<&DmEvent> {
-        self.events.iter().filter_map(|e| if let Event::Dm(d) = e { Some(d) } else { None }).collect()
+        self.events.iter().collect()
     }
 
     fn escalations(&self) -> Vec<(EscalationReason, String)> {
@@ -81,16 +81,16 @@ impl Agent {
             .collect()
     }
 
-    fn outcome(&self, call: CallId) -> &Event {
+    fn outcome(&self, call: CallId) -> &DmEvent {
         self.events
             .iter()
-            .find(|e| matches!(e, Event::CallSucceeded { call_id, .. } | Event::CallFailed { call_id, .. } if *call_id == call))
+            .find(|e| matches!(e, DmEvent::Call(CallEvent::CallSucceeded { call_id, .. }) | DmEvent::Call(CallEvent::CallFailed { call_id, .. }) if *call_id == call))
             .unwrap_or_else(|| panic!("no outcome for call {call}: {:?}", self.events))
     }
 
     fn body(&self, call: CallId) -> serde_json::Value {
         match self.outcome(call) {
-            Event::CallSucceeded { body, .. } => body.clone(),
+            DmEvent::Call(CallEvent::CallSucceeded { body, .. }) => body.clone(),
             other => panic!("call {call} failed: {other:?}"),
         }
     }
@@ -196,7 +196,7 @@ fn request_approve_talk_escalate_block() {
     // dashboard meanwhile); B's owner approves in the sandbox's dashboard.
     let c = w.run('b', send(&cid, "hello there", false));
     match w.b.outcome(c) {
-        Event::CallFailed { error, .. } => {
+        DmEvent::Call(CallEvent::CallFailed { error, .. }) => {
             assert_eq!(error.code.as_deref(), Some("INVALID_STATE"));
             assert!(error.message.contains("ask your human to approve"), "{error}");
         }
@@ -235,7 +235,7 @@ fn request_approve_talk_escalate_block() {
     // B's owner blocks A: A's next send is refused by the server, then A's next request locally.
     w.sandbox.moltbook_owner_block("BensBot", "AliceBot").unwrap();
     let c = w.run('a', send(&cid, "Are you there?", false));
-    assert!(matches!(w.a.outcome(c), Event::CallFailed { error, .. } if error.status == 403));
+    assert!(matches!(w.a.outcome(c), DmEvent::Call(CallEvent::CallFailed { error, .. }) if error.status == 403));
     assert_eq!(w.a.client.state_of(&cid), ConvState::Blocked);
     let err = w.a.client.command(request_to("bensbot", "Can we talk again please?"), w.now).unwrap_err();
     assert_eq!(err.code, ErrorCode::InvalidState);
@@ -246,7 +246,7 @@ fn request_approve_talk_escalate_block() {
     let c = fresh.client.command(request_to("BensBot", "Can we talk again please?"), w.now).unwrap();
     fresh.drain(&w.sandbox, w.now);
     match fresh.outcome(c) {
-        Event::CallFailed { error, .. } => {
+        DmEvent::Call(CallEvent::CallFailed { error, .. }) => {
             assert_eq!(error.status, 403);
             assert!(error.message.contains("blocked you (hint: "), "{error}");
         }
@@ -275,7 +275,7 @@ fn illegal_transitions_are_clear_errors_before_sending() {
         w.a.sent.clear();
         let c = w.run('a', command);
         match w.a.outcome(c) {
-            Event::CallFailed { error, .. } => {
+            DmEvent::Call(CallEvent::CallFailed { error, .. }) => {
                 assert_eq!(error.code.as_deref(), Some("INVALID_STATE"));
                 assert!(error.message.contains("not approved yet"), "{error}");
             }
@@ -319,7 +319,7 @@ fn reject_and_block_then_requests_are_refused() {
     // A asks again: the server refuses (403, Moltbook's shape) and A remembers.
     w.a.take_events();
     let c = w.run('a', DmCommand::Request { to: None, to_owner: Some("@bensmith".into()), message: "Please reconsider, it matters".into() });
-    assert!(matches!(w.a.outcome(c), Event::CallFailed { error, .. } if error.status == 403 && error.message.contains("blocked")));
+    assert!(matches!(w.a.outcome(c), DmEvent::Call(CallEvent::CallFailed { error, .. }) if error.status == 403 && error.message.contains("blocked")));
     assert!(w.a.dm_events().iter().any(|e| matches!(e, DmEvent::DmStateChanged { to: ConvState::Blocked, .. })));
     let err = w.a.client.command(DmCommand::Request { to: None, to_owner: Some("bensmith".into()), message: "Please reconsider, it matters".into() }, w.now).unwrap_err();
     assert!(err.message.contains("blocked: no new requests"), "{err}");
@@ -393,7 +393,7 @@ fn a_new_process_syncs_before_judging_an_unknown_conversation() {
     w.a.take_events();
     let c = w.run('a', send(&cid, "too early", false));
     match w.a.outcome(c) {
-        Event::CallFailed { error, .. } => assert_eq!(error.code.as_deref(), Some("UNKNOWN_CONVERSATION"), "{error}"),
+        DmEvent::Call(CallEvent::CallFailed { error, .. }) => assert_eq!(error.code.as_deref(), Some("UNKNOWN_CONVERSATION"), "{error}"),
         other => panic!("{other:?}"),
     }
     assert_eq!(w.a.sent, vec!["GET /agents/dm/requests", "GET /agents/dm/conversations"]);
@@ -407,7 +407,7 @@ fn a_new_process_syncs_before_judging_an_unknown_conversation() {
     w.ok('a', send(&cid, "Thanks for approving!", false));
     w.b.take_events();
     let c = w.run('b', DmCommand::Approve { conversation_id: "no-such-id".into() });
-    assert!(matches!(w.b.outcome(c), Event::CallFailed { error, .. } if error.code.as_deref() == Some("UNKNOWN_CONVERSATION")));
+    assert!(matches!(w.b.outcome(c), DmEvent::Call(CallEvent::CallFailed { error, .. }) if error.code.as_deref() == Some("UNKNOWN_CONVERSATION")));
 }
 
 #[test]
@@ -516,7 +516,7 @@ fn a_redirect_is_refused_not_followed() {
     let c = a.client.command(DmCommand::Check {}, w.now).unwrap();
     a.drain(&w.sandbox, w.now);
     match a.outcome(c) {
-        Event::CallFailed { error, .. } => {
+        DmEvent::Call(CallEvent::CallFailed { error, .. }) => {
             assert_eq!((error.status, error.code.as_deref()), (301, Some("REDIRECT_REFUSED")));
             assert!(error.message.contains("not followed") && error.message.contains("www.moltbook.com"), "{error}");
         }
@@ -590,7 +590,7 @@ fn faults_never_approve_without_a_command() {
             let asker = &mut others[step % 3];
             if let Ok(call) = asker.client.command(request_to("BensBot", &format!("Hello from {step}, may we chat?")), w.now) {
                 asker.drain(&w.sandbox, w.now);
-                if let Event::CallSucceeded { body, .. } = asker.outcome(call) {
+                if let DmEvent::Call(CallEvent::CallSucceeded { body, .. }) = asker.outcome(call) {
                     ids.push(conversation_id(body));
                 }
             }
@@ -638,7 +638,7 @@ impl Agent {
         for _ in 0..200 {
             let output = self.client.poll_output();
             match output {
-                Output::Http { id, request } => {
+                Output::Http { id, request, .. } => {
                     self.sent.push(format!("{} {}", request.method(), request.uri().path().trim_start_matches("/moltbook/api/v1")));
                     let roll = rng.next_u64() % 10;
                     faults += u32::from(roll < 4);

@@ -5,6 +5,7 @@
 
 use super::MlChats;
 use super::boundary::{bytes_arg, enter_handle, opt_str_arg, str_arg, write_out};
+use crate::SansIo;
 use crate::error::{Error, ErrorCode};
 use std::ffi::c_char;
 

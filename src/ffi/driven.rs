@@ -60,7 +60,7 @@ pub(crate) fn handle_persisted<H: Deref<Target = Handle<C>> + Poisonable, C: San
     enter_handle(name, handle, |h| h.client.borrow_mut().handle_persisted(ticket, now_ms))
 }
 
-fn describe(output: &Output, meta_len: usize) -> MlOutput {
+fn describe<E>(output: &Output<E>, meta_len: usize) -> MlOutput {
     let (id, deadline) = match output {
         Output::Http { id, .. } => (*id, None),
         Output::Persist { ticket, .. } => (*ticket, None),
@@ -88,7 +88,7 @@ pub(crate) unsafe fn poll<H: Deref<Target = Handle<C>> + Poisonable, C: SansIo>(
         let output = h.client.borrow_mut().poll_output();
         let meta_json = output.meta_json();
         let described = describe(&output, meta_json.len());
-        *h.current.borrow_mut() = Some(CurrentOutput { output, meta_json });
+        *h.current.borrow_mut() = Some(CurrentOutput { meta_json, body: output.body().to_vec() });
         unsafe { write_out(out, described, "out") }
     })
 }
@@ -114,7 +114,7 @@ pub(crate) unsafe fn copy_current<H: Deref<Target = Handle<C>> + Poisonable, C>(
         let current = current.as_ref().ok_or_else(|| Error::new(ErrorCode::NoOutput, "no current output: poll first"))?;
         let bytes = match part {
             Part::Meta => current.meta_json.as_bytes(),
-            Part::Body => current.output.body(),
+            Part::Body => &current.body,
         };
         unsafe { copy_out(bytes, buf, cap, needed) }
     })

@@ -36,7 +36,6 @@ pub use chats_realtime::*;
 pub use chats_rest::*;
 
 use crate::{ChatsClient, DmClient};
-use crate::io::Output;
 use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, c_void};
 
@@ -75,15 +74,18 @@ impl std::ops::Deref for MlDm {
     }
 }
 
+/// The last polled output as the host reads it: its metadata JSON and its raw bytes.
 struct CurrentOutput {
-    output: Output,
     /// HTTP metadata carries the `Authorization` header: wiped on drop like the body.
     meta_json: String,
+    /// A request body, a frame, or bytes to persist (credentials): wiped on drop.
+    body: Vec<u8>,
 }
 
 impl Drop for CurrentOutput {
     fn drop(&mut self) {
         zeroize::Zeroize::zeroize(&mut self.meta_json);
+        zeroize::Zeroize::zeroize(&mut self.body);
     }
 }
 

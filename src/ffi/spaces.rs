@@ -10,7 +10,7 @@
 use super::boundary::{Poisonable, bytes_arg, copy_out, enter, enter_handle, free_handle, opt_str_arg, write_out};
 use super::driven::{self, Part};
 use super::{Handle, MlCallbacks, MlOutput};
-use crate::SpacesClient;
+use crate::{SansIo, SpacesClient};
 use crate::error::{Error, ErrorCode};
 use std::ffi::c_char;
 

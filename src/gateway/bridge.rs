@@ -17,12 +17,13 @@
 
 use super::client::{GatewayClient, GatewayConfig, GatewayEvent, TurnId};
 use crate::chats::rest::Message;
+use crate::auth::AuthEvent;
 use crate::chats::{ChatsCommand, ChatsEvent, ChatsResult, RealtimeEvent};
-use crate::error::Result;
-use crate::io::{CallId, ConnId, Event, Output, RequestId, SansIo, Ticket};
+use crate::error::{Error, ErrorCode, Result};
+use crate::io::{CallEvent, CallId, ConnId, Outbox, Output, Relabel, RequestId, SansIo, Ticket};
 use crate::{ChatsClient, ChatsConfig};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet};
 
 /// Largest message MoltChats accepts (UTF-16 units).
 const MAX_MESSAGE: usize = 4000;
@@ -43,7 +44,24 @@ pub struct BridgeConfig {
     pub friends_refresh_ms: u64,
 }
 
-/// What the bridge did (wrapped in [`GatewayEvent::Bridge`]).
+/// Everything `moltlink connect` reports: its two clients' events and the bridge's own, each
+/// tagged by its own `type`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum ConnectorEvent {
+    Chats(ChatsEvent),
+    Gateway(GatewayEvent),
+    Bridge(BridgeEvent),
+}
+
+/// The two clients the bridge drives (for routing its ids back to them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Child {
+    Chats,
+    Gateway,
+}
+
+/// What the bridge did.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum BridgeEvent {
@@ -85,7 +103,9 @@ pub struct Bridge {
     server_ids: Vec<String>,
     server_channels: Vec<String>,
     friends_refresh_ms: u64,
-    out: VecDeque<Output>,
+    out: Outbox<ConnectorEvent>,
+    /// The bridge's ids for its children's requests, tickets and connections.
+    ids: Relabel<Child>,
     set_up: bool,
     calls: BTreeMap<CallId, Pending>,
     turns: BTreeMap<TurnId, Origin>,
@@ -116,7 +136,8 @@ impl Bridge {
             server_ids: config.server_ids,
             server_channels: config.server_channels,
             friends_refresh_ms: config.friends_refresh_ms.max(10_000),
-            out: VecDeque::new(),
+            out: Outbox::default(),
+            ids: Relabel::default(),
             set_up: false,
             calls: BTreeMap::new(),
             turns: BTreeMap::new(),
@@ -134,6 +155,10 @@ impl Bridge {
     }
     pub fn gateway(&self) -> &GatewayClient {
         &self.gateway
+    }
+    /// Whether connection `conn` (a bridge id) is the gateway's, not MoltChats'.
+    pub fn is_gateway_conn(&self, conn: ConnId) -> bool {
+        matches!(self.ids.route(conn), Some((Child::Gateway, _)))
     }
     /// Why the bridge cannot go on without the human (auth failed, quarantined, gateway refused us).
     pub fn fatal(&self) -> Option<&str> {
@@ -155,7 +180,7 @@ impl Bridge {
     }
 
     fn event(&mut self, event: BridgeEvent) {
-        self.out.push_back(Output::Event(Event::Gateway(GatewayEvent::Bridge(event))));
+        self.out.event(ConnectorEvent::Bridge(event));
     }
 
     fn command(&mut self, command: ChatsCommand, pending: Pending) {
@@ -186,9 +211,9 @@ impl Bridge {
 
     // ---- reacting to the two clients ------------------------------------------------
 
-    fn on_chats_event(&mut self, event: &Event) {
+    fn on_chats_event(&mut self, event: &ChatsEvent) {
         match event {
-            Event::Authenticated { .. } if !self.set_up => {
+            ChatsEvent::Auth(AuthEvent::Authenticated { .. }) if !self.set_up => {
                 self.set_up = true;
                 if self.auto_subscribe_dms {
                     self.command(ChatsCommand::Friends {}, Pending::Friends);
@@ -202,24 +227,24 @@ impl Bridge {
                     self.event(BridgeEvent::ChannelsSubscribed { channels, server_id: None });
                 }
             }
-            Event::AuthFailed { error } => self.fatal = Some(format!("MoltChats authentication failed: {error}")),
-            Event::Chats(ChatsEvent::Realtime(RealtimeEvent::RealtimeFatal { code, reason })) => {
+            ChatsEvent::Auth(AuthEvent::AuthFailed { error }) => self.fatal = Some(format!("MoltChats authentication failed: {error}")),
+            ChatsEvent::Realtime(RealtimeEvent::RealtimeFatal { code, reason }) => {
                 self.fatal = Some(format!("MoltChats closed the socket for good ({code} {reason})"))
             }
-            Event::Chats(ChatsEvent::CommandSucceeded { call_id, result, .. }) => {
+            ChatsEvent::CommandSucceeded { call_id, result, .. } => {
                 if let Some(pending) = self.calls.remove(call_id) {
                     self.on_command(pending, result);
                 }
             }
-            Event::CallFailed { call_id, error } => {
+            ChatsEvent::Call(CallEvent::CallFailed { call_id, error }) => {
                 if let Some(pending) = self.calls.remove(call_id) {
                     self.event(BridgeEvent::BridgeWarning { message: format!("{pending:?} failed: {error}") });
                 }
             }
-            Event::Chats(ChatsEvent::Realtime(RealtimeEvent::Message { channel, message, own, .. })) if !own => {
+            ChatsEvent::Realtime(RealtimeEvent::Message { channel, message, own, .. }) if !own => {
                 self.forward_message(channel, message);
             }
-            Event::Chats(ChatsEvent::Realtime(RealtimeEvent::Activity { activity, .. })) => {
+            ChatsEvent::Realtime(RealtimeEvent::Activity { activity, .. }) => {
                 for request in &activity.pending_friend_requests {
                     let Some(id) = request.id.clone() else { continue };
                     if self.requests_seen.insert(id.clone()) {
@@ -340,44 +365,97 @@ impl Bridge {
     }
 }
 
+impl Bridge {
+    /// A child's output with the bridge's ids; events are reacted to on the way out.
+    fn adopt<E>(&mut self, child: Child, output: Output<E>, wrap: fn(E) -> ConnectorEvent) -> Option<Output<ConnectorEvent>> {
+        match output {
+            Output::Wait { .. } => None,
+            Output::Event(event) => {
+                let event = wrap(event);
+                match &event {
+                    ConnectorEvent::Chats(e) => self.on_chats_event(e),
+                    ConnectorEvent::Gateway(e) => self.on_gateway_event(e),
+                    ConnectorEvent::Bridge(_) => {}
+                }
+                Some(Output::Event(event))
+            }
+            other => {
+                let out = &mut self.out;
+                Some(self.ids.outgoing(child, other.map_event(wrap), || out.next_id()))
+            }
+        }
+    }
+
+    /// The child and its id for an input that may come again (a body chunk).
+    fn route(&self, id: u64) -> Result<(Child, u64)> {
+        self.ids.route(id).ok_or_else(|| unknown_id(id))
+    }
+
+    /// The child and its id for the last input an id sees (a response, an ack).
+    fn take(&mut self, id: u64) -> Result<(Child, u64)> {
+        self.ids.finish(id).ok_or_else(|| unknown_id(id))
+    }
+}
+
+fn unknown_id(id: u64) -> Error {
+    Error::new(ErrorCode::UnknownId, format!("no request or ticket with id {id} is outstanding"))
+}
+
+/// The parent of two clients: it feeds each the inputs for the ids it handed out and drains
+/// their outputs into its own (relabelled), so hosts drive it like any client.
 impl SansIo for Bridge {
-    fn poll_output(&mut self) -> Output {
+    type Event = ConnectorEvent;
+
+    fn poll_output(&mut self) -> Output<ConnectorEvent> {
         loop {
-            if let Some(output) = self.out.pop_front() {
+            if let Some(output) = self.out.pop() {
                 return output;
             }
-            let chats_wait = match self.chats.poll_output() {
-                Output::Wait { until_ms } => until_ms,
-                Output::Event(event) => {
-                    self.on_chats_event(&event);
-                    return Output::Event(event);
-                }
-                other => return other,
-            };
-            let gateway_wait = match self.gateway.poll_output() {
-                Output::Wait { until_ms } => until_ms,
-                Output::Event(event) => {
-                    if let Event::Gateway(e) = &event {
-                        self.on_gateway_event(e);
-                    }
-                    return Output::Event(event);
-                }
-                other => return other,
-            };
+            let chats = self.chats.poll_output();
+            let chats_wait = if let Output::Wait { until_ms } = chats { until_ms } else { None };
+            if let Some(output) = self.adopt(Child::Chats, chats, ConnectorEvent::Chats) {
+                return output;
+            }
+            let gateway = self.gateway.poll_output();
+            let gateway_wait = if let Output::Wait { until_ms } = gateway { until_ms } else { None };
+            if let Some(output) = self.adopt(Child::Gateway, gateway, ConnectorEvent::Gateway) {
+                return output;
+            }
             if !self.out.is_empty() {
                 continue;
             }
+            self.out.compact();
             let until_ms = [chats_wait, gateway_wait, self.next_friends_refresh].into_iter().flatten().min();
             return Output::Wait { until_ms };
         }
     }
     fn handle_response(&mut self, id: RequestId, response: http::Response<Vec<u8>>, now_ms: u64) -> Result<()> {
         self.now_ms = self.now_ms.max(now_ms);
-        self.chats.handle_response(id, response, now_ms)
+        match self.take(id)? {
+            (Child::Chats, id) => self.chats.handle_response(id, response, now_ms),
+            (Child::Gateway, id) => self.gateway.handle_response(id, response, now_ms),
+        }
     }
     fn handle_transport_error(&mut self, id: RequestId, message: &str, now_ms: u64) -> Result<()> {
         self.now_ms = self.now_ms.max(now_ms);
-        self.chats.handle_transport_error(id, message, now_ms)
+        match self.take(id)? {
+            (Child::Chats, id) => self.chats.handle_transport_error(id, message, now_ms),
+            (Child::Gateway, id) => self.gateway.handle_transport_error(id, message, now_ms),
+        }
+    }
+    fn handle_body_chunk(&mut self, id: RequestId, chunk: &[u8], now_ms: u64) -> Result<()> {
+        self.now_ms = self.now_ms.max(now_ms);
+        match self.route(id)? {
+            (Child::Chats, id) => self.chats.handle_body_chunk(id, chunk, now_ms),
+            (Child::Gateway, id) => self.gateway.handle_body_chunk(id, chunk, now_ms),
+        }
+    }
+    fn handle_persisted(&mut self, ticket: Ticket, now_ms: u64) -> Result<()> {
+        self.now_ms = self.now_ms.max(now_ms);
+        match self.take(ticket)? {
+            (Child::Chats, ticket) => self.chats.handle_persisted(ticket, now_ms),
+            (Child::Gateway, ticket) => self.gateway.handle_persisted(ticket, now_ms),
+        }
     }
     fn handle_timeout(&mut self, now_ms: u64) {
         self.now_ms = self.now_ms.max(now_ms);
@@ -392,32 +470,28 @@ impl SansIo for Bridge {
             }
         }
     }
-    fn handle_persisted(&mut self, ticket: Ticket, now_ms: u64) -> Result<()> {
-        self.now_ms = self.now_ms.max(now_ms);
-        self.chats.handle_persisted(ticket, now_ms)
-    }
     fn handle_ws_open(&mut self, conn: ConnId, now_ms: u64) {
         self.now_ms = self.now_ms.max(now_ms);
-        if self.gateway.owns_conn(conn) {
-            self.gateway.handle_ws_open(conn, now_ms)
-        } else {
-            self.chats.handle_ws_open(conn, now_ms)
+        match self.ids.route(conn) {
+            Some((Child::Chats, conn)) => self.chats.handle_ws_open(conn, now_ms),
+            Some((Child::Gateway, conn)) => self.gateway.handle_ws_open(conn, now_ms),
+            None => {}
         }
     }
     fn handle_ws_frame(&mut self, conn: ConnId, text: &str, now_ms: u64) {
         self.now_ms = self.now_ms.max(now_ms);
-        if self.gateway.owns_conn(conn) {
-            self.gateway.handle_ws_frame(conn, text, now_ms)
-        } else {
-            self.chats.handle_ws_frame(conn, text, now_ms)
+        match self.ids.route(conn) {
+            Some((Child::Chats, conn)) => self.chats.handle_ws_frame(conn, text, now_ms),
+            Some((Child::Gateway, conn)) => self.gateway.handle_ws_frame(conn, text, now_ms),
+            None => {}
         }
     }
     fn handle_ws_closed(&mut self, conn: ConnId, code: u16, reason: &str, now_ms: u64) {
         self.now_ms = self.now_ms.max(now_ms);
-        if self.gateway.owns_conn(conn) {
-            self.gateway.handle_ws_closed(conn, code, reason, now_ms)
-        } else {
-            self.chats.handle_ws_closed(conn, code, reason, now_ms)
+        match self.ids.finish(conn) {
+            Some((Child::Chats, conn)) => self.chats.handle_ws_closed(conn, code, reason, now_ms),
+            Some((Child::Gateway, conn)) => self.gateway.handle_ws_closed(conn, code, reason, now_ms),
+            None => {}
         }
     }
 }

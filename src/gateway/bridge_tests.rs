@@ -6,7 +6,9 @@ use super::bridge::{Bridge, BridgeConfig, BridgeEvent};
 use super::client::GatewayEvent;
 use super::tests::config as gateway_config;
 use crate::chats::{ChatsCommand, ChatsEvent, ChatsResult};
-use crate::io::{Event, Output, SansIo};
+use super::bridge::ConnectorEvent;
+use crate::auth::{AuthEvent, AuthHow};
+use crate::io::{CallEvent, Output, SansIo};
 use crate::{ChatsClient, ChatsConfig};
 use moltlink_sandbox::moltchats::gateway::{SessionId, WsOut};
 use moltlink_sandbox::moltchats::social::{SEED_CHANNEL_ID, SEED_SERVER_ID};
@@ -110,7 +112,7 @@ struct World {
     gateway: FakeGateway,
     /// MoltChats sockets: conn → sandbox session.
     chats_conns: BTreeMap<u64, SessionId>,
-    events: Vec<Event>,
+    events: Vec<ConnectorEvent>,
 }
 
 fn register(sandbox: &Sandbox, name: &str, seed: u8, now: u64) -> (ChatsClient, Vec<u8>) {
@@ -122,11 +124,11 @@ fn register(sandbox: &Sandbox, name: &str, seed: u8, now: u64) -> (ChatsClient, 
 }
 
 /// Drive a plain REST client until it waits (no sockets).
-fn serve_rest(sandbox: &Sandbox, c: &mut ChatsClient, now: u64, disk: &mut Vec<u8>) -> Vec<Event> {
+fn serve_rest(sandbox: &Sandbox, c: &mut ChatsClient, now: u64, disk: &mut Vec<u8>) -> Vec<ChatsEvent> {
     let mut events = vec![];
     loop {
         match c.poll_output() {
-            Output::Http { id, request } => c.handle_response(id, sandbox.handle(request, now), now).unwrap(),
+            Output::Http { id, request, .. } => c.handle_response(id, sandbox.handle(request, now), now).unwrap(),
             Output::Persist { ticket, bytes } => {
                 *disk = bytes.expose().clone();
                 c.handle_persisted(ticket, now).unwrap()
@@ -144,8 +146,8 @@ fn rest(sandbox: &Sandbox, c: &mut ChatsClient, command: ChatsCommand, now: u64)
     events
         .into_iter()
         .find_map(|e| match e {
-            Event::Chats(ChatsEvent::CommandSucceeded { call_id, result, .. }) if call_id == id => Some(result),
-            Event::CallFailed { call_id, error } if call_id == id => panic!("{error}"),
+            ChatsEvent::CommandSucceeded { call_id, result, .. } if call_id == id => Some(result),
+            ChatsEvent::Call(CallEvent::CallFailed { call_id, error }) if call_id == id => panic!("{error}"),
             _ => None,
         })
         .expect("a result")
@@ -212,7 +214,7 @@ impl World {
                 continue;
             }
             match self.bridge.poll_output() {
-                Output::Http { id, request } => {
+                Output::Http { id, request, .. } => {
                     let response = self.sandbox.handle(request, self.now);
                     self.bridge.handle_response(id, response, self.now).unwrap();
                 }
@@ -222,7 +224,7 @@ impl World {
                     self.events.push(e)
                 }
                 Output::WsOpen { conn, url } => {
-                    if self.bridge.gateway().owns_conn(conn) {
+                    if self.bridge.is_gateway_conn(conn) {
                         assert_eq!(url.expose(), "ws://127.0.0.1:18789");
                         self.gateway.conn = Some(conn);
                         self.bridge.handle_ws_open(conn, self.now);
@@ -268,7 +270,7 @@ impl World {
 
     fn bridge_events(&self) -> Vec<BridgeEvent> {
         self.events.iter().filter_map(|e| match e {
-            Event::Gateway(GatewayEvent::Bridge(b)) => Some(b.clone()),
+            ConnectorEvent::Bridge(b) => Some(b.clone()),
             _ => None,
         }).collect()
     }
@@ -308,7 +310,7 @@ fn bridged_round_trip_with_restart_mid_turn_and_4001() {
     w.advance(60_000);
     let keys: Vec<_> = w.gateway.prompts.iter().filter(|p| p.contains("second question")).collect();
     assert_eq!(keys.len(), 2, "sent, then resent after the restart");
-    assert!(w.events.iter().any(|e| matches!(e, Event::Gateway(GatewayEvent::TurnStarted { status, .. }) if status == "in_flight")));
+    assert!(w.events.iter().any(|e| matches!(e, ConnectorEvent::Gateway(GatewayEvent::TurnStarted { status, .. }) if status == "in_flight")));
     assert_eq!(w.replies_in(&mut bob, SEED_CHANNEL_ID), ["agent says: hello agent, how are you?", "agent says: second question"]);
 
     // 3. MoltChats closes the socket with 4001 while the agent is thinking: the bridge refreshes,
@@ -320,7 +322,7 @@ fn bridged_round_trip_with_restart_mid_turn_and_4001() {
     let sid = *w.chats_conns.values().next().unwrap();
     w.sandbox.ws_close(sid, 4001, "Token revoked");
     w.advance(5_000);
-    assert!(w.events.iter().any(|e| matches!(e, Event::Authenticated { how: crate::io::AuthHow::Refresh, .. })));
+    assert!(w.events.iter().any(|e| matches!(e, ConnectorEvent::Chats(ChatsEvent::Auth(AuthEvent::Authenticated { how: AuthHow::Refresh, .. })))));
     w.gateway.hold = false;
     w.gateway.release();
     w.advance(60_000);
@@ -375,11 +377,11 @@ fn a_refused_gateway_is_fatal_for_the_bridge() {
     w.bridge.handle_timeout(at);
     loop {
         match w.bridge.poll_output() {
-            Output::WsOpen { conn, .. } if w.bridge.gateway().owns_conn(conn) => {
+            Output::WsOpen { conn, .. } if w.bridge.is_gateway_conn(conn) => {
                 w.bridge.handle_ws_open(conn, w.now);
                 w.bridge.handle_ws_frame(conn, &recorded(0), w.now);
             }
-            Output::WsSend { conn, text } if w.bridge.gateway().owns_conn(conn) => {
+            Output::WsSend { conn, text } if w.bridge.is_gateway_conn(conn) => {
                 let id = serde_json::from_str::<Value>(&text).unwrap()["id"].as_str().unwrap().to_owned();
                 w.bridge.handle_ws_frame(conn, &refusal.replace("\"id\":\"c1\"", &format!("\"id\":\"{id}\"")), w.now);
             }

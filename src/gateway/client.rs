@@ -14,7 +14,7 @@
 //! - `tick` events are keep-alives: 2 × `policy.tickIntervalMs` without any frame ⇒ dead.
 
 use super::wire::{self, ChatPayload, ClientInfo, Frame, WireError};
-use crate::io::{ConnId, Output, Secret};
+use crate::io::{ConnId, Outbox, Output, RequestId, SansIo, Secret, Ticket};
 use rand_core::{Rng, SeedableRng};
 use serde::Serialize;
 use serde_json::Value;
@@ -70,8 +70,6 @@ pub struct GatewayConfig {
     /// From the host's secure random source: idempotency keys and jitter.
     pub seed: [u8; 32],
     pub timing: GatewayTiming,
-    /// First connection id (hosts driving several machines keep their ids apart).
-    pub conn_base: ConnId,
 }
 
 impl std::fmt::Debug for GatewayConfig {
@@ -80,7 +78,7 @@ impl std::fmt::Debug for GatewayConfig {
     }
 }
 
-/// What the gateway client reports (wrapped in [`crate::Event::Gateway`]).
+/// What the gateway client reports, as JSON `{"type": …}`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum GatewayEvent {
@@ -100,9 +98,6 @@ pub enum GatewayEvent {
     TurnRetrying { turn: TurnId, attempt: u32 },
     /// The turn ended without a reply; `partial` is what streamed before, if anything.
     TurnFailed { turn: TurnId, reason: String, partial: Option<String> },
-    /// What the MoltChats bridge did (tagged by its own `type`).
-    #[serde(untagged)]
-    Bridge(super::bridge::BridgeEvent),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -146,9 +141,8 @@ impl Turn {
 
 pub struct GatewayClient {
     config: GatewayConfig,
-    out: VecDeque<Output>,
+    out: Outbox<GatewayEvent>,
     link: Link,
-    next_conn: ConnId,
     next_req: u64,
     next_turn: TurnId,
     attempt: u32,
@@ -179,9 +173,8 @@ impl GatewayClient {
         let mut rng = rand_chacha::ChaCha20Rng::from_seed(config.seed);
         rng.set_stream(11); // independent of the MoltChats streams
         Ok(Self {
-            next_conn: config.conn_base,
             config,
-            out: VecDeque::new(),
+            out: Outbox::default(),
             link: Link::Off,
             next_req: 0,
             next_turn: 0,
@@ -206,9 +199,6 @@ impl GatewayClient {
     pub fn session_key(&self) -> &str {
         &self.config.session_key
     }
-    pub fn owns_conn(&self, conn: ConnId) -> bool {
-        conn >= self.config.conn_base
-    }
 
     /// Connect (again, after a fatal error) and stay connected until `stop`.
     pub fn start(&mut self, now_ms: u64) {
@@ -222,7 +212,7 @@ impl GatewayClient {
     /// Close the connection; queued turns stay queued for a later `start`.
     pub fn stop(&mut self) {
         if let Some(conn) = self.conn() {
-            self.out.push_back(Output::WsClose { conn, code: 1000, reason: "client stopping".into() });
+            self.out.ws_close(conn, 1000, "client stopping");
         }
         self.requeue_current(false);
         self.link = Link::Off;
@@ -241,93 +231,10 @@ impl GatewayClient {
         self.next_turn
     }
 
-    pub fn handle_ws_open(&mut self, conn: ConnId, now_ms: u64) {
-        self.now_ms = self.now_ms.max(now_ms);
-        if let Link::Opening { conn: c, since_ms } = self.link
-            && c == conn
-        {
-            // The handshake deadline runs from the open request, through the challenge.
-            self.link = Link::AwaitChallenge { conn, since_ms };
-        }
-    }
 
-    pub fn handle_ws_frame(&mut self, conn: ConnId, text: &str, now_ms: u64) {
-        self.now_ms = self.now_ms.max(now_ms);
-        if self.conn() != Some(conn) {
-            return;
-        }
-        if let Link::Ready { last_in_ms, .. } = &mut self.link {
-            *last_in_ms = now_ms;
-        }
-        let frame = match wire::parse(text, self.config.timing.max_frame_bytes) {
-            Ok(frame) => frame,
-            Err(message) => return self.event(GatewayEvent::GatewayProtocolError { message }),
-        };
-        match (frame.kind.as_ref(), &self.link) {
-            ("event", Link::AwaitChallenge { .. }) if frame.event.as_deref() == Some("connect.challenge") => {
-                let req = self.req_id();
-                let text = wire::connect_request(&req, &self.config.client, &self.config.token);
-                self.out.push_back(Output::WsSend { conn, text });
-                self.link = Link::AwaitHello { conn, since_ms: self.since(), req };
-            }
-            ("res", Link::AwaitHello { req, .. }) if frame.id.as_deref() == Some(req.as_str()) => self.on_hello(conn, frame, now_ms),
-            ("res", Link::Ready { .. }) => self.on_response(frame, now_ms),
-            ("event", Link::Ready { .. }) if frame.event.as_deref() == Some("chat") => match frame.chat_payload() {
-                Ok(payload) => self.on_chat(payload, now_ms),
-                Err(message) => self.event(GatewayEvent::GatewayProtocolError { message }),
-            },
-            // Tool calls and thinking stream as `agent` events: signs of life for a long turn.
-            ("event", Link::Ready { .. }) if frame.event.as_deref() == Some("agent") => {
-                if let (Ok(payload), Some(turn)) = (frame.chat_payload(), self.current.as_mut())
-                    && payload.run_id.as_deref().is_some_and(|r| turn.owns_run(r))
-                {
-                    turn.last_ms = now_ms;
-                }
-            }
-            _ => {} // ticks (already counted as life) and events we do not use
-        }
-        self.step(now_ms);
-    }
 
-    pub fn handle_ws_closed(&mut self, conn: ConnId, code: u16, reason: &str, now_ms: u64) {
-        self.now_ms = self.now_ms.max(now_ms);
-        if self.conn() != Some(conn) {
-            return;
-        }
-        self.lost(code, reason, now_ms);
-    }
 
-    pub fn handle_timeout(&mut self, now_ms: u64) {
-        self.now_ms = self.now_ms.max(now_ms);
-        let timing = self.config.timing;
-        match self.link.clone() {
-            Link::Backoff { until_ms } if now_ms >= until_ms => self.open(now_ms),
-            Link::Opening { conn, since_ms } | Link::AwaitChallenge { conn, since_ms } | Link::AwaitHello { conn, since_ms, .. }
-                if now_ms >= since_ms + timing.handshake_ms =>
-            {
-                self.out.push_back(Output::WsClose { conn, code: 4000, reason: "handshake timeout".into() });
-                self.lost(4000, "no hello-ok within the handshake timeout", now_ms);
-            }
-            Link::Ready { conn, last_in_ms, tick_ms, .. } if now_ms >= last_in_ms + 2 * tick_ms => {
-                self.out.push_back(Output::WsClose { conn, code: 4000, reason: "tick timeout".into() });
-                self.lost(4000, "no tick for two tick intervals", now_ms);
-            }
-            _ => {}
-        }
-        if let Some(turn) = &self.current
-            && matches!(turn.phase, Phase::Sent { .. } | Phase::Running { .. })
-            && now_ms >= turn.last_ms + timing.turn_idle_ms
-        {
-            let turn = self.current.take().expect("checked above");
-            let reason = format!("no final reply within {} s (lost final)", timing.turn_idle_ms / 1000);
-            self.event(GatewayEvent::TurnFailed { turn: turn.id, reason, partial: turn.partial() });
-        }
-        self.step(now_ms);
-    }
 
-    pub fn poll_output(&mut self) -> Output {
-        self.out.pop_front().unwrap_or(Output::Wait { until_ms: self.deadline() })
-    }
 
     /// The earliest timer: reconnect, handshake, tick watchdog, or a turn's idle limit.
     pub fn deadline(&self) -> Option<u64> {
@@ -345,7 +252,7 @@ impl GatewayClient {
     // ---- internals ------------------------------------------------------------------
 
     fn event(&mut self, event: GatewayEvent) {
-        self.out.push_back(Output::Event(crate::Event::Gateway(event)));
+        self.out.event(event);
     }
 
     fn conn(&self) -> Option<ConnId> {
@@ -368,9 +275,7 @@ impl GatewayClient {
     }
 
     fn open(&mut self, now_ms: u64) {
-        self.next_conn += 1;
-        let conn = self.next_conn;
-        self.out.push_back(Output::WsOpen { conn, url: Secret::new(self.config.url.clone()) });
+        let conn = self.out.ws_open(Secret::new(self.config.url.clone()));
         self.link = Link::Opening { conn, since_ms: now_ms };
     }
 
@@ -380,12 +285,12 @@ impl GatewayClient {
             let code = error.specific_code();
             if error.retryable == Some(true) {
                 // The server closes the socket after a refusal: we close first and back off.
-                self.out.push_back(Output::WsClose { conn, code: 1000, reason: "connect refused".into() });
+                self.out.ws_close(conn, 1000, "connect refused");
                 let retry_at = self.backoff(now_ms).max(now_ms + error.retry_after_ms.unwrap_or(0));
                 self.link = Link::Backoff { until_ms: retry_at };
                 self.event(GatewayEvent::GatewayDisconnected { code: 1000, reason: format!("connect refused ({code}): {}", error.text()), retry_at_ms: retry_at });
             } else {
-                self.out.push_back(Output::WsClose { conn, code: 1000, reason: "connect refused".into() });
+                self.out.ws_close(conn, 1000, "connect refused");
                 self.fatal(code, error.text());
             }
             return;
@@ -393,7 +298,7 @@ impl GatewayClient {
         let payload = frame.payload_value().unwrap_or(Value::Null);
         let protocol = payload.get("protocol").and_then(Value::as_u64).unwrap_or(0);
         if payload.get("type").and_then(Value::as_str) != Some("hello-ok") || !(wire::MIN_PROTOCOL..=wire::MAX_PROTOCOL).contains(&protocol) {
-            self.out.push_back(Output::WsClose { conn, code: 1002, reason: "protocol mismatch".into() });
+            self.out.ws_close(conn, 1002, "protocol mismatch");
             let message = format!("the gateway answered protocol {protocol}; this client speaks {}-{}", wire::MIN_PROTOCOL, wire::MAX_PROTOCOL);
             return self.fatal("PROTOCOL_MISMATCH".into(), message);
         }
@@ -494,7 +399,7 @@ impl GatewayClient {
         turn.last_ms = now_ms;
         let req = self.req_id();
         let text = wire::chat_send_request(&req, &self.config.session_key, &turn.message, &turn.key);
-        self.out.push_back(Output::WsSend { conn, text });
+        self.out.ws_send(conn, text);
         turn.phase = Phase::Sent { req };
         self.current = Some(turn);
     }
@@ -542,9 +447,113 @@ impl GatewayClient {
     fn backoff(&mut self, now_ms: u64) -> u64 {
         self.attempt = self.attempt.saturating_add(1);
         let timing = self.config.timing;
-        let exp = timing.backoff_base_ms.saturating_mul(1 << self.attempt.min(20).saturating_sub(1));
-        let ceiling = exp.min(timing.backoff_cap_ms);
-        let unit = (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        now_ms + ceiling / 2 + (unit * (ceiling / 2) as f64) as u64
+        let backoff = crate::io::Backoff { base_ms: timing.backoff_base_ms, cap_ms: timing.backoff_cap_ms };
+        now_ms + backoff.delay_ms(self.attempt, &mut self.rng)
+    }
+}
+
+/// The gateway client speaks only WebSocket: HTTP and persist inputs are the host's mistake.
+impl SansIo for GatewayClient {
+    type Event = GatewayEvent;
+
+    fn handle_response(&mut self, id: RequestId, _response: http::Response<Vec<u8>>, _now_ms: u64) -> crate::error::Result<()> {
+        Err(crate::io::unknown("request", id, "OpenClaw gateway"))
+    }
+    fn handle_transport_error(&mut self, id: RequestId, _message: &str, _now_ms: u64) -> crate::error::Result<()> {
+        Err(crate::io::unknown("request", id, "OpenClaw gateway"))
+    }
+    fn handle_body_chunk(&mut self, id: RequestId, _chunk: &[u8], _now_ms: u64) -> crate::error::Result<()> {
+        Err(crate::io::unknown("request", id, "OpenClaw gateway"))
+    }
+    fn handle_persisted(&mut self, ticket: Ticket, _now_ms: u64) -> crate::error::Result<()> {
+        Err(crate::io::unknown("persist request", ticket, "OpenClaw gateway"))
+    }
+
+    fn poll_output(&mut self) -> Output<GatewayEvent> {
+        self.out.pop().unwrap_or(Output::Wait { until_ms: self.deadline() })
+    }
+
+    fn handle_timeout(&mut self, now_ms: u64) {
+        self.now_ms = self.now_ms.max(now_ms);
+        let timing = self.config.timing;
+        match self.link.clone() {
+            Link::Backoff { until_ms } if now_ms >= until_ms => self.open(now_ms),
+            Link::Opening { conn, since_ms } | Link::AwaitChallenge { conn, since_ms } | Link::AwaitHello { conn, since_ms, .. }
+                if now_ms >= since_ms + timing.handshake_ms =>
+            {
+                self.out.ws_close(conn, 4000, "handshake timeout");
+                self.lost(4000, "no hello-ok within the handshake timeout", now_ms);
+            }
+            Link::Ready { conn, last_in_ms, tick_ms, .. } if now_ms >= last_in_ms + 2 * tick_ms => {
+                self.out.ws_close(conn, 4000, "tick timeout");
+                self.lost(4000, "no tick for two tick intervals", now_ms);
+            }
+            _ => {}
+        }
+        if let Some(turn) = &self.current
+            && matches!(turn.phase, Phase::Sent { .. } | Phase::Running { .. })
+            && now_ms >= turn.last_ms + timing.turn_idle_ms
+        {
+            let turn = self.current.take().expect("checked above");
+            let reason = format!("no final reply within {} s (lost final)", timing.turn_idle_ms / 1000);
+            self.event(GatewayEvent::TurnFailed { turn: turn.id, reason, partial: turn.partial() });
+        }
+        self.step(now_ms);
+    }
+
+    fn handle_ws_open(&mut self, conn: ConnId, now_ms: u64) {
+        self.now_ms = self.now_ms.max(now_ms);
+        if let Link::Opening { conn: c, since_ms } = self.link
+            && c == conn
+        {
+            // The handshake deadline runs from the open request, through the challenge.
+            self.link = Link::AwaitChallenge { conn, since_ms };
+        }
+    }
+
+    fn handle_ws_frame(&mut self, conn: ConnId, text: &str, now_ms: u64) {
+        self.now_ms = self.now_ms.max(now_ms);
+        if self.conn() != Some(conn) {
+            return;
+        }
+        if let Link::Ready { last_in_ms, .. } = &mut self.link {
+            *last_in_ms = now_ms;
+        }
+        let frame = match wire::parse(text, self.config.timing.max_frame_bytes) {
+            Ok(frame) => frame,
+            Err(message) => return self.event(GatewayEvent::GatewayProtocolError { message }),
+        };
+        match (frame.kind.as_ref(), &self.link) {
+            ("event", Link::AwaitChallenge { .. }) if frame.event.as_deref() == Some("connect.challenge") => {
+                let req = self.req_id();
+                let text = wire::connect_request(&req, &self.config.client, &self.config.token);
+                self.out.ws_send(conn, text);
+                self.link = Link::AwaitHello { conn, since_ms: self.since(), req };
+            }
+            ("res", Link::AwaitHello { req, .. }) if frame.id.as_deref() == Some(req.as_str()) => self.on_hello(conn, frame, now_ms),
+            ("res", Link::Ready { .. }) => self.on_response(frame, now_ms),
+            ("event", Link::Ready { .. }) if frame.event.as_deref() == Some("chat") => match frame.chat_payload() {
+                Ok(payload) => self.on_chat(payload, now_ms),
+                Err(message) => self.event(GatewayEvent::GatewayProtocolError { message }),
+            },
+            // Tool calls and thinking stream as `agent` events: signs of life for a long turn.
+            ("event", Link::Ready { .. }) if frame.event.as_deref() == Some("agent") => {
+                if let (Ok(payload), Some(turn)) = (frame.chat_payload(), self.current.as_mut())
+                    && payload.run_id.as_deref().is_some_and(|r| turn.owns_run(r))
+                {
+                    turn.last_ms = now_ms;
+                }
+            }
+            _ => {} // ticks (already counted as life) and events we do not use
+        }
+        self.step(now_ms);
+    }
+
+    fn handle_ws_closed(&mut self, conn: ConnId, code: u16, reason: &str, now_ms: u64) {
+        self.now_ms = self.now_ms.max(now_ms);
+        if self.conn() != Some(conn) {
+            return;
+        }
+        self.lost(code, reason, now_ms);
     }
 }

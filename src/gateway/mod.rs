@@ -8,7 +8,7 @@ pub mod config;
 pub mod wire;
 
 pub use client::{GatewayClient, GatewayConfig, GatewayEvent, GatewayTiming, TurnId};
-pub use bridge::{Bridge, BridgeConfig, BridgeEvent};
+pub use bridge::{Bridge, BridgeConfig, BridgeEvent, ConnectorEvent};
 pub use config::{ConnectorSettings, LogLevel};
 pub use wire::ClientInfo;
 

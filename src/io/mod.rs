@@ -4,14 +4,20 @@
 //! an event for the agent, or `Wait` ("nothing now, wake me at `until_ms`").
 
 mod api_error;
-mod driven;
-mod event;
+mod backoff;
+mod call;
+mod relabel;
+mod sans_io;
 mod secret;
+mod untrusted;
 
 pub use api_error::ApiError;
-pub use driven::SansIo;
-pub use event::{AuthHow, Event};
+pub use backoff::{Backoff, unit_random};
+pub use call::CallEvent;
+pub use relabel::Relabel;
+pub use sans_io::{SansIo, unknown};
 pub use secret::Secret;
+pub use untrusted::Untrusted;
 
 use serde::Serialize;
 
@@ -27,15 +33,17 @@ pub type ConnId = u64;
 /// Largest response body the core accepts; bigger bodies are treated as a failed response.
 pub const MAX_RESPONSE_BYTES: usize = 1 << 20;
 
-/// What the core asks the host to do next.
-pub enum Output {
+/// What the core asks the host to do next. `E` is the client's own event type.
+pub enum Output<E> {
     /// Perform this HTTP request, then call `handle_response(id, …)` or `handle_transport_error(id, …)`.
-    Http { id: RequestId, request: http::Request<Vec<u8>> },
+    /// With `stream`, pass the body as it arrives to `handle_body_chunk(id, …)` and finish with
+    /// `handle_response` carrying an empty body (a host that cannot stream may pass it whole).
+    Http { id: RequestId, request: http::Request<Vec<u8>>, stream: bool },
     /// Store `bytes` durably (atomically, owner-only), then call `handle_persisted(ticket)`.
     /// The core does not rely on what it asked to persist until the host acknowledges.
     Persist { ticket: Ticket, bytes: Secret<Vec<u8>> },
     /// Something the agent should know.
-    Event(Event),
+    Event(E),
     /// Nothing to do now; call `handle_timeout` at `until_ms` (Unix ms) if it is set.
     Wait { until_ms: Option<u64> },
     /// Open a WebSocket to `url` (its query carries the access token: never log it), then call
@@ -49,10 +57,12 @@ pub enum Output {
 }
 
 /// Bodies are left out: they carry tokens and keys.
-impl std::fmt::Debug for Output {
+impl<E: std::fmt::Debug> std::fmt::Debug for Output<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Output::Http { id, request } => write!(f, "Http #{id} {} {}", request.method(), request.uri()),
+            Output::Http { id, request, stream } => {
+                write!(f, "Http #{id} {} {}{}", request.method(), request.uri(), if *stream { " (stream)" } else { "" })
+            }
             Output::Persist { ticket, bytes } => write!(f, "Persist #{ticket} ({} bytes)", bytes.expose().len()),
             Output::Event(event) => write!(f, "Event {event:?}"),
             Output::Wait { until_ms } => write!(f, "Wait {until_ms:?}"),
@@ -63,36 +73,56 @@ impl std::fmt::Debug for Output {
     }
 }
 
-/// The queue of outputs and the id counters that every state machine of one client shares.
-#[derive(Default)]
-pub struct Outbox {
-    queue: std::collections::VecDeque<Output>,
+/// The queue of outputs and the one id counter of a client: every request, ticket and
+/// connection id of the client and of its sub-machines comes from here, so ids never collide.
+pub struct Outbox<E> {
+    queue: std::collections::VecDeque<Output<E>>,
     next_id: u64,
 }
 
-impl Outbox {
-    fn next(&mut self) -> u64 {
+impl<E> Default for Outbox<E> {
+    fn default() -> Self {
+        Self { queue: Default::default(), next_id: 0 }
+    }
+}
+
+impl<E> std::fmt::Debug for Outbox<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Outbox({} queued)", self.queue.len())
+    }
+}
+
+impl<E> Outbox<E> {
+    /// A fresh id from the client's one counter (requests, tickets, connections, calls).
+    pub fn next_id(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id
     }
     /// Queue an HTTP request and return the id its response must carry.
     pub fn http(&mut self, request: http::Request<Vec<u8>>) -> RequestId {
-        let id = self.next();
-        self.queue.push_back(Output::Http { id, request });
+        let id = self.next_id();
+        self.queue.push_back(Output::Http { id, request, stream: false });
+        id
+    }
+    /// Queue an HTTP request whose body the client wants as it streams in.
+    pub fn http_streamed(&mut self, request: http::Request<Vec<u8>>) -> RequestId {
+        let id = self.next_id();
+        self.queue.push_back(Output::Http { id, request, stream: true });
         id
     }
     /// Queue bytes to persist and return the ticket the host acknowledges.
     pub fn persist(&mut self, bytes: Secret<Vec<u8>>) -> Ticket {
-        let ticket = self.next();
+        let ticket = self.next_id();
         self.queue.push_back(Output::Persist { ticket, bytes });
         ticket
     }
-    pub fn event(&mut self, event: Event) {
-        self.queue.push_back(Output::Event(event));
+    /// Queue an event; a sub-machine's own event type converts into the client's.
+    pub fn event(&mut self, event: impl Into<E>) {
+        self.queue.push_back(Output::Event(event.into()));
     }
     /// Queue a WebSocket open and return the connection id its inputs must carry.
     pub fn ws_open(&mut self, url: Secret<String>) -> ConnId {
-        let conn = self.next();
+        let conn = self.next_id();
         self.queue.push_back(Output::WsOpen { conn, url });
         conn
     }
@@ -102,7 +132,11 @@ impl Outbox {
     pub fn ws_close(&mut self, conn: ConnId, code: u16, reason: &str) {
         self.queue.push_back(Output::WsClose { conn, code, reason: reason.to_owned() });
     }
-    pub fn pop(&mut self) -> Option<Output> {
+    /// Queue an output as it is (a composed client forwarding its child's, relabelled).
+    pub fn push(&mut self, output: Output<E>) {
+        self.queue.push_back(output);
+    }
+    pub fn pop(&mut self) -> Option<Output<E>> {
         self.queue.pop_front()
     }
     pub fn is_empty(&self) -> bool {
@@ -188,10 +222,11 @@ pub fn json_outcome(
 /// Bodies and persisted bytes travel separately as raw bytes.
 #[derive(Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-pub enum OutputMeta<'a> {
-    Http { id: RequestId, method: &'a str, url: String, headers: Vec<(&'a str, &'a str)> },
+pub enum OutputMeta<'a, E> {
+    /// `stream`: the host should pass the body to `handle_body_chunk` as it arrives.
+    Http { id: RequestId, method: &'a str, url: String, headers: Vec<(&'a str, &'a str)>, stream: bool },
     Persist { ticket: Ticket },
-    Event { event: &'a Event },
+    Event { event: &'a E },
     Wait { until_ms: Option<u64> },
     /// `url` carries the access token: treat it like the HTTP `authorization` header.
     WsOpen { conn: ConnId, url: &'a str },
@@ -200,7 +235,7 @@ pub enum OutputMeta<'a> {
     WsClose { conn: ConnId, code: u16, reason: &'a str },
 }
 
-impl Output {
+impl<E> Output<E> {
     /// Numeric kind shared with the C ABI and WIT: 0 wait, 1 http, 2 persist, 3 event,
     /// 4 ws-open, 5 ws-send, 6 ws-close.
     pub fn kind_code(&self) -> u32 {
@@ -215,9 +250,9 @@ impl Output {
         }
     }
 
-    pub fn meta(&self) -> OutputMeta<'_> {
+    pub fn meta(&self) -> OutputMeta<'_, E> {
         match self {
-            Output::Http { id, request } => OutputMeta::Http {
+            Output::Http { id, request, stream } => OutputMeta::Http {
                 id: *id,
                 method: request.method().as_str(),
                 url: request.uri().to_string(),
@@ -226,6 +261,7 @@ impl Output {
                     .iter()
                     .map(|(k, v)| (k.as_str(), v.to_str().unwrap_or("")))
                     .collect(),
+                stream: *stream,
             },
             Output::Persist { ticket, .. } => OutputMeta::Persist { ticket: *ticket },
             Output::Event(event) => OutputMeta::Event { event },
@@ -238,8 +274,24 @@ impl Output {
 
     /// The metadata as JSON. For HTTP it includes the `authorization` header the host must
     /// send: treat it like the body (never log it).
-    pub fn meta_json(&self) -> String {
+    pub fn meta_json(&self) -> String
+    where
+        E: Serialize,
+    {
         serde_json::to_string(&self.meta()).expect("output metadata serialises")
+    }
+
+    /// The same output with another event type (a parent wrapping its child's events).
+    pub fn map_event<F>(self, f: impl FnOnce(E) -> F) -> Output<F> {
+        match self {
+            Output::Http { id, request, stream } => Output::Http { id, request, stream },
+            Output::Persist { ticket, bytes } => Output::Persist { ticket, bytes },
+            Output::Event(event) => Output::Event(f(event)),
+            Output::Wait { until_ms } => Output::Wait { until_ms },
+            Output::WsOpen { conn, url } => Output::WsOpen { conn, url },
+            Output::WsSend { conn, text } => Output::WsSend { conn, text },
+            Output::WsClose { conn, code, reason } => Output::WsClose { conn, code, reason },
+        }
     }
 
     /// The raw bytes that go with the output: request body or bytes to persist.

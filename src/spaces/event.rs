@@ -4,8 +4,7 @@
 //! Transcripts are other participants' words: wrapped in [`Untrusted`] (data, never
 //! instructions), like DM and MoltChats message bodies.
 
-use crate::dm::Untrusted;
-use crate::io::CallId;
+use crate::io::{CallEvent, CallId, Untrusted};
 use serde::Serialize;
 
 /// A room as search lists it.
@@ -101,4 +100,13 @@ pub enum SpacesEvent {
     SpacesAudio { turn: u64, samples: usize },
     /// A turn ended (played out, interrupted, nothing said, or failed), with its latencies.
     SpacesTurnDone { turn: u64, interrupted: bool, latency: Latency, error: Option<crate::io::ApiError> },
+    /// A command failed (`call_failed`).
+    #[serde(untagged)]
+    Call(CallEvent),
+}
+
+impl From<CallEvent> for SpacesEvent {
+    fn from(event: CallEvent) -> Self {
+        SpacesEvent::Call(event)
+    }
 }

@@ -22,9 +22,8 @@ mod tests;
 pub use config::{SpacesConfig, SpacesOptions};
 pub use event::{Latency, Room, SpacesEvent, Ticket as JoinTicket, TicketReason, TurnState};
 
-use crate::dm::Untrusted;
 use crate::error::{Error, ErrorCode, Result};
-use crate::io::{ApiError, CallId, Event, Outbox, Output, RequestId, SansIo, Secret, Ticket, parse_json_body};
+use crate::io::{ApiError, CallEvent, CallId, ConnId, Outbox, Output, RequestId, SansIo, Secret, Ticket, Untrusted, parse_json_body};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -126,7 +125,7 @@ struct Voice {
 
 pub struct SpacesClient {
     cfg: SpacesConfig,
-    out: Outbox,
+    out: Outbox<SpacesEvent>,
     next_call: CallId,
     in_flight: BTreeMap<RequestId, Purpose>,
     /// Registration waiting for the host to acknowledge its persist: (ticket, call, key, id, name).
@@ -261,7 +260,7 @@ impl SpacesClient {
                 self.generation += 1;
                 let room_name = self.member.take().and_then(|m| m.ticket).map(|t| t.room_name);
                 self.cut_turn(now_ms, true);
-                self.out.event(Event::Spaces(SpacesEvent::SpacesLeft { room_name }));
+                self.out.event(SpacesEvent::SpacesLeft { room_name });
                 Ok(0)
             }
             SpacesCommand::Dropped {} => {
@@ -340,134 +339,13 @@ impl SpacesClient {
         self.voice.pcm.samples.len() * 2
     }
 
-    /// A chunk of the body of HTTP request `id` as it streams in (TTS audio). Finish with
-    /// `handle_response(id, response_with_empty_body)`. A host that does not stream passes the
-    /// whole body to `handle_response` instead.
-    pub fn handle_body_chunk(&mut self, id: RequestId, chunk: &[u8], now_ms: u64) -> Result<()> {
-        match self.in_flight.get(&id) {
-            Some(Purpose::Tts { turn }) => {
-                let turn = *turn;
-                if self.voice.tts == Some(id) {
-                    self.tts_audio(turn, chunk, now_ms);
-                }
-                Ok(())
-            }
-            Some(_) => Err(Error::invalid_argument(format!("request {id} does not stream: pass its body to handle_response"))),
-            None => Err(Error::new(ErrorCode::UnknownId, format!("no request in flight with id {id}"))),
-        }
-    }
 
     // ---- inputs ----------------------------------------------------------------------
 
-    pub fn handle_response(&mut self, id: RequestId, response: http::Response<Vec<u8>>, now_ms: u64) -> Result<()> {
-        let purpose = self.take(id)?;
-        let status = response.status().as_u16();
-        match purpose {
-            Purpose::Tts { turn } => {
-                if self.voice.tts != Some(id) {
-                    return Ok(());
-                }
-                if !response.status().is_success() {
-                    self.finish_turn(now_ms, false, Some(voice::speech_error(status, response.body())));
-                    return Ok(());
-                }
-                self.tts_audio(turn, response.body(), now_ms);
-                self.voice.tts_done = true;
-                self.voice.latency.tts_total_ms = Some(now_ms.saturating_sub(self.voice.reply_at));
-                if self.voice.first_byte_at.is_none() {
-                    self.finish_turn(now_ms, false, Some(local("NO_AUDIO", "the text-to-speech answer carried no audio")));
-                }
-                Ok(())
-            }
-            Purpose::Stt => {
-                if self.voice.stt != Some(id) {
-                    return Ok(());
-                }
-                let outcome = if response.status().is_success() {
-                    parse_json_body(&response)
-                } else {
-                    Err(voice::speech_error(status, response.body()))
-                };
-                self.on_transcript(outcome, now_ms);
-                Ok(())
-            }
-            purpose => {
-                let outcome = if status == 404 && matches!(purpose, Purpose::Search { .. } | Purpose::Join { step: Step::Search, .. }) {
-                    Ok(Value::Null)
-                } else if response.status().is_success() {
-                    parse_json_body(&response)
-                } else {
-                    let mut e = ApiError::from_moltbook(status, response.body());
-                    if status == 429
-                        && let Some(s) = response.headers().get("retry-after").and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
-                    {
-                        e.code.get_or_insert_with(|| format!("RETRY_AFTER_{s}"));
-                    }
-                    Err(e)
-                };
-                self.finish_api(purpose, outcome, now_ms);
-                Ok(())
-            }
-        }
-    }
 
-    pub fn handle_transport_error(&mut self, id: RequestId, message: &str, now_ms: u64) -> Result<()> {
-        let purpose = self.take(id)?;
-        let error = ApiError::transport(self.scrub(message));
-        match purpose {
-            Purpose::Stt if self.voice.stt == Some(id) => self.on_transcript(Err(error), now_ms),
-            Purpose::Tts { .. } if self.voice.tts == Some(id) => self.finish_turn(now_ms, false, Some(error)),
-            Purpose::Stt | Purpose::Tts { .. } => {}
-            purpose => self.finish_api(purpose, Err(error), now_ms),
-        }
-        Ok(())
-    }
 
-    pub fn handle_timeout(&mut self, now_ms: u64) {
-        let due = match &self.member {
-            Some(Membership { phase: Phase::Retry { at, step }, .. }) if *at <= now_ms => Some(step.clone()),
-            Some(Membership { phase: Phase::Joined { rejoin_at }, ticket: Some(t), .. }) if *rejoin_at <= now_ms => {
-                Some(Step::Token(t.room_name.clone()))
-            }
-            _ => None,
-        };
-        if let Some(step) = due {
-            if let Some(m) = &mut self.member
-                && matches!(m.phase, Phase::Joined { .. })
-            {
-                m.attempt = 1;
-            }
-            if let Err(e) = self.send_step(step, now_ms) {
-                self.fail_join(local("INVALID", e.message), now_ms);
-            }
-        }
-    }
 
-    pub fn handle_persisted(&mut self, ticket: Ticket, _now_ms: u64) -> Result<()> {
-        match self.saving.take() {
-            Some((t, call, key, agent_id, name)) if t == ticket => {
-                self.cfg.api_key = Some(key);
-                self.cfg.agent_id = Some(agent_id.clone());
-                self.cfg.agent_name = Some(name.clone());
-                self.out.event(Event::Spaces(SpacesEvent::SpacesRegistered { call_id: call, agent_id, name }));
-                Ok(())
-            }
-            other => {
-                self.saving = other;
-                Err(Error::new(ErrorCode::UnknownId, format!("no persist request with ticket {ticket}")))
-            }
-        }
-    }
 
-    pub fn poll_output(&mut self) -> Output {
-        match self.out.pop() {
-            Some(o) => o,
-            None => {
-                self.out.compact();
-                Output::Wait { until_ms: self.next_deadline() }
-            }
-        }
-    }
 
     // ---- internals -------------------------------------------------------------------
 
@@ -531,7 +409,7 @@ impl SpacesClient {
     }
 
     fn finish_api(&mut self, purpose: Purpose, outcome: std::result::Result<Value, ApiError>, now_ms: u64) {
-        let ev = |e| Event::Spaces(e);
+        let ev = |e: SpacesEvent| e;
         match (purpose, outcome) {
             (Purpose::Join { generation, step }, outcome) => {
                 if generation == self.generation {
@@ -546,7 +424,7 @@ impl SpacesClient {
                     let ticket = self.out.persist(Secret::new(bytes));
                     self.saving = Some((ticket, call, key, agent_id, name));
                 }
-                _ => self.out.event(Event::CallFailed {
+                _ => self.out.event(CallEvent::CallFailed {
                     call_id: call,
                     error: local("BAD_RESPONSE", "the registration answer carried no usable agent.api_key and agent.agent_id"),
                 }),
@@ -557,7 +435,7 @@ impl SpacesClient {
             (Purpose::Create { call }, Ok(body)) => self.emit_ticket(call, TicketReason::Create, &body, now_ms),
             (Purpose::Token { call }, Ok(body)) => self.emit_ticket(call, TicketReason::Token, &body, now_ms),
             (Purpose::Register { call, .. } | Purpose::Search { call, .. } | Purpose::Create { call } | Purpose::Token { call }, Err(error)) => {
-                self.out.event(Event::CallFailed { call_id: call, error })
+                self.out.event(CallEvent::CallFailed { call_id: call, error })
             }
             (Purpose::Stt | Purpose::Tts { .. }, _) => {}
         }
@@ -569,9 +447,9 @@ impl SpacesClient {
                 if ticket.expires_at_ms == 0 {
                     ticket.expires_at_ms = now_ms + self.cfg.token_lifetime_ms;
                 }
-                self.out.event(Event::Spaces(SpacesEvent::SpacesTicket { call_id: call, reason, ticket, topic: None }))
+                self.out.event(SpacesEvent::SpacesTicket { call_id: call, reason, ticket, topic: None })
             }
-            None => self.out.event(Event::CallFailed { call_id: call, error: bad_ticket() }),
+            None => self.out.event(CallEvent::CallFailed { call_id: call, error: bad_ticket() }),
         }
     }
 
@@ -622,7 +500,7 @@ impl SpacesClient {
                 let attempt = m.attempt;
                 m.attempt += 1;
                 m.phase = Phase::Retry { at, step };
-                self.out.event(Event::Spaces(SpacesEvent::SpacesRetrying { call_id: call, attempt, retry_at_ms: at, error: e }));
+                self.out.event(SpacesEvent::SpacesRetrying { call_id: call, attempt, retry_at_ms: at, error: e });
             }
             (_, Err(e)) => self.fail_join(e, now_ms),
         }
@@ -640,7 +518,7 @@ impl SpacesClient {
         m.phase = Phase::Joined { rejoin_at };
         m.attempt = 1;
         let (call, topic) = (m.call, m.topic.clone());
-        self.out.event(Event::Spaces(SpacesEvent::SpacesTicket { call_id: call, reason, ticket, topic: Some(topic) }));
+        self.out.event(SpacesEvent::SpacesTicket { call_id: call, reason, ticket, topic: Some(topic) });
         if self.voice.state.is_none() {
             self.set_turn(TurnState::Listening);
         }
@@ -650,10 +528,10 @@ impl SpacesClient {
     fn fail_join(&mut self, error: ApiError, now_ms: u64) {
         let Some(m) = self.member.take() else { return };
         self.generation += 1;
-        self.out.event(Event::CallFailed { call_id: m.call, error });
+        self.out.event(CallEvent::CallFailed { call_id: m.call, error });
         if let Some(t) = m.ticket {
             self.cut_turn(now_ms, true);
-            self.out.event(Event::Spaces(SpacesEvent::SpacesLeft { room_name: Some(t.room_name) }));
+            self.out.event(SpacesEvent::SpacesLeft { room_name: Some(t.room_name) });
         }
     }
 
@@ -670,7 +548,7 @@ impl SpacesClient {
     fn set_turn(&mut self, state: TurnState) {
         if self.voice.state != Some(state) {
             self.voice.state = Some(state);
-            self.out.event(Event::Spaces(SpacesEvent::SpacesTurn { turn: self.voice.turn, state }));
+            self.out.event(SpacesEvent::SpacesTurn { turn: self.voice.turn, state });
         }
     }
 
@@ -683,7 +561,7 @@ impl SpacesClient {
                 self.voice.transcript_at = Some(now_ms);
                 self.voice.awaiting_reply = true;
                 let turn = self.voice.turn;
-                self.out.event(Event::Spaces(SpacesEvent::SpacesTranscript { turn, text: Untrusted::new(text), stt_ms }));
+                self.out.event(SpacesEvent::SpacesTranscript { turn, text: Untrusted::new(text), stt_ms });
             }
             Ok(Some(_)) => self.finish_turn(now_ms, false, None),
             Ok(None) => self.finish_turn(now_ms, false, Some(local("BAD_RESPONSE", "the transcription answer has no `text`"))),
@@ -714,7 +592,8 @@ impl SpacesClient {
         }
         self.voice.awaiting_reply = false;
         self.voice.reply_at = now_ms;
-        let id = self.out.http(request);
+        // The audio streams: the host passes it to `handle_body_chunk` as it arrives.
+        let id = self.out.http_streamed(request);
         self.in_flight.insert(id, Purpose::Tts { turn: self.voice.turn });
         self.voice.tts = Some(id);
         self.set_turn(TurnState::Speaking);
@@ -734,7 +613,7 @@ impl SpacesClient {
         }
         let samples = self.voice.pcm.push(bytes);
         if samples > 0 {
-            self.out.event(Event::Spaces(SpacesEvent::SpacesAudio { turn, samples }));
+            self.out.event(SpacesEvent::SpacesAudio { turn, samples });
         }
     }
 
@@ -752,7 +631,7 @@ impl SpacesClient {
         if interrupted {
             self.set_turn(TurnState::Interrupted);
         }
-        self.out.event(Event::Spaces(SpacesEvent::SpacesTurnDone { turn, interrupted, latency, error }));
+        self.out.event(SpacesEvent::SpacesTurnDone { turn, interrupted, latency, error });
         self.set_turn(TurnState::Listening);
     }
 
@@ -776,20 +655,139 @@ fn check_topic(topic: &str) -> Result<String> {
     Ok(topic.to_owned())
 }
 
+/// Moltspaces is HTTP only (the room's audio goes through the host's Daily transport), so
+/// WebSocket inputs are ignored.
 impl SansIo for SpacesClient {
-    fn poll_output(&mut self) -> Output {
-        SpacesClient::poll_output(self)
+    type Event = SpacesEvent;
+
+    fn handle_ws_open(&mut self, _conn: ConnId, _now_ms: u64) {}
+    fn handle_ws_frame(&mut self, _conn: ConnId, _text: &str, _now_ms: u64) {}
+    fn handle_ws_closed(&mut self, _conn: ConnId, _code: u16, _reason: &str, _now_ms: u64) {}
+
+    fn poll_output(&mut self) -> Output<SpacesEvent> {
+        match self.out.pop() {
+            Some(o) => o,
+            None => {
+                self.out.compact();
+                Output::Wait { until_ms: self.next_deadline() }
+            }
+        }
     }
+
     fn handle_response(&mut self, id: RequestId, response: http::Response<Vec<u8>>, now_ms: u64) -> Result<()> {
-        SpacesClient::handle_response(self, id, response, now_ms)
+        let purpose = self.take(id)?;
+        let status = response.status().as_u16();
+        match purpose {
+            Purpose::Tts { turn } => {
+                if self.voice.tts != Some(id) {
+                    return Ok(());
+                }
+                if !response.status().is_success() {
+                    self.finish_turn(now_ms, false, Some(voice::speech_error(status, response.body())));
+                    return Ok(());
+                }
+                self.tts_audio(turn, response.body(), now_ms);
+                self.voice.tts_done = true;
+                self.voice.latency.tts_total_ms = Some(now_ms.saturating_sub(self.voice.reply_at));
+                if self.voice.first_byte_at.is_none() {
+                    self.finish_turn(now_ms, false, Some(local("NO_AUDIO", "the text-to-speech answer carried no audio")));
+                }
+                Ok(())
+            }
+            Purpose::Stt => {
+                if self.voice.stt != Some(id) {
+                    return Ok(());
+                }
+                let outcome = if response.status().is_success() {
+                    parse_json_body(&response)
+                } else {
+                    Err(voice::speech_error(status, response.body()))
+                };
+                self.on_transcript(outcome, now_ms);
+                Ok(())
+            }
+            purpose => {
+                let outcome = if status == 404 && matches!(purpose, Purpose::Search { .. } | Purpose::Join { step: Step::Search, .. }) {
+                    Ok(Value::Null)
+                } else if response.status().is_success() {
+                    parse_json_body(&response)
+                } else {
+                    let mut e = ApiError::from_moltbook(status, response.body());
+                    if status == 429
+                        && let Some(s) = response.headers().get("retry-after").and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
+                    {
+                        e.code.get_or_insert_with(|| format!("RETRY_AFTER_{s}"));
+                    }
+                    Err(e)
+                };
+                self.finish_api(purpose, outcome, now_ms);
+                Ok(())
+            }
+        }
     }
+
     fn handle_transport_error(&mut self, id: RequestId, message: &str, now_ms: u64) -> Result<()> {
-        SpacesClient::handle_transport_error(self, id, message, now_ms)
+        let purpose = self.take(id)?;
+        let error = ApiError::transport(self.scrub(message));
+        match purpose {
+            Purpose::Stt if self.voice.stt == Some(id) => self.on_transcript(Err(error), now_ms),
+            Purpose::Tts { .. } if self.voice.tts == Some(id) => self.finish_turn(now_ms, false, Some(error)),
+            Purpose::Stt | Purpose::Tts { .. } => {}
+            purpose => self.finish_api(purpose, Err(error), now_ms),
+        }
+        Ok(())
     }
+
+    /// A chunk of the body of HTTP request `id` as it streams in (TTS audio). Finish with
+    /// `handle_response(id, response_with_empty_body)`. A host that does not stream passes the
+    /// whole body to `handle_response` instead.
+    fn handle_body_chunk(&mut self, id: RequestId, chunk: &[u8], now_ms: u64) -> Result<()> {
+        match self.in_flight.get(&id) {
+            Some(Purpose::Tts { turn }) => {
+                let turn = *turn;
+                if self.voice.tts == Some(id) {
+                    self.tts_audio(turn, chunk, now_ms);
+                }
+                Ok(())
+            }
+            Some(_) => Err(Error::invalid_argument(format!("request {id} does not stream: pass its body to handle_response"))),
+            None => Err(Error::new(ErrorCode::UnknownId, format!("no request in flight with id {id}"))),
+        }
+    }
+
+    fn handle_persisted(&mut self, ticket: Ticket, _now_ms: u64) -> Result<()> {
+        match self.saving.take() {
+            Some((t, call, key, agent_id, name)) if t == ticket => {
+                self.cfg.api_key = Some(key);
+                self.cfg.agent_id = Some(agent_id.clone());
+                self.cfg.agent_name = Some(name.clone());
+                self.out.event(SpacesEvent::SpacesRegistered { call_id: call, agent_id, name });
+                Ok(())
+            }
+            other => {
+                self.saving = other;
+                Err(Error::new(ErrorCode::UnknownId, format!("no persist request with ticket {ticket}")))
+            }
+        }
+    }
+
     fn handle_timeout(&mut self, now_ms: u64) {
-        SpacesClient::handle_timeout(self, now_ms)
-    }
-    fn handle_persisted(&mut self, ticket: Ticket, now_ms: u64) -> Result<()> {
-        SpacesClient::handle_persisted(self, ticket, now_ms)
+        let due = match &self.member {
+            Some(Membership { phase: Phase::Retry { at, step }, .. }) if *at <= now_ms => Some(step.clone()),
+            Some(Membership { phase: Phase::Joined { rejoin_at }, ticket: Some(t), .. }) if *rejoin_at <= now_ms => {
+                Some(Step::Token(t.room_name.clone()))
+            }
+            _ => None,
+        };
+        if let Some(step) = due {
+            if let Some(m) = &mut self.member
+                && matches!(m.phase, Phase::Joined { .. })
+            {
+                m.attempt = 1;
+            }
+            if let Err(e) = self.send_step(step, now_ms) {
+                self.fail_join(local("INVALID", e.message), now_ms);
+            }
+        }
     }
 }

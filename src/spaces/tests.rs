@@ -2,7 +2,7 @@
 //! clock (no sockets): rooms, join/rejoin/leave, faults, and voice turns.
 
 use super::*;
-use crate::io::Output;
+use crate::io::{CallEvent, Output, SansIo};
 use moltlink_sandbox::Sandbox;
 
 const T0: u64 = 1_790_000_000_000;
@@ -14,7 +14,7 @@ struct Harness {
     client: SpacesClient,
     now: u64,
     disk: Option<Vec<u8>>,
-    events: Vec<Event>,
+    events: Vec<SpacesEvent>,
     sent: Vec<String>,
     loggable: Vec<String>,
     /// The next N requests fail in transport (network down).
@@ -66,7 +66,7 @@ impl Harness {
             let output = self.client.poll_output();
             self.loggable.push(format!("{output:?}"));
             match output {
-                Output::Http { id, request } => {
+                Output::Http { id, request, .. } => {
                     self.sent.push(format!("{} {}", request.method(), request.uri()));
                     self.now += self.latency_ms;
                     if self.fail_transport > 0 {
@@ -117,7 +117,7 @@ impl Harness {
     }
 
     fn spaces(&self) -> Vec<&SpacesEvent> {
-        self.events.iter().filter_map(|e| if let Event::Spaces(s) = e { Some(s) } else { None }).collect()
+        self.events.iter().collect()
     }
 
     fn tickets(&self) -> Vec<(TicketReason, event::Ticket)> {
@@ -128,7 +128,7 @@ impl Harness {
     }
 
     fn failed(&self) -> Vec<&ApiError> {
-        self.events.iter().filter_map(|e| if let Event::CallFailed { error, .. } = e { Some(error) } else { None }).collect()
+        self.events.iter().filter_map(|e| if let SpacesEvent::Call(CallEvent::CallFailed { error, .. }) = e { Some(error) } else { None }).collect()
     }
 
     fn seed_room(&self, name: &str, topic: &str, count: u64) {
@@ -253,7 +253,7 @@ fn network_failure_mid_join_is_retried_with_backoff_then_fails_clearly() {
     // Search succeeds, the token request fails twice in transport, then succeeds.
     h.client.command(SpacesCommand::Join { topic: "go".into() }, h.now).unwrap();
     let search = h.client.poll_output();
-    let Output::Http { id, request } = search else { panic!() };
+    let Output::Http { id, request, .. } = search else { panic!() };
     let r = h.sandbox.handle(request, h.now);
     h.client.handle_response(id, r, h.now).unwrap();
     h.fail_transport = 2;
@@ -271,7 +271,7 @@ fn network_failure_mid_join_is_retried_with_backoff_then_fails_clearly() {
     h.fail_transport = 10;
     let call = h.command(SpacesCommand::Join { topic: "go".into() });
     h.advance(60_000);
-    let failed: Vec<_> = h.events.iter().filter_map(|e| if let Event::CallFailed { call_id, error } = e { Some((*call_id, error.status, error.message.clone())) } else { None }).collect();
+    let failed: Vec<_> = h.events.iter().filter_map(|e| if let SpacesEvent::Call(CallEvent::CallFailed { call_id, error }) = e { Some((*call_id, error.status, error.message.clone())) } else { None }).collect();
     assert_eq!(failed, [(call, 0, "connection refused".into())]);
     assert!(h.client.ticket().is_none());
     // 5xx from the server is retried the same way.

@@ -5,7 +5,8 @@
 use super::host::now_ms;
 use super::{Common, LIMIT, open};
 use clap::Subcommand;
-use moltlink::Event;
+use moltlink::auth::AuthEvent;
+use moltlink::io::CallEvent;
 use moltlink::chats::{ChatsCommand, ChatsEvent, RealtimeEvent, rest::ServerSort};
 use serde_json::Value;
 
@@ -231,15 +232,15 @@ pub fn run(command: SocialCommand) -> Result<(), String> {
     let (mut client, mut host) = open(&common)?;
     let call = client.command(command, now_ms()).map_err(|e| e.to_string())?;
     let event = host.run_until(&mut client, LIMIT, |e| match e {
-        Event::Chats(ChatsEvent::CommandSucceeded { call_id, .. }) | Event::CallFailed { call_id, .. } => *call_id == call,
-        Event::AuthFailed { .. } => true,
+        ChatsEvent::CommandSucceeded { call_id, .. } | ChatsEvent::Call(CallEvent::CallFailed { call_id, .. }) => *call_id == call,
+        ChatsEvent::Auth(AuthEvent::AuthFailed { .. }) => true,
         _ => false,
     })?;
     if common.json {
         println!("{}", serde_json::to_string(&event).expect("events serialise"));
     }
     match event {
-        Event::Chats(ChatsEvent::CommandSucceeded { op, result, .. }) => {
+        ChatsEvent::CommandSucceeded { op, result, .. } => {
             if !common.json {
                 let result = serde_json::to_value(&result).expect("results serialise");
                 for line in render(&op, &result) {
@@ -248,8 +249,8 @@ pub fn run(command: SocialCommand) -> Result<(), String> {
             }
             Ok(())
         }
-        Event::CallFailed { error, .. } => Err(error.to_string()),
-        Event::AuthFailed { error } => Err(format!("authentication failed: {error}")),
+        ChatsEvent::Call(CallEvent::CallFailed { error, .. }) => Err(error.to_string()),
+        ChatsEvent::Auth(AuthEvent::AuthFailed { error }) => Err(format!("authentication failed: {error}")),
         _ => Err("unexpected outcome".into()),
     }
 }
@@ -299,10 +300,12 @@ pub fn describe(event: &ChatsEvent) -> String {
             format!("call #{call_id} waits {secs:.1} s for the {bucket} limit ({why}; {waiting} waiting)")
         }
         ChatsEvent::Realtime(event) => serde_json::to_string(event).expect("events serialise"),
+        // Auth and untyped calls: described by the CLI's general `describe`.
+        other => serde_json::to_string(other).expect("events serialise"),
     }
 }
 
-fn realtime_client(ws_base: Option<String>, common: &Common) -> Result<(moltlink::ChatsClient, super::host::NativeHost), String> {
+fn realtime_client(ws_base: Option<String>, common: &Common) -> Result<(moltlink::ChatsClient, super::host::NativeHost<ChatsEvent>), String> {
     let (mut client, host) = open(common)?;
     if let Some(base) = ws_base {
         client.set_ws_base(&base).map_err(|e| e.to_string())?;
@@ -317,8 +320,8 @@ fn send_ws(channel: &str, text: &str, ws_base: Option<String>, common: &Common) 
     client.connect(now).map_err(|e| e.to_string())?;
     let send = client.send_message(channel, text, None, now).map_err(|e| e.to_string())?;
     let event = host.run_until(&mut client, LIMIT, |e| match e {
-        Event::Chats(ChatsEvent::Realtime(RealtimeEvent::MessageSent { send_id, .. } | RealtimeEvent::SendFailed { send_id, .. })) => *send_id == send,
-        Event::Chats(ChatsEvent::Realtime(RealtimeEvent::RealtimeFatal { .. })) | Event::AuthFailed { .. } => true,
+        ChatsEvent::Realtime(RealtimeEvent::MessageSent { send_id, .. } | RealtimeEvent::SendFailed { send_id, .. }) => *send_id == send,
+        ChatsEvent::Realtime(RealtimeEvent::RealtimeFatal { .. }) | ChatsEvent::Auth(AuthEvent::AuthFailed { .. }) => true,
         _ => false,
     })?;
     client.disconnect(now_ms());
@@ -327,13 +330,13 @@ fn send_ws(channel: &str, text: &str, ws_base: Option<String>, common: &Common) 
         println!("{}", serde_json::to_string(&event).expect("events serialise"));
     }
     match event {
-        Event::Chats(ChatsEvent::Realtime(RealtimeEvent::MessageSent { id, timestamp, .. })) => {
+        ChatsEvent::Realtime(RealtimeEvent::MessageSent { id, timestamp, .. }) => {
             if !common.json {
                 println!("sent {id} at {}", timestamp.unwrap_or_default());
             }
             Ok(())
         }
-        Event::Chats(ChatsEvent::Realtime(RealtimeEvent::SendFailed { code, message, .. })) => Err(format!("{code}: {message}")),
+        ChatsEvent::Realtime(RealtimeEvent::SendFailed { code, message, .. }) => Err(format!("{code}: {message}")),
         other => Err(describe_any(&other)),
     }
 }
@@ -352,7 +355,7 @@ fn listen(channels: &[String], seconds: Option<u64>, ws_base: Option<String>, co
     client.subscribe(channels, now).map_err(|e| e.to_string())?;
     let limit = std::time::Duration::from_secs(seconds.unwrap_or(u64::MAX / 4));
     let fatal = host.run_until(&mut client, limit, |e| {
-        matches!(e, Event::Chats(ChatsEvent::Realtime(RealtimeEvent::RealtimeFatal { .. })) | Event::AuthFailed { .. })
+        matches!(e, ChatsEvent::Realtime(RealtimeEvent::RealtimeFatal { .. }) | ChatsEvent::Auth(AuthEvent::AuthFailed { .. }))
     });
     match fatal {
         Ok(event) => Err(describe_any(&event)),
@@ -365,6 +368,6 @@ fn listen(channels: &[String], seconds: Option<u64>, ws_base: Option<String>, co
     }
 }
 
-fn describe_any(event: &Event) -> String {
+fn describe_any(event: &ChatsEvent) -> String {
     super::describe(event)
 }

@@ -10,7 +10,10 @@ use super::store;
 use clap::Args;
 use moltlink::chats::{ChatsEvent, RealtimeEvent};
 use moltlink::gateway::{Bridge, BridgeConfig, BridgeEvent, ClientInfo, ConnectorSettings, GatewayConfig, GatewayEvent, GatewayTiming, LogLevel};
-use moltlink::{ChatsConfig, Event};
+use moltlink::auth::AuthEvent;
+use moltlink::gateway::ConnectorEvent;
+use moltlink::io::CallEvent;
+use moltlink::ChatsConfig;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -60,8 +63,7 @@ pub fn run(args: ConnectArgs) -> Result<(), String> {
         client: ClientInfo { version: env!("CARGO_PKG_VERSION").into(), platform: std::env::consts::OS.into(), display_name: None },
         seed: gateway_seed,
         timing: GatewayTiming::default(),
-        conn_base: 1 << 40,
-    };
+            };
     let mut bridge = Bridge::new(BridgeConfig {
         chats: ChatsConfig { api_base: settings.api_base.clone(), credentials: Some(credentials), seed, refresh: Default::default() },
         ws_base: settings.ws_base.clone(),
@@ -108,10 +110,10 @@ pub fn run(args: ConnectArgs) -> Result<(), String> {
     }
 }
 
-fn is_fatal(event: &Event) -> bool {
+fn is_fatal(event: &ConnectorEvent) -> bool {
     matches!(
         event,
-        Event::AuthFailed { .. } | Event::Chats(ChatsEvent::Realtime(RealtimeEvent::RealtimeFatal { .. })) | Event::Gateway(GatewayEvent::GatewayFatal { .. })
+        ConnectorEvent::Chats(ChatsEvent::Auth(AuthEvent::AuthFailed { .. })) | ConnectorEvent::Chats(ChatsEvent::Realtime(RealtimeEvent::RealtimeFatal { .. })) | ConnectorEvent::Gateway(GatewayEvent::GatewayFatal { .. })
     )
 }
 
@@ -122,15 +124,15 @@ fn humantime_now() -> String {
 
 /// One log line per event, with its level. Remote text (message content, display names) is
 /// never logged: it is untrusted and private; names are.
-pub fn describe(event: &Event) -> (LogLevel, String) {
+pub fn describe(event: &ConnectorEvent) -> (LogLevel, String) {
     use LogLevel::*;
     match event {
-        Event::Authenticated { username, how, .. } => (Info, format!("MoltChats: authenticated as @{username} ({how:?})")),
-        Event::Reauthenticating { reason } => (Warn, format!("MoltChats: re-authenticating with the private key ({reason})")),
-        Event::AuthRetrying { attempt, error, .. } => (Warn, format!("MoltChats: auth attempt {attempt} failed ({error}); retrying")),
-        Event::AuthFailed { error } => (Error, format!("MoltChats: authentication failed: {error}")),
-        Event::CallFailed { call_id, error } => (Warn, format!("MoltChats: call #{call_id} failed: {error}")),
-        Event::Chats(ChatsEvent::Realtime(rt)) => match rt {
+        ConnectorEvent::Chats(ChatsEvent::Auth(AuthEvent::Authenticated { username, how, .. })) => (Info, format!("MoltChats: authenticated as @{username} ({how:?})")),
+        ConnectorEvent::Chats(ChatsEvent::Auth(AuthEvent::Reauthenticating { reason })) => (Warn, format!("MoltChats: re-authenticating with the private key ({reason})")),
+        ConnectorEvent::Chats(ChatsEvent::Auth(AuthEvent::AuthRetrying { attempt, error, .. })) => (Warn, format!("MoltChats: auth attempt {attempt} failed ({error}); retrying")),
+        ConnectorEvent::Chats(ChatsEvent::Auth(AuthEvent::AuthFailed { error })) => (Error, format!("MoltChats: authentication failed: {error}")),
+        ConnectorEvent::Chats(ChatsEvent::Call(CallEvent::CallFailed { call_id, error })) => (Warn, format!("MoltChats: call #{call_id} failed: {error}")),
+        ConnectorEvent::Chats(ChatsEvent::Realtime(rt)) => match rt {
             RealtimeEvent::Connected { .. } => (Info, "MoltChats: socket connected (online)".into()),
             RealtimeEvent::Disconnected { code, reason, .. } => (Warn, format!("MoltChats: socket closed ({code} {reason}); reconnecting")),
             RealtimeEvent::RealtimeFatal { code, reason } => (Error, format!("MoltChats: socket closed for good ({code} {reason})")),
@@ -155,13 +157,12 @@ pub fn describe(event: &Event) -> (LogLevel, String) {
                 (Debug, format!("MoltChats: {} event", kind.as_deref().unwrap_or("realtime")))
             }
         },
-        Event::Chats(ChatsEvent::Throttled { bucket, until_ms, .. }) => {
+        ConnectorEvent::Chats(ChatsEvent::Throttled { bucket, until_ms, .. }) => {
             (Debug, format!("MoltChats: waiting {} ms for the {bucket} limit", until_ms.saturating_sub(now_ms())))
         }
-        Event::Gateway(g) => describe_gateway(g),
-        Event::CallSucceeded { .. } | Event::Chats(_) | Event::Registered { .. } | Event::Dm(_) => (Debug, "MoltChats: call succeeded".into()),
-        // The connector drives no Moltspaces client; listed so the match stays exhaustive.
-        Event::Spaces(_) => (Debug, "Moltspaces event".into()),
+        ConnectorEvent::Gateway(g) => describe_gateway(g),
+        ConnectorEvent::Bridge(b) => describe_bridge(b),
+        ConnectorEvent::Chats(ChatsEvent::Call(CallEvent::CallSucceeded { .. })) | ConnectorEvent::Chats(_) => (Debug, "MoltChats: call succeeded".into()),
     }
 }
 
@@ -181,27 +182,31 @@ pub fn describe_gateway(event: &GatewayEvent) -> (LogLevel, String) {
         GatewayEvent::TurnReply { turn, text, .. } => (Debug, format!("OpenClaw: turn {turn} replied ({} chars)", text.chars().count())),
         GatewayEvent::TurnRetrying { turn, attempt } => (Warn, format!("OpenClaw: resending turn {turn} (attempt {attempt}, same idempotency key)")),
         GatewayEvent::TurnFailed { turn, reason, .. } => (Warn, format!("OpenClaw: turn {turn} failed: {reason}")),
-        GatewayEvent::Bridge(b) => match b {
-            BridgeEvent::MessageForwarded { turn, channel, from, dm, .. } => (
-                Info,
-                format!("bridge: {} from @{} in {channel} -> agent (turn {turn})", if *dm { "DM" } else { "message" }, from.as_deref().unwrap_or("?")),
-            ),
-            BridgeEvent::ReplyPosted { turn, channel, chars, .. } => (Info, format!("bridge: reply to turn {turn} posted to {channel} ({chars} chars)")),
-            BridgeEvent::ReplySkipped { turn, channel } => (Info, format!("bridge: agent chose not to reply to turn {turn} in {channel}")),
-            BridgeEvent::ReplyFailed { turn, channel, reason } => (Warn, format!("bridge: no reply for turn {turn} in {channel}: {reason}")),
-            BridgeEvent::FriendRequestForwarded { turn, request_id, from } => {
-                (Info, format!("bridge: friend request {request_id} from @{} -> agent (turn {turn})", from.as_deref().unwrap_or("?")))
-            }
-            BridgeEvent::FriendRequestDecided { request_id, from, accept } => (
-                Info,
-                format!("bridge: friend request {request_id} from @{} {}", from.as_deref().unwrap_or("?"), if *accept { "accepted" } else { "rejected" }),
-            ),
-            BridgeEvent::FriendRequestUndecided { request_id, .. } => (Warn, format!("bridge: agent did not decide friend request {request_id}; left pending")),
-            BridgeEvent::DmSubscribed { channel, friend } => (Info, format!("bridge: subscribed DM {channel} with @{}", friend.as_deref().unwrap_or("?"))),
-            BridgeEvent::ChannelsSubscribed { channels, server_id } => {
-                (Info, format!("bridge: subscribed {} channel(s){}", channels.len(), server_id.as_ref().map(|s| format!(" of server {s}")).unwrap_or_default()))
-            }
-            BridgeEvent::BridgeWarning { message } => (Warn, format!("bridge: {message}")),
-        },
+    }
+}
+
+pub fn describe_bridge(event: &BridgeEvent) -> (LogLevel, String) {
+    use LogLevel::*;
+    match event {
+        BridgeEvent::MessageForwarded { turn, channel, from, dm, .. } => (
+            Info,
+            format!("bridge: {} from @{} in {channel} -> agent (turn {turn})", if *dm { "DM" } else { "message" }, from.as_deref().unwrap_or("?")),
+        ),
+        BridgeEvent::ReplyPosted { turn, channel, chars, .. } => (Info, format!("bridge: reply to turn {turn} posted to {channel} ({chars} chars)")),
+        BridgeEvent::ReplySkipped { turn, channel } => (Info, format!("bridge: agent chose not to reply to turn {turn} in {channel}")),
+        BridgeEvent::ReplyFailed { turn, channel, reason } => (Warn, format!("bridge: no reply for turn {turn} in {channel}: {reason}")),
+        BridgeEvent::FriendRequestForwarded { turn, request_id, from } => {
+            (Info, format!("bridge: friend request {request_id} from @{} -> agent (turn {turn})", from.as_deref().unwrap_or("?")))
+        }
+        BridgeEvent::FriendRequestDecided { request_id, from, accept } => (
+            Info,
+            format!("bridge: friend request {request_id} from @{} {}", from.as_deref().unwrap_or("?"), if *accept { "accepted" } else { "rejected" }),
+        ),
+        BridgeEvent::FriendRequestUndecided { request_id, .. } => (Warn, format!("bridge: agent did not decide friend request {request_id}; left pending")),
+        BridgeEvent::DmSubscribed { channel, friend } => (Info, format!("bridge: subscribed DM {channel} with @{}", friend.as_deref().unwrap_or("?"))),
+        BridgeEvent::ChannelsSubscribed { channels, server_id } => {
+            (Info, format!("bridge: subscribed {} channel(s){}", channels.len(), server_id.as_ref().map(|s| format!(" of server {s}")).unwrap_or_default()))
+        }
+        BridgeEvent::BridgeWarning { message } => (Warn, format!("bridge: {message}")),
     }
 }

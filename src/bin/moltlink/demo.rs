@@ -3,7 +3,10 @@
 //! restart after a crash in the middle of a refresh.
 
 use super::host::{now_ms, NativeHost};
-use moltlink::{ChatsClient, ChatsConfig, Event};
+use moltlink::auth::AuthEvent;
+use moltlink::chats::ChatsEvent;
+use moltlink::io::CallEvent;
+use moltlink::{ChatsClient, ChatsConfig, SansIo};
 use std::time::{Duration, Instant};
 
 const TOKEN_LIFETIME_S: u64 = 6;
@@ -19,7 +22,7 @@ pub fn run() -> Result<(), String> {
     say(&format!("sandbox listening: MoltChats API at {api} (access tokens live {TOKEN_LIFETIME_S} s)"));
     say(&format!("credentials file: {}", credentials.display()));
 
-    let open = |label: &str| -> Result<(ChatsClient, NativeHost), String> {
+    let open = |label: &str| -> Result<(ChatsClient, NativeHost<ChatsEvent>), String> {
         let mut host = NativeHost::new(credentials.clone());
         let saved = host.load_credentials()?;
         let client = ChatsClient::new(ChatsConfig {
@@ -33,7 +36,7 @@ pub fn run() -> Result<(), String> {
         host.on_event = Box::new(move |e| println!("[{:>6.2}s]   {label} event: {}", started.elapsed().as_secs_f64(), super::describe(e)));
         Ok((client, host))
     };
-    let authenticated = |e: &Event| matches!(e, Event::Authenticated { .. } | Event::AuthFailed { .. });
+    let authenticated = |e: &ChatsEvent| matches!(e, ChatsEvent::Auth(AuthEvent::Authenticated { .. }) | ChatsEvent::Auth(AuthEvent::AuthFailed { .. }));
     let limit = Duration::from_secs(60);
 
     say("1. generate an RSA-2048 identity, register @demo_agent, sign the challenge, verify");
@@ -54,8 +57,8 @@ pub fn run() -> Result<(), String> {
     let call = client.whoami(now_ms()).map_err(|e| e.to_string())?;
     let (mut rotated, mut answered) = (false, false);
     host.run_until(&mut client, limit, |e| {
-        rotated |= matches!(e, Event::Authenticated { .. });
-        answered |= matches!(e, Event::CallSucceeded { call_id, .. } if *call_id == call);
+        rotated |= matches!(e, ChatsEvent::Auth(AuthEvent::Authenticated { .. }));
+        answered |= matches!(e, ChatsEvent::Call(CallEvent::CallSucceeded { call_id, .. }) if *call_id == call);
         rotated && answered
     })?;
     say(&format!("   server saw {} refresh call(s) for two refresh commands", server.sandbox().stats().refresh_calls - before));
@@ -104,24 +107,24 @@ pub fn run() -> Result<(), String> {
     Ok(())
 }
 
-fn expect_auth(event: Event) -> Result<(), String> {
+fn expect_auth(event: ChatsEvent) -> Result<(), String> {
     match event {
-        Event::AuthFailed { error } => Err(format!("authentication failed: {error}")),
+        ChatsEvent::Auth(AuthEvent::AuthFailed { error }) => Err(format!("authentication failed: {error}")),
         _ => Ok(()),
     }
 }
 
-fn whoami(client: &mut ChatsClient, host: &mut NativeHost, say: &dyn Fn(&str)) -> Result<(), String> {
+fn whoami(client: &mut ChatsClient, host: &mut NativeHost<ChatsEvent>, say: &dyn Fn(&str)) -> Result<(), String> {
     let call = client.whoami(now_ms()).map_err(|e| e.to_string())?;
     let event = host.run_until(client, Duration::from_secs(30), |e| {
-        matches!(e, Event::CallSucceeded { call_id, .. } | Event::CallFailed { call_id, .. } if *call_id == call)
+        matches!(e, ChatsEvent::Call(CallEvent::CallSucceeded { call_id, .. }) | ChatsEvent::Call(CallEvent::CallFailed { call_id, .. }) if *call_id == call)
     })?;
     match event {
-        Event::CallSucceeded { body, .. } => {
+        ChatsEvent::Call(CallEvent::CallSucceeded { body, .. }) => {
             say(&format!("   GET /agents/@me → @{} (id {})", body["username"].as_str().unwrap_or("?"), body["id"].as_str().unwrap_or("?")));
             Ok(())
         }
-        Event::CallFailed { error, .. } => Err(error.to_string()),
+        ChatsEvent::Call(CallEvent::CallFailed { error, .. }) => Err(error.to_string()),
         _ => unreachable!("run_until returns only the events it was asked for"),
     }
 }

@@ -4,7 +4,8 @@
 use super::host::{now_ms, NativeHost};
 use clap::{Args, Subcommand};
 use moltlink::dm::{DmEvent, EscalationReason};
-use moltlink::{DmClient, DmCommand, DmConfig, Event};
+use moltlink::io::CallEvent;
+use moltlink::{DmClient, DmCommand, DmConfig};
 use std::time::Duration;
 
 #[derive(Args, Clone)]
@@ -82,21 +83,21 @@ pub fn run(command: DmCli, options: DmOptions) -> Result<(), String> {
     host.on_event = Box::new(move |event| {
         if json {
             println!("{}", serde_json::to_string(event).expect("events serialise"));
-        } else if let Event::Dm(dm) = event {
-            eprintln!("{}", describe(dm));
+        } else {
+            eprintln!("{}", describe(event));
         }
     });
     let outcome = host.run_until(&mut client, Duration::from_secs(60), |e| {
-        matches!(e, Event::CallSucceeded { call_id, .. } | Event::CallFailed { call_id, .. } if *call_id == call)
+        matches!(e, DmEvent::Call(CallEvent::CallSucceeded { call_id, .. }) | DmEvent::Call(CallEvent::CallFailed { call_id, .. }) if *call_id == call)
     })?;
     match outcome {
-        Event::CallSucceeded { body, .. } => {
+        DmEvent::Call(CallEvent::CallSucceeded { body, .. }) => {
             if !json {
                 println!("{}", serde_json::to_string_pretty(&body).expect("JSON serialises"));
             }
             Ok(())
         }
-        Event::CallFailed { error, .. } => Err(error.to_string()),
+        DmEvent::Call(CallEvent::CallFailed { error, .. }) => Err(error.to_string()),
         _ => Ok(()),
     }
 }
@@ -134,5 +135,6 @@ pub fn describe(event: &DmEvent) -> String {
         DmEvent::DmHeartbeatFailed { error, next_check_at_ms: Some(_) } => format!("heartbeat check failed ({error}); retrying later"),
         DmEvent::DmHeartbeatFailed { error, next_check_at_ms: None } => format!("heartbeat stopped: {error}"),
         DmEvent::DmRateLimited { retry_after_ms, .. } => format!("rate limited: waiting {} s", retry_after_ms / 1000),
+        DmEvent::Call(call) => serde_json::to_string(call).unwrap_or_default(),
     }
 }

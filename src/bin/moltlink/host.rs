@@ -3,7 +3,7 @@
 
 use super::store;
 use moltlink::io::SansIo;
-use moltlink::{Event, Output};
+use moltlink::Output;
 use std::collections::BTreeMap;
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -28,13 +28,13 @@ pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
-pub struct NativeHost {
+pub struct NativeHost<E> {
     agent: ureq::Agent,
     credentials_path: PathBuf,
     /// Open WebSockets of the realtime session, by the core's connection id.
     sockets: BTreeMap<u64, Socket>,
     /// Called for each event, e.g. to print a transcript.
-    pub on_event: Box<dyn FnMut(&Event)>,
+    pub on_event: Box<dyn FnMut(&E)>,
     /// Set (e.g. by a signal handler) to make `run_until` return [`STOPPED`] at its next wait.
     pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
@@ -44,7 +44,7 @@ pub const STOPPED: &str = "stopped";
 /// How often a stoppable host looks at its stop flag while waiting.
 const STOP_POLL: Duration = Duration::from_millis(200);
 
-impl NativeHost {
+impl<E> NativeHost<E> {
     pub fn new(credentials_path: PathBuf) -> Self {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -61,16 +61,16 @@ impl NativeHost {
     }
 
     /// Drive the client until `done` accepts an event (returns it) or `limit` passes.
-    pub fn run_until(
+    pub fn run_until<C: SansIo<Event = E>>(
         &mut self,
-        client: &mut impl SansIo,
+        client: &mut C,
         limit: Duration,
-        mut done: impl FnMut(&Event) -> bool,
-    ) -> Result<Event, String> {
+        mut done: impl FnMut(&E) -> bool,
+    ) -> Result<E, String> {
         let give_up = Instant::now() + limit;
         loop {
             match client.poll_output() {
-                Output::Http { id, request } => {
+                Output::Http { id, request, .. } => {
                     let result = self.perform(request);
                     let now = now_ms();
                     match result {

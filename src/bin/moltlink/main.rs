@@ -11,7 +11,10 @@ mod store;
 
 use clap::{Args, Parser, Subcommand};
 use host::{now_ms, NativeHost};
-use moltlink::{ChatsClient, ChatsConfig, Event};
+use moltlink::auth::AuthEvent;
+use moltlink::chats::ChatsEvent;
+use moltlink::io::CallEvent;
+use moltlink::{ChatsClient, ChatsConfig};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -129,7 +132,7 @@ fn random_seed() -> Result<[u8; 32], String> {
 }
 
 /// Open the client from the credentials file (if any) and a host that saves back to it.
-fn open(common: &Common) -> Result<(ChatsClient, NativeHost), String> {
+fn open(common: &Common) -> Result<(ChatsClient, NativeHost<ChatsEvent>), String> {
     let path = common.credentials.clone().unwrap_or_else(store::default_credentials_path);
     let mut host = NativeHost::new(path.clone());
     let credentials = host.load_credentials()?;
@@ -170,7 +173,7 @@ fn run_chats(command: ChatsCommand) -> Result<(), String> {
             // Logging in may itself rotate (saved refresh token); `refresh` forces one more.
             client.login(now_ms()).map_err(|e| e.to_string())?;
             let first = host.run_until(&mut client, LIMIT, ends_auth)?;
-            if matches!(first, Event::AuthFailed { .. }) {
+            if matches!(first, ChatsEvent::Auth(AuthEvent::AuthFailed { .. })) {
                 return print_outcome(&common, &first);
             }
             client.refresh(now_ms()).map_err(|e| e.to_string())?;
@@ -182,8 +185,8 @@ fn run_chats(command: ChatsCommand) -> Result<(), String> {
             let (mut client, mut host) = open(&common)?;
             let call = client.whoami(now_ms()).map_err(|e| e.to_string())?;
             let event = host.run_until(&mut client, LIMIT, |e| match e {
-                Event::CallSucceeded { call_id, .. } | Event::CallFailed { call_id, .. } => *call_id == call,
-                Event::AuthFailed { .. } => true,
+                ChatsEvent::Call(CallEvent::CallSucceeded { call_id, .. }) | ChatsEvent::Call(CallEvent::CallFailed { call_id, .. }) => *call_id == call,
+                ChatsEvent::Auth(AuthEvent::AuthFailed { .. }) => true,
                 _ => false,
             })?;
             print_outcome(&common, &event)
@@ -191,47 +194,44 @@ fn run_chats(command: ChatsCommand) -> Result<(), String> {
     }
 }
 
-fn ends_auth(event: &Event) -> bool {
-    matches!(event, Event::Authenticated { .. } | Event::AuthFailed { .. })
+fn ends_auth(event: &ChatsEvent) -> bool {
+    matches!(event, ChatsEvent::Auth(AuthEvent::Authenticated { .. }) | ChatsEvent::Auth(AuthEvent::AuthFailed { .. }))
 }
 
-fn print_outcome(common: &Common, event: &Event) -> Result<(), String> {
+fn print_outcome(common: &Common, event: &ChatsEvent) -> Result<(), String> {
     if common.json {
         println!("{}", serde_json::to_string(event).expect("events serialise"));
-    } else if let Event::CallSucceeded { body, .. } = event {
+    } else if let ChatsEvent::Call(CallEvent::CallSucceeded { body, .. }) = event {
         println!("{}", serde_json::to_string_pretty(body).expect("JSON serialises"));
     } else {
         println!("{}", describe(event));
     }
     match event {
-        Event::AuthFailed { error } => Err(format!("authentication failed: {error}")),
-        Event::CallFailed { error, .. } => Err(error.to_string()),
+        ChatsEvent::Auth(AuthEvent::AuthFailed { error }) => Err(format!("authentication failed: {error}")),
+        ChatsEvent::Call(CallEvent::CallFailed { error, .. }) => Err(error.to_string()),
         _ => Ok(()),
     }
 }
 
 /// One readable line per event. Events never carry secrets, so this is safe to log.
-pub fn describe(event: &Event) -> String {
+pub fn describe(event: &ChatsEvent) -> String {
     let at = |ms: u64| {
         let secs = ms.saturating_sub(now_ms()) / 1000;
         format!("in {}h{:02}m{:02}s", secs / 3600, secs / 60 % 60, secs % 60)
     };
     match event {
-        Event::Registered { agent_id, username } => format!("registered @{username} as agent {agent_id}"),
-        Event::Authenticated { username, how, expires_at_ms, refresh_at_ms, .. } => format!(
+        ChatsEvent::Auth(AuthEvent::Registered { agent_id, username }) => format!("registered @{username} as agent {agent_id}"),
+        ChatsEvent::Auth(AuthEvent::Authenticated { username, how, expires_at_ms, refresh_at_ms, .. }) => format!(
             "authenticated @{username} via {how:?}; token expires {}, next rotation {}",
             at(*expires_at_ms),
             at(*refresh_at_ms)
         ),
-        Event::Reauthenticating { reason } => format!("refresh token unusable ({reason}); re-authenticating with the private key"),
-        Event::AuthRetrying { attempt, retry_at_ms, error } => format!("auth attempt {attempt} failed ({error}); retrying {}", at(*retry_at_ms)),
-        Event::AuthFailed { error } => format!("authentication failed: {error}"),
-        Event::CallSucceeded { call_id, status, .. } => format!("call #{call_id} succeeded (HTTP {status})"),
-        Event::CallFailed { call_id, error } => format!("call #{call_id} failed: {error}"),
-        Event::Dm(event) => dm::describe(event),
-        Event::Chats(event) => chats_cli::describe(event),
-        Event::Spaces(event) => serde_json::to_string(event).unwrap_or_default(),
-        Event::Gateway(event) => connect::describe_gateway(event).1,
+        ChatsEvent::Auth(AuthEvent::Reauthenticating { reason }) => format!("refresh token unusable ({reason}); re-authenticating with the private key"),
+        ChatsEvent::Auth(AuthEvent::AuthRetrying { attempt, retry_at_ms, error }) => format!("auth attempt {attempt} failed ({error}); retrying {}", at(*retry_at_ms)),
+        ChatsEvent::Auth(AuthEvent::AuthFailed { error }) => format!("authentication failed: {error}"),
+        ChatsEvent::Call(CallEvent::CallSucceeded { call_id, status, .. }) => format!("call #{call_id} succeeded (HTTP {status})"),
+        ChatsEvent::Call(CallEvent::CallFailed { call_id, error }) => format!("call #{call_id} failed: {error}"),
+        event => chats_cli::describe(event),
     }
 }
 

@@ -17,7 +17,8 @@ use super::host::{NativeHost, now_ms};
 use clap::{Args, Subcommand};
 use moltlink::audio::{AudioConfig, AudioEvent, AudioPipeline, DeviceFormat, wav};
 use moltlink::spaces::{SpacesEvent, TurnState};
-use moltlink::{Event, Output, SpacesClient, SpacesCommand, SpacesConfig};
+use moltlink::io::CallEvent;
+use moltlink::{Output, SansIo, SpacesClient, SpacesCommand, SpacesConfig};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -125,13 +126,13 @@ pub fn run(command: SpacesCli, options: SpacesOptions) -> Result<(), String> {
     };
     let call = client.command(command, now_ms()).map_err(|e| e.to_string())?;
     let outcome = host.run_until(&mut client, Duration::from_secs(120), |e| match e {
-        Event::CallFailed { call_id, .. } => *call_id == call,
-        Event::Spaces(
-            SpacesEvent::SpacesRegistered { call_id, .. } | SpacesEvent::SpacesRooms { call_id, .. } | SpacesEvent::SpacesTicket { call_id, .. },
-        ) => *call_id == call,
+        SpacesEvent::Call(CallEvent::CallFailed { call_id, .. })
+        | SpacesEvent::SpacesRegistered { call_id, .. }
+        | SpacesEvent::SpacesRooms { call_id, .. }
+        | SpacesEvent::SpacesTicket { call_id, .. } => *call_id == call,
         _ => false,
     })?;
-    if let Event::CallFailed { error, .. } = outcome {
+    if let SpacesEvent::Call(CallEvent::CallFailed { error, .. }) = outcome {
         return Err(format!("Moltspaces: {error}"));
     }
     match join {
@@ -140,30 +141,30 @@ pub fn run(command: SpacesCli, options: SpacesOptions) -> Result<(), String> {
     }
 }
 
-fn print_event(event: &Event, json: bool) {
+fn print_event(event: &SpacesEvent, json: bool) {
     if json {
         println!("{}", serde_json::to_string(event).unwrap_or_default());
         return;
     }
     let line = match event {
-        Event::Spaces(SpacesEvent::SpacesRegistered { agent_id, name, .. }) => format!("registered {name} ({agent_id}); key saved"),
-        Event::Spaces(SpacesEvent::SpacesRooms { topic, rooms, .. }) => {
+        SpacesEvent::SpacesRegistered { agent_id, name, .. } => format!("registered {name} ({agent_id}); key saved"),
+        SpacesEvent::SpacesRooms { topic, rooms, .. } => {
             let mut s = format!("{} room(s) on {topic:?}", rooms.len());
             for r in rooms {
                 s.push_str(&format!("\n  {} ({} participants) {}", r.room_name, r.participant_count, r.topic.as_deref().unwrap_or("")));
             }
             s
         }
-        Event::Spaces(SpacesEvent::SpacesTicket { ticket, reason, .. }) => format!(
+        SpacesEvent::SpacesTicket { ticket, reason, .. } => format!(
             "ticket ({reason:?}): room_url={} room_name={} token={} expires_at_ms={}",
             ticket.room_url, ticket.room_name, ticket.token, ticket.expires_at_ms
         ),
-        Event::Spaces(SpacesEvent::SpacesTranscript { turn, text, stt_ms }) => {
+        SpacesEvent::SpacesTranscript { turn, text, stt_ms } => {
             format!("turn {turn}: heard {:?} (stt {stt_ms} ms)", text.untrusted_text)
         }
-        Event::Spaces(SpacesEvent::SpacesTurn { turn, state }) => format!("turn {turn}: {state:?}"),
-        Event::Spaces(SpacesEvent::SpacesAudio { .. }) => return,
-        Event::Spaces(SpacesEvent::SpacesTurnDone { turn, interrupted, latency, error }) => format!(
+        SpacesEvent::SpacesTurn { turn, state } => format!("turn {turn}: {state:?}"),
+        SpacesEvent::SpacesAudio { .. } => return,
+        SpacesEvent::SpacesTurnDone { turn, interrupted, latency, error } => format!(
             "turn {turn} done{}{}: stt {:?} ms, agent {:?} ms, tts first byte {:?} ms, tts total {:?} ms, playback {:?} ms",
             if *interrupted { " (interrupted)" } else { "" },
             error.as_ref().map(|e| format!(" with error {e}")).unwrap_or_default(),
@@ -174,9 +175,16 @@ fn print_event(event: &Event, json: bool) {
     println!("{line}");
 }
 
-/// Perform one request, streaming the body to `on_chunk` (TTS) or collecting it.
-fn perform(agent: &ureq::Agent, client: &mut SpacesClient, id: u64, request: http::Request<Vec<u8>>, now_ms: &dyn Fn() -> u64) -> Result<(), String> {
-    let streaming = request.uri().path().contains("/text-to-speech/");
+/// Perform one request, passing its body to `handle_body_chunk` as it arrives when the core
+/// marked it `streaming` (text-to-speech), else collecting it.
+fn perform(
+    agent: &ureq::Agent,
+    client: &mut SpacesClient,
+    id: u64,
+    request: http::Request<Vec<u8>>,
+    streaming: bool,
+    now_ms: &dyn Fn() -> u64,
+) -> Result<(), String> {
     match agent.run(request) {
         Err(e) => client.handle_transport_error(id, &e.to_string(), now_ms()),
         Ok(response) => {
@@ -242,13 +250,13 @@ fn pump(
     loop {
         match client.poll_output() {
             Output::Wait { .. } => return Ok(()),
-            Output::Http { id, request } => perform(http, client, id, request, now_ms)?,
+            Output::Http { id, request, stream } => perform(http, client, id, request, stream, now_ms)?,
             Output::Persist { ticket, .. } => client.handle_persisted(ticket, now_ms()).map_err(|e| e.to_string())?,
             Output::Event(event) => {
                 print_event(&event, json);
                 match &event {
-                    Event::Spaces(SpacesEvent::SpacesAudio { .. }) => pipeline.push_tts(&client.take_audio()),
-                    Event::Spaces(SpacesEvent::SpacesTranscript { text, .. }) => {
+                    SpacesEvent::SpacesAudio { .. } => pipeline.push_tts(&client.take_audio()),
+                    SpacesEvent::SpacesTranscript { text, .. } => {
                         let started = Instant::now();
                         let reply = agent.answer(&text.untrusted_text)?;
                         if !json {

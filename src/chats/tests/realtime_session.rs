@@ -4,7 +4,7 @@
 
 use super::{T0, open};
 use crate::chats::{ChatsCommand, ChatsEvent, RealtimeConfig, RealtimeEvent};
-use crate::io::{Event, Output};
+use crate::io::{Output, SansIo};
 use crate::{CallId, ChatsClient};
 use moltlink_sandbox::moltchats::gateway::{SessionId, WsOut};
 use moltlink_sandbox::moltchats::social::{SEED_CHANNEL_ID, SEED_SERVER_ID};
@@ -16,7 +16,7 @@ const MINUTE: u64 = 60 * SEC;
 
 struct Agent {
     client: ChatsClient,
-    events: Vec<Event>,
+    events: Vec<ChatsEvent>,
     /// Host-side sockets: conn → sandbox session.
     conns: BTreeMap<u64, SessionId>,
     /// Every WsOpen's URL token, in order.
@@ -56,7 +56,7 @@ impl World {
         self.drain(&mut a);
         let join = a.client.command(ChatsCommand::ServerJoin { server_id: SEED_SERVER_ID.into() }, self.now).unwrap();
         self.drain(&mut a);
-        assert!(a.events.iter().any(|e| matches!(e, Event::Chats(ChatsEvent::CommandSucceeded { call_id, .. }) if *call_id == join)));
+        assert!(a.events.iter().any(|e| matches!(e, ChatsEvent::CommandSucceeded { call_id, .. } if *call_id == join)));
         a
     }
 
@@ -89,7 +89,7 @@ impl World {
                 continue;
             }
             match a.client.poll_output() {
-                Output::Http { id, request } => {
+                Output::Http { id, request, .. } => {
                     a.sent.push(request.uri().path().trim_start_matches("/moltchats/api/v1").to_owned());
                     let response = self.sandbox.handle(request, self.now);
                     a.client.handle_response(id, response, self.now).unwrap();
@@ -164,7 +164,7 @@ impl World {
     fn post(&mut self, a: &mut Agent, content: &str) {
         let call = a.client.command(ChatsCommand::MessageSend { channel_id: channel(), content: content.into(), content_type: None }, self.now).unwrap();
         self.drain(a);
-        assert!(a.events.iter().any(|e| matches!(e, Event::Chats(ChatsEvent::CommandSucceeded { call_id, .. }) if *call_id == call)));
+        assert!(a.events.iter().any(|e| matches!(e, ChatsEvent::CommandSucceeded { call_id, .. } if *call_id == call)));
     }
 
     /// Drop the agent's socket from the network side (no close frame reaches the server).
@@ -182,7 +182,7 @@ impl World {
 
 fn rt(a: &Agent) -> impl Iterator<Item = &RealtimeEvent> {
     a.events.iter().filter_map(|e| match e {
-        Event::Chats(ChatsEvent::Realtime(r)) => Some(r),
+        ChatsEvent::Realtime(r) => Some(r),
         _ => None,
     })
 }
@@ -334,7 +334,7 @@ fn close_4001_during_a_refresh_makes_one_refresh_and_reconnects_with_the_new_tok
     let (rid, request) = loop {
         match a.client.poll_output() {
             Output::Persist { ticket, .. } => a.client.handle_persisted(ticket, w.now).unwrap(),
-            Output::Http { id, request } => break (id, request),
+            Output::Http { id, request, .. } => break (id, request),
             other => panic!("unexpected {other:?}"),
         }
     };
@@ -488,7 +488,7 @@ fn pending_is_polled_while_connected() {
     w.now += 1;
     let r = b.client.command(ChatsCommand::FriendRequest { target: "rt_poll".into() }, w.now).unwrap();
     w.drain(&mut b);
-    assert!(b.events.iter().any(|e| matches!(e, Event::Chats(ChatsEvent::CommandSucceeded { call_id, .. }) if *call_id == r)));
+    assert!(b.events.iter().any(|e| matches!(e, ChatsEvent::CommandSucceeded { call_id, .. } if *call_id == r)));
     w.advance(&mut [&mut a], 2 * MINUTE);
     let activity = rt(&a).find_map(|e| match e {
         RealtimeEvent::Activity { activity, .. } => Some(activity.clone()),

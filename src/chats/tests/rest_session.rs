@@ -3,7 +3,8 @@
 
 use super::{API, T0, open};
 use crate::chats::{Bucket, ChatsCommand, ChatsEvent, ChatsResult, Limits};
-use crate::io::{Event, Output};
+use crate::auth::AuthEvent;
+use crate::io::{CallEvent, Output, SansIo};
 use crate::{CallId, ChatsClient};
 use moltlink_sandbox::moltchats::social::{SEED_CHANNEL_ID, SEED_SERVER_ID};
 use moltlink_sandbox::{Sandbox, SandboxConfig};
@@ -14,7 +15,7 @@ const MINUTE: u64 = 60_000;
 /// One agent: its client, its "disk", and what it saw.
 struct Agent {
     client: ChatsClient,
-    events: Vec<Event>,
+    events: Vec<ChatsEvent>,
 }
 
 /// Several agents on one sandbox and one virtual clock.
@@ -43,7 +44,7 @@ impl World {
     fn drain(&mut self, a: &mut Agent, who: usize) -> Option<u64> {
         for _ in 0..10_000 {
             match a.client.poll_output() {
-                Output::Http { id, request } => {
+                Output::Http { id, request, .. } => {
                     self.sent.push((who, request.method().to_string(), request.uri().to_string()));
                     let response = self.sandbox.handle(request, self.now);
                     a.client.handle_response(id, response, self.now).unwrap();
@@ -81,25 +82,25 @@ impl World {
         let call = a.client.command_json(&command.to_string(), self.now).unwrap();
         self.run_until(a, who, |a| outcome(a, call).is_some(), 10 * MINUTE);
         match outcome(a, call).unwrap() {
-            Event::Chats(ChatsEvent::CommandSucceeded { result, op, .. }) => {
+            ChatsEvent::CommandSucceeded { result, op, .. } => {
                 assert_eq!(Some(op.as_str()), command["op"].as_str());
                 Ok(serde_json::to_value(result).unwrap())
             }
-            Event::CallFailed { error, .. } => Err(error.clone()),
+            ChatsEvent::Call(CallEvent::CallFailed { error, .. }) => Err(error.clone()),
             other => panic!("unexpected {other:?}"),
         }
     }
 }
 
-fn outcome(a: &Agent, call: CallId) -> Option<&Event> {
+fn outcome(a: &Agent, call: CallId) -> Option<&ChatsEvent> {
     a.events.iter().find(|e| match e {
-        Event::Chats(ChatsEvent::CommandSucceeded { call_id, .. }) | Event::CallFailed { call_id, .. } => *call_id == call,
+        ChatsEvent::CommandSucceeded { call_id, .. } | ChatsEvent::Call(CallEvent::CallFailed { call_id, .. }) => *call_id == call,
         _ => false,
     })
 }
 
 fn delivered(a: &Agent) -> usize {
-    a.events.iter().filter(|e| matches!(e, Event::Chats(ChatsEvent::CommandSucceeded { .. }))).count()
+    a.events.iter().filter(|e| matches!(e, ChatsEvent::CommandSucceeded { .. })).count()
 }
 
 #[test]
@@ -162,7 +163,7 @@ fn every_rest_command_round_trips_through_the_sandbox() {
     assert_eq!(unreacted["messages"][0]["reactions"], json!([]));
     // Remote text is marked untrusted on the event.
     let untrusted = bob.events.iter().rev().find_map(|e| match e {
-        Event::Chats(ChatsEvent::CommandSucceeded { op, untrusted, .. }) if op == "history" => Some(untrusted.clone()),
+        ChatsEvent::CommandSucceeded { op, untrusted, .. } if op == "history" => Some(untrusted.clone()),
         _ => None,
     });
     assert!(untrusted.unwrap().contains(&"messages[].content"));
@@ -217,7 +218,7 @@ fn a_429_with_only_an_absolute_reset_header_requeues_without_a_tight_loop() {
     let deadline = w.drain(&mut a, 0);
     let reset_ms = (w.now / 1000 + 7) * 1000;
     let throttled = a.events.iter().find_map(|e| match e {
-        Event::Chats(ChatsEvent::Throttled { call_id, until_ms, rejected: true, bucket, .. }) if *call_id == call => Some((*until_ms, bucket.clone())),
+        ChatsEvent::Throttled { call_id, until_ms, rejected: true, bucket, .. } if *call_id == call => Some((*until_ms, bucket.clone())),
         _ => None,
     });
     assert_eq!(throttled, Some((reset_ms, Bucket::Api)));
@@ -232,7 +233,7 @@ fn a_429_with_only_an_absolute_reset_header_requeues_without_a_tight_loop() {
     }
     w.run_until(&mut a, 0, |a| outcome(a, call).is_some(), MINUTE);
     assert_eq!(w.now, reset_ms);
-    assert!(matches!(outcome(&a, call), Some(Event::Chats(ChatsEvent::CommandSucceeded { .. }))));
+    assert!(matches!(outcome(&a, call), Some(ChatsEvent::CommandSucceeded { .. })));
     assert_eq!(w.sent.len() - before, 2, "one refused attempt, one retry at the reset");
     assert_eq!(a.client.queue_state(w.now).waiting, 0);
 }
@@ -257,9 +258,9 @@ fn tier_run(known_limit: bool) -> (World, Agent, Vec<CallId>) {
 
 fn assert_all_delivered_in_order(w: &mut World, a: &mut Agent, calls: &[CallId]) {
     for call in calls {
-        assert!(matches!(outcome(a, *call), Some(Event::Chats(ChatsEvent::CommandSucceeded { .. }))), "call {call}");
+        assert!(matches!(outcome(a, *call), Some(ChatsEvent::CommandSucceeded { .. })), "call {call}");
     }
-    assert!(!a.events.iter().any(|e| matches!(e, Event::CallFailed { .. })));
+    assert!(!a.events.iter().any(|e| matches!(e, ChatsEvent::Call(CallEvent::CallFailed { .. }))));
     let mut seen = vec![];
     let mut before: Option<String> = None;
     loop {
@@ -293,7 +294,7 @@ fn a_tier_limit_of_3_per_minute_learnt_from_the_server_delivers_100_messages() {
     // The sends that revealed the limit were refused and requeued (never dropped): one probe,
     // plus one to confirm a guess made in the client's first minute (limiter::rejected).
     assert_eq!(w.sandbox.with_state(|s| s.moltchats.social.rate_limited), 2);
-    let requeued = a.events.iter().filter(|e| matches!(e, Event::Chats(ChatsEvent::Throttled { rejected: true, .. }))).count();
+    let requeued = a.events.iter().filter(|e| matches!(e, ChatsEvent::Throttled { rejected: true, .. })).count();
     assert_eq!(requeued, 2);
     assert_all_delivered_in_order(&mut w, &mut a, &calls);
 }
@@ -313,7 +314,7 @@ fn queue_state_shows_waiting_calls_and_the_next_release() {
     assert_eq!(serde_json::to_value(&q).unwrap()["buckets"][0]["bucket"], "api");
     // Every held call was reported once.
     let held: Vec<CallId> = a.events.iter().filter_map(|e| match e {
-        Event::Chats(ChatsEvent::Throttled { call_id, rejected: false, .. }) => Some(*call_id),
+        ChatsEvent::Throttled { call_id, rejected: false, .. } => Some(*call_id),
         _ => None,
     }).collect();
     assert_eq!(held, calls[2..]);
@@ -337,7 +338,7 @@ fn pending_and_server_creation_learn_from_rate_headers() {
     let reset = q.next_release_ms.unwrap();
     assert!(reset > w.now && reset <= w.now + 24 * 60 * MINUTE);
     w.run_until(&mut a, 0, |a| outcome(a, sixth).is_some(), 25 * 60 * MINUTE);
-    assert!(matches!(outcome(&a, sixth), Some(Event::Chats(ChatsEvent::CommandSucceeded { .. }))));
+    assert!(matches!(outcome(&a, sixth), Some(ChatsEvent::CommandSucceeded { .. })));
     // 10 pending polls a minute: 25 queued polls never see a 429.
     let polls: Vec<CallId> = (0..25).map(|_| a.client.command(ChatsCommand::Pending { since: None }, w.now).unwrap()).collect();
     w.run_until(&mut a, 0, |a| polls.iter().all(|c| outcome(a, *c).is_some()), 10 * MINUTE);
@@ -358,7 +359,7 @@ fn unexpected_shapes_and_non_iso_timestamps_are_handled() {
     a.client.handle_response(id, resp, w.now).unwrap();
     w.drain(&mut a, 0);
     match outcome(&a, call) {
-        Some(Event::CallFailed { error, .. }) => assert!(!error.message.contains("secret-ish"), "{error}"),
+        Some(ChatsEvent::Call(CallEvent::CallFailed { error, .. })) => assert!(!error.message.contains("secret-ish"), "{error}"),
         other => panic!("{other:?}"),
     }
     // A result that is not the typed one still serialises for hosts.
@@ -379,8 +380,8 @@ fn a_fatal_auth_failure_with_throttled_calls_leaves_no_stale_deadline() {
     w.sandbox = Sandbox::new(SandboxConfig::default());
     a.client.refresh(w.now).unwrap();
     let mut deadline = w.drain(&mut a, 0);
-    assert!(a.events.iter().any(|e| matches!(e, Event::AuthFailed { .. })));
-    assert!(matches!(outcome(&a, held), Some(Event::CallFailed { .. })), "the held call is failed, not forgotten");
+    assert!(a.events.iter().any(|e| matches!(e, ChatsEvent::Auth(AuthEvent::AuthFailed { .. }))));
+    assert!(matches!(outcome(&a, held), Some(ChatsEvent::Call(CallEvent::CallFailed { .. }))), "the held call is failed, not forgotten");
     // A host that honours every deadline must not be woken forever at the same instant.
     for _ in 0..3 {
         let Some(at) = deadline else { break };

@@ -6,7 +6,7 @@
 
 use moltlink::gateway::{ClientInfo, GatewayClient, GatewayConfig, GatewayEvent, GatewayTiming};
 use moltlink::io::{Output, Secret};
-use moltlink::Event;
+use moltlink::SansIo;
 use std::time::Instant;
 
 const RECORDED: &str = include_str!("../../../../src/gateway/fixtures/chat.jsonl");
@@ -20,7 +20,6 @@ fn client() -> GatewayClient {
         client: ClientInfo { version: "bench".into(), platform: "linux".into(), display_name: None },
         seed: [7; 32],
         timing: GatewayTiming::default(),
-        conn_base: 1 << 40,
     })
     .unwrap()
 }
@@ -38,7 +37,7 @@ fn main() {
         match gw.poll_output() {
             Output::WsOpen { conn: c, .. } => conn = c,
             Output::WsSend { text, .. } => last_send = text,
-            Output::Event(Event::Gateway(GatewayEvent::TurnReply { .. })) => *replies += 1,
+            Output::Event(GatewayEvent::TurnReply { .. }) => *replies += 1,
             Output::Wait { .. } => return (conn, last_send.clone()),
             _ => {}
         }

@@ -3,7 +3,7 @@
 //! a reference measured in the same run (serde_json parsing the same frames into a `Value`),
 //! and the resident memory of idle connected sessions. Not a test: figures vary by machine.
 
-use moltlink::io::Output;
+use moltlink::io::{Output, SansIo};
 use moltlink::{ChatsClient, ChatsConfig};
 use moltlink_sandbox::{Sandbox, SandboxConfig};
 use std::time::Instant;
@@ -43,7 +43,7 @@ fn drive(client: &mut ChatsClient, sandbox: &Sandbox, now: u64) -> Option<u64> {
     let mut conn = None;
     loop {
         match client.poll_output() {
-            Output::Http { id, request } => {
+            Output::Http { id, request, .. } => {
                 let response = sandbox.handle(request, now);
                 client.handle_response(id, response, now).unwrap();
             }
@@ -63,7 +63,7 @@ fn register(sandbox: &Sandbox, name: &str, seed: u8) -> Vec<u8> {
     let mut saved = None;
     loop {
         match c.poll_output() {
-            Output::Http { id, request } => {
+            Output::Http { id, request, .. } => {
                 let r = sandbox.handle(request, T0);
                 c.handle_response(id, r, T0).unwrap();
             }
