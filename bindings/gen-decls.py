@@ -15,9 +15,9 @@ committed (the packages must not need the header at run time).
   --header PATH                            read another header (the negative test uses a mutated copy)
   --out DIR                                write _decls.py and decls.js into DIR instead (tests)
 
-The parser only knows cbindgen's regular output: `#define ML_*` constants, opaque and plain
-`typedef struct`s (fields may be function pointers or fixed arrays), scalar and function-pointer
-typedefs, and function prototypes. Anything else is an error, so a new construct in the header
+The parser only knows cbindgen's regular output: `#define ML_*` constants, C enums (their
+enumerators become constants), opaque and plain `typedef struct`s (fields may be function
+pointers or fixed arrays), scalar and function-pointer typedefs, and `ml_*` prototypes. Anything else is an error, so a new construct in the header
 is noticed here rather than mis-declared.
 """
 
@@ -173,6 +173,17 @@ def parse_constant(value: str) -> object:
     return int(m[1], 0)
 
 
+def parse_enumerators(text: str) -> list[tuple[str, object]]:
+    """`A = 1, B, C = 5` -> [("A", 1), ("B", 2), ("C", 5)]."""
+    out, value = [], 0
+    for item in split_top(text, ","):
+        name, _, expr = (x.strip() for x in item.partition("="))
+        value = parse_constant(expr) if expr else value
+        out.append((name, value))
+        value += 1
+    return out
+
+
 def parse_header(text: str) -> Header:
     h = Header()
     body = []
@@ -196,7 +207,13 @@ def parse_header(text: str) -> Header:
 
     for stmt in split_top(code, ";"):
         stmt = " ".join(stmt.split())
-        if m := re.fullmatch(r"typedef struct (\w+) (\w+)", stmt):
+        if m := re.fullmatch(r"(typedef )?enum (\w+)? ?\{(.*)\}(?: (\w+))?", stmt):
+            # cbindgen's C enums: `enum X {…}` + `typedef uint32_t X`, or `typedef enum X {…} X`.
+            h.constants += parse_enumerators(m[3])
+            if m[1]:
+                h.aliases.append((m[4], CType("int32_t")))
+                h.order.append(("alias", h.aliases[-1]))
+        elif m := re.fullmatch(r"typedef struct (\w+) (\w+)", stmt):
             h.opaque.append(m[2])
         elif m := re.fullmatch(r"typedef struct (\w+)? ?\{(.*)\} (\w+)", stmt):
             h.structs.append((m[3], [parse_decl(f) for f in split_top(m[2], ";")]))
@@ -301,7 +318,7 @@ def py_cfunctype(pt: PyTypes, sig: FnSig) -> str:
 def gen_python(h: Header) -> str:
     pt = PyTypes(h)
     out: list[str] = []
-    out.append("# Constants (`#define ML_*`).")
+    out.append("# Constants (`#define ML_*` and enumerators).")
     for name, value in h.constants:
         out.append(f"{name} = {value!r}")
     out.append("")
@@ -419,7 +436,7 @@ def gen_js(h: Header) -> str:
         "",
         "import koffi from 'koffi';",
         "",
-        "/** `#define ML_*` constants. */",
+        "/** Constants (`#define ML_*` and enumerators). */",
         "export const CONSTANTS = Object.freeze({",
     ]
     for name, value in h.constants:

@@ -5,7 +5,7 @@
 
 import koffi from 'koffi';
 
-/** `#define ML_*` constants. */
+/** Constants (`#define ML_*` and enumerators). */
 export const CONSTANTS = Object.freeze({
   ML_OK: 0,
   ML_INVALID_ARGUMENT: 1,
