@@ -1,5 +1,6 @@
 // Backend 2: the native cdylib (target/release/libmoltlink.so) through koffi, using the C ABI
-// of bindings/c/moltlink.h as declared in decls.js (generated from it by bindings/gen-decls.py). Outputs are read with the poll API (ml_chats_poll + meta/body);
+// of bindings/c/moltlink.h as declared in decls.js (generated from the header by
+// bindings/gen-decls.py). Outputs are read with the poll API (ml_chats_poll + meta/body);
 // `pump` uses koffi callbacks registered for the duration of one ml_chats_pump call only.
 
 import { existsSync } from 'node:fs';
