@@ -24,6 +24,9 @@ echo "component: $wasm ($(stat -c %s "$wasm") bytes), cdylib: $(stat -c %s targe
 suite "cargo test (core, sandbox, C ABI, header is fresh)"
 cargo test --release --workspace
 
+suite "bindings follow the header (Python ctypes + Node koffi declarations from moltlink.h)"
+python3 bindings/gen-decls.py --check
+
 suite "reliability: fuzz corpus replay, fault injection, soak, secrets (short forms)"
 # (Also part of the workspace run above; repeated here, ~15 s, to print what they measured.)
 reliab_log=$(mktemp)

@@ -1,31 +1,8 @@
 // The voice pipeline from the cdylib (ml_audio_* through koffi), presented with the same
 // methods as the component's `pipeline` resource so `AudioPipeline` (audio.js) wraps both.
 
-import koffi from 'koffi';
 import { AudioPipeline } from './audio.js';
 import { api, check, defaultLibraryPath, readBuffer } from './native.js';
-
-let fns = null; // koffi type names are global: declare once per process
-
-function bindAudio(ml) {
-  if (fns) return fns;
-  koffi.opaque('MlAudio');
-  const f = (sig) => ml.lib.func(sig);
-  fns = {
-    new: f('int32_t ml_audio_new(const char *config_json, _Out_ MlAudio **out)'),
-    free: f('void ml_audio_free(MlAudio *h)'),
-    frameSamples: f('int32_t ml_audio_frame_samples(const MlAudio *h, _Out_ size_t *samples)'),
-    capture: f('int32_t ml_audio_capture(const MlAudio *h, const int16_t *mic, size_t mic_len, uint8_t *packet, size_t packet_cap, _Out_ size_t *packet_len)'),
-    pushPacket: f('int32_t ml_audio_push_packet(const MlAudio *h, uint32_t speaker, uint16_t seq, const uint8_t *payload, size_t payload_len, uint64_t arrival_ms)'),
-    pushTts: f('int32_t ml_audio_push_tts(const MlAudio *h, const int16_t *pcm, size_t len)'),
-    playback: f('int32_t ml_audio_playback(const MlAudio *h, _Out_ int16_t *out, size_t out_len)'),
-    pollEvent: f('int32_t ml_audio_poll_event(const MlAudio *h, uint8_t *buf, size_t cap, _Out_ size_t *needed)'),
-    utterance: f('int32_t ml_audio_utterance(const MlAudio *h, _Out_ int16_t *out, size_t cap, _Out_ size_t *needed)'),
-    utteranceWav: f('int32_t ml_audio_utterance_wav(const MlAudio *h, uint8_t *buf, size_t cap, _Out_ size_t *needed)'),
-    flushPlayback: f('int32_t ml_audio_flush_playback(const MlAudio *h, _Out_ uint64_t *flushed_ms)'),
-  };
-  return fns;
-}
 
 const num = (v) => (typeof v === 'bigint' ? Number(v) : v);
 
@@ -90,7 +67,7 @@ class NativePipeline {
 /** `loadAudio()` over the cdylib: `create(config)` makes pipelines. */
 export async function loadAudioNative({ libraryPath = defaultLibraryPath() } = {}) {
   const ml = api(libraryPath);
-  const a = bindAudio(ml);
+  const a = ml.audio;
   return {
     create: (config = {}) => {
       const out = [null];

@@ -1,5 +1,6 @@
 // Backend 2: the native cdylib (target/release/libmoltlink.so) through koffi, using the C ABI
-// of bindings/c/moltlink.h. Outputs are read with the poll API (ml_chats_poll + meta/body);
+// of bindings/c/moltlink.h as declared in decls.js (generated from the header by
+// bindings/gen-decls.py). Outputs are read with the poll API (ml_chats_poll + meta/body);
 // `pump` uses koffi callbacks registered for the duration of one ml_chats_pump call only.
 
 import { existsSync } from 'node:fs';
@@ -7,6 +8,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import koffi from 'koffi';
 import { ERROR_CODES, MoltlinkError, makeFactory } from './client.js';
+import { CONSTANTS, bindFunctions, declareTypes } from './decls.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 
@@ -17,109 +19,39 @@ export function defaultLibraryPath() {
   return join(REPO, 'target', 'release', name);
 }
 
-const OUTPUT_KINDS = ['wait', 'http', 'persist', 'event', 'ws_open', 'ws_send', 'ws_close'];
+/** Output kind names by number, from the header's `ML_OUTPUT_*` (`ML_OUTPUT_WS_OPEN` -> 'ws_open'). */
+const OUTPUT_KINDS = [];
+for (const [name, value] of Object.entries(CONSTANTS)) {
+  if (name.startsWith('ML_OUTPUT_')) OUTPUT_KINDS[value] = name.slice('ML_OUTPUT_'.length).toLowerCase();
+}
+
+/** `ml_chats_handle_response` -> `handleResponse` for the group with prefix `ml_chats_`. */
+function group(fns, prefix) {
+  const out = {};
+  for (const [name, fn] of Object.entries(fns)) {
+    if (!name.startsWith(prefix)) continue;
+    out[name.slice(prefix.length).replace(/_([a-z0-9])/g, (_, c) => c.toUpperCase())] = fn;
+  }
+  return out;
+}
 
 function bind(path) {
   const lib = koffi.load(path);
-  // koffi types are global by name: declare them once per process.
-  const MlChats = koffi.opaque('MlChats');
-  const MlOutput = koffi.struct('MlOutput', {
-    kind: 'uint32_t',
-    id: 'uint64_t',
-    has_deadline: 'int32_t',
-    deadline_ms: 'uint64_t',
-    meta_len: 'size_t',
-    body_len: 'size_t',
-  });
-  const SendHttp = koffi.proto('void MlSendHttp(void *ctx, uint64_t id, const char *meta_json, const uint8_t *body, size_t body_len)');
-  const Persist = koffi.proto('void MlPersist(void *ctx, uint64_t ticket, const uint8_t *bytes, size_t len)');
-  const EmitEvent = koffi.proto('void MlEmitEvent(void *ctx, const char *event_json)');
-  const Ws = koffi.proto('void MlWs(void *ctx, uint32_t kind, uint64_t conn, const char *meta_json, const uint8_t *body, size_t body_len)');
-  const MlCallbacks = koffi.struct('MlCallbacks', {
-    ctx: 'void *',
-    send_http: koffi.pointer(SendHttp),
-    persist: koffi.pointer(Persist),
-    emit_event: koffi.pointer(EmitEvent),
-    ws: koffi.pointer(Ws),
-  });
-  const MlDm = koffi.opaque('MlDm');
-  void MlDm;
-  void koffi.opaque('MlSpaces');
-  void MlChats;
-  void MlOutput;
-  void MlCallbacks;
-  const f = (sig) => lib.func(sig);
+  const fns = bindFunctions(lib);
+  const p = declareTypes().protos;
+  // The callbacks of ml_*_pump; `Ws` only for chats (dm/spaces have no realtime outputs).
+  const protos = { SendHttp: p.MlCallbacks_send_http, Persist: p.MlCallbacks_persist, EmitEvent: p.MlCallbacks_emit_event };
+  const lastErrorMessage = fns.ml_last_error_message;
   return {
     lib,
-    protos: { SendHttp, Persist, EmitEvent, Ws },
-    new: f('int32_t ml_chats_new(const char *api_base, const uint8_t *credentials, size_t credentials_len, const uint8_t *seed, size_t seed_len, _Out_ MlChats **out)'),
-    free: f('void ml_chats_free(MlChats *h)'),
-    register: f('int32_t ml_chats_register(MlChats *h, const char *username, uint64_t now_ms)'),
-    login: f('int32_t ml_chats_login(MlChats *h, uint64_t now_ms)'),
-    refresh: f('int32_t ml_chats_refresh(MlChats *h, uint64_t now_ms)'),
-    whoami: f('int32_t ml_chats_whoami(MlChats *h, uint64_t now_ms, _Out_ uint64_t *call_id)'),
-    call: f('int32_t ml_chats_call(MlChats *h, const char *method, const char *path, const char *body_json, uint64_t now_ms, _Out_ uint64_t *call_id)'),
-    command: f('int32_t ml_chats_command(MlChats *h, const char *command_json, uint64_t now_ms, _Out_ uint64_t *call_id)'),
-    queueState: f('int32_t ml_chats_queue_state(MlChats *h, uint64_t now_ms, uint8_t *buf, size_t cap, _Out_ size_t *needed)'),
-    handleResponse: f('int32_t ml_chats_handle_response(MlChats *h, uint64_t id, uint16_t status, const char *headers_json, const uint8_t *body, size_t body_len, uint64_t now_ms)'),
-    handleTransportError: f('int32_t ml_chats_handle_transport_error(MlChats *h, uint64_t id, const char *message, uint64_t now_ms)'),
-    handleTimeout: f('int32_t ml_chats_handle_timeout(MlChats *h, uint64_t now_ms)'),
-    handlePersisted: f('int32_t ml_chats_handle_persisted(MlChats *h, uint64_t ticket, uint64_t now_ms)'),
-    poll: f('int32_t ml_chats_poll(MlChats *h, _Out_ MlOutput *out)'),
-    outputMeta: f('int32_t ml_chats_output_meta(const MlChats *h, uint8_t *buf, size_t cap, _Out_ size_t *needed)'),
-    outputBody: f('int32_t ml_chats_output_body(const MlChats *h, uint8_t *buf, size_t cap, _Out_ size_t *needed)'),
-    pump: f('int32_t ml_chats_pump(MlChats *h, const MlCallbacks *callbacks, _Out_ int32_t *has_deadline, _Out_ uint64_t *deadline_ms)'),
-    agentId: f('int32_t ml_chats_agent_id(const MlChats *h, uint8_t *buf, size_t cap, _Out_ size_t *needed)'),
-    isAuthenticated: f('int32_t ml_chats_is_authenticated(const MlChats *h, uint64_t now_ms, _Out_ int32_t *out)'),
-    lastErrorMessage: f('size_t ml_last_error_message(uint8_t *buf, size_t cap)'),
-    // Realtime.
-    setWsBase: f('int32_t ml_chats_set_ws_base(MlChats *h, const char *url)'),
-    connect: f('int32_t ml_chats_connect(MlChats *h, uint64_t now_ms)'),
-    disconnect: f('int32_t ml_chats_disconnect(MlChats *h, uint64_t now_ms)'),
-    subscribe: f('int32_t ml_chats_subscribe(MlChats *h, const char *channels_json, uint64_t now_ms)'),
-    unsubscribe: f('int32_t ml_chats_unsubscribe(MlChats *h, const char *channels_json, uint64_t now_ms)'),
-    sendMessage: f('int32_t ml_chats_send_message(MlChats *h, const char *channel, const char *content, const char *content_type, uint64_t now_ms, _Out_ uint64_t *send_id)'),
-    typing: f('int32_t ml_chats_typing(MlChats *h, const char *channel, uint64_t now_ms)'),
-    handleWsOpen: f('int32_t ml_chats_handle_ws_open(MlChats *h, uint64_t conn, uint64_t now_ms)'),
-    handleWsFrame: f('int32_t ml_chats_handle_ws_frame(MlChats *h, uint64_t conn, const uint8_t *text, size_t len, uint64_t now_ms)'),
-    handleWsClosed: f('int32_t ml_chats_handle_ws_closed(MlChats *h, uint64_t conn, uint16_t code, const char *reason, uint64_t now_ms)'),
-    // The DM client: the same names for the shared inputs/outputs, so one backend class serves both.
-    // Moltspaces: the shared names again, plus the utterance/audio byte paths.
-    spaces: {
-      protos: { SendHttp, Persist, EmitEvent },
-      new: f('int32_t ml_spaces_new(const uint8_t *env, size_t env_len, const char *options_json, _Out_ MlSpaces **out)'),
-      free: f('void ml_spaces_free(MlSpaces *h)'),
-      command: f('int32_t ml_spaces_command(MlSpaces *h, const char *command_json, uint64_t now_ms, _Out_ uint64_t *call_id)'),
-      utterance: f('int32_t ml_spaces_utterance(MlSpaces *h, const uint8_t *wav, size_t wav_len, uint64_t now_ms, _Out_ uint64_t *turn)'),
-      handleBodyChunk: f('int32_t ml_spaces_handle_body_chunk(MlSpaces *h, uint64_t id, const uint8_t *chunk, size_t len, uint64_t now_ms)'),
-      takeAudio: f('int32_t ml_spaces_take_audio(MlSpaces *h, uint8_t *buf, size_t cap, _Out_ size_t *needed)'),
-      state: f('int32_t ml_spaces_state(const MlSpaces *h, uint8_t *buf, size_t cap, _Out_ size_t *needed)'),
-      handleResponse: f('int32_t ml_spaces_handle_response(MlSpaces *h, uint64_t id, uint16_t status, const char *headers_json, const uint8_t *body, size_t body_len, uint64_t now_ms)'),
-      handleTransportError: f('int32_t ml_spaces_handle_transport_error(MlSpaces *h, uint64_t id, const char *message, uint64_t now_ms)'),
-      handleTimeout: f('int32_t ml_spaces_handle_timeout(MlSpaces *h, uint64_t now_ms)'),
-      handlePersisted: f('int32_t ml_spaces_handle_persisted(MlSpaces *h, uint64_t ticket, uint64_t now_ms)'),
-      poll: f('int32_t ml_spaces_poll(MlSpaces *h, _Out_ MlOutput *out)'),
-      outputMeta: f('int32_t ml_spaces_output_meta(const MlSpaces *h, uint8_t *buf, size_t cap, _Out_ size_t *needed)'),
-      outputBody: f('int32_t ml_spaces_output_body(const MlSpaces *h, uint8_t *buf, size_t cap, _Out_ size_t *needed)'),
-      pump: f('int32_t ml_spaces_pump(MlSpaces *h, const MlCallbacks *callbacks, _Out_ int32_t *has_deadline, _Out_ uint64_t *deadline_ms)'),
-      lastErrorMessage: f('size_t ml_last_error_message(uint8_t *buf, size_t cap)'),
-    },
-    dm: {
-      protos: { SendHttp, Persist, EmitEvent },
-      new: f('int32_t ml_dm_new(const char *api_base, const char *api_key, const uint8_t *seed, size_t seed_len, _Out_ MlDm **out)'),
-      free: f('void ml_dm_free(MlDm *h)'),
-      command: f('int32_t ml_dm_command(MlDm *h, const char *command_json, uint64_t now_ms, _Out_ uint64_t *call_id)'),
-      heartbeat: f('int32_t ml_dm_heartbeat(MlDm *h, int32_t running, uint64_t now_ms)'),
-      state: f('int32_t ml_dm_state(const MlDm *h, const char *conversation_id, uint8_t *buf, size_t cap, _Out_ size_t *needed)'),
-      handleResponse: f('int32_t ml_dm_handle_response(MlDm *h, uint64_t id, uint16_t status, const char *headers_json, const uint8_t *body, size_t body_len, uint64_t now_ms)'),
-      handleTransportError: f('int32_t ml_dm_handle_transport_error(MlDm *h, uint64_t id, const char *message, uint64_t now_ms)'),
-      handleTimeout: f('int32_t ml_dm_handle_timeout(MlDm *h, uint64_t now_ms)'),
-      poll: f('int32_t ml_dm_poll(MlDm *h, _Out_ MlOutput *out)'),
-      outputMeta: f('int32_t ml_dm_output_meta(const MlDm *h, uint8_t *buf, size_t cap, _Out_ size_t *needed)'),
-      outputBody: f('int32_t ml_dm_output_body(const MlDm *h, uint8_t *buf, size_t cap, _Out_ size_t *needed)'),
-      pump: f('int32_t ml_dm_pump(MlDm *h, const MlCallbacks *callbacks, _Out_ int32_t *has_deadline, _Out_ uint64_t *deadline_ms)'),
-      lastErrorMessage: f('size_t ml_last_error_message(uint8_t *buf, size_t cap)'),
-    },
+    protos: { ...protos, Ws: p.MlCallbacks_ws },
+    ...group(fns, 'ml_chats_'),
+    lastErrorMessage,
+    // The DM and Moltspaces clients: the same names for the shared inputs/outputs, so one
+    // backend class serves all three.
+    spaces: { protos, ...group(fns, 'ml_spaces_'), lastErrorMessage },
+    dm: { protos, ...group(fns, 'ml_dm_'), lastErrorMessage },
+    audio: group(fns, 'ml_audio_'),
   };
 }
 
@@ -168,7 +100,7 @@ export function readBuffer(ml, fn, h, hint) {
     const needed = [0];
     const rc = fn(h, buf, cap, needed);
     const n = num(needed[0]);
-    if (rc === 4 /* BUFFER_TOO_SMALL */ && n >= cap) {
+    if (rc === CONSTANTS.ML_BUFFER_TOO_SMALL && n >= cap) {
       cap = n + 1;
       continue;
     }

@@ -14,39 +14,13 @@ from __future__ import annotations
 import ctypes
 import json
 from array import array
-from ctypes import POINTER, byref, c_char_p, c_int16, c_int32, c_size_t, c_uint16, c_uint32, c_uint64, c_void_p
+from ctypes import POINTER, byref, c_int16, c_size_t, c_uint64, c_void_p
 from typing import Any, Iterator
 
 from . import _ffi
 from .client import _check
 
-_declared = False
 _MAX_PACKET = 1275
-
-
-def _lib() -> ctypes.CDLL:
-    global _declared
-    lib = _ffi.lib()
-    if not _declared:
-        h, i16p, u8p = c_void_p, POINTER(c_int16), c_void_p
-        sigs = {
-            "ml_audio_new": (c_int32, [c_char_p, POINTER(c_void_p)]),
-            "ml_audio_free": (None, [h]),
-            "ml_audio_frame_samples": (c_int32, [h, POINTER(c_size_t)]),
-            "ml_audio_capture": (c_int32, [h, i16p, c_size_t, u8p, c_size_t, POINTER(c_size_t)]),
-            "ml_audio_push_packet": (c_int32, [h, c_uint32, c_uint16, u8p, c_size_t, c_uint64]),
-            "ml_audio_push_tts": (c_int32, [h, i16p, c_size_t]),
-            "ml_audio_playback": (c_int32, [h, i16p, c_size_t]),
-            "ml_audio_poll_event": (c_int32, [h, u8p, c_size_t, POINTER(c_size_t)]),
-            "ml_audio_utterance": (c_int32, [h, i16p, c_size_t, POINTER(c_size_t)]),
-            "ml_audio_utterance_wav": (c_int32, [h, u8p, c_size_t, POINTER(c_size_t)]),
-            "ml_audio_flush_playback": (c_int32, [h, POINTER(c_uint64)]),
-        }
-        for name, (res, args) in sigs.items():
-            fn = getattr(lib, name)
-            fn.restype, fn.argtypes = res, args
-        _declared = True
-    return lib
 
 
 def _samples(pcm: Any) -> array:
@@ -68,7 +42,7 @@ class AudioPipeline:
     """One duplex pipeline; `config` is an AudioConfig dict (every field optional)."""
 
     def __init__(self, config: dict | None = None):
-        lib = _lib()
+        lib = _ffi.lib()
         self._h = c_void_p()
         text = json.dumps(config).encode() if config is not None else None
         _check(lib.ml_audio_new(text, byref(self._h)))
@@ -82,22 +56,22 @@ class AudioPipeline:
         a = _samples(mic)
         n = c_size_t()
         cap = _MAX_PACKET if encode else 0
-        _check(_lib().ml_audio_capture(self._h, _ptr(a), len(a), self._packet if encode else None, cap, byref(n)))
+        _check(_ffi.lib().ml_audio_capture(self._h, _ptr(a), len(a), self._packet if encode else None, cap, byref(n)))
         return self._packet.raw[: n.value]
 
     def push_packet(self, speaker: int, seq: int, payload: bytes, arrival_ms: int) -> None:
-        _check(_lib().ml_audio_push_packet(self._h, speaker, seq & 0xFFFF, payload, len(payload), arrival_ms))
+        _check(_ffi.lib().ml_audio_push_packet(self._h, speaker, seq & 0xFFFF, payload, len(payload), arrival_ms))
 
     def push_tts(self, pcm: Any) -> None:
         a = _samples(pcm)
-        _check(_lib().ml_audio_push_tts(self._h, _ptr(a), len(a)))
+        _check(_ffi.lib().ml_audio_push_tts(self._h, _ptr(a), len(a)))
 
     def playback(self) -> array:
-        _check(_lib().ml_audio_playback(self._h, _ptr(self._out), len(self._out)))
+        _check(_ffi.lib().ml_audio_playback(self._h, _ptr(self._out), len(self._out)))
         return array("h", self._out)
 
     def poll_event(self) -> dict | None:
-        lib, needed = _lib(), c_size_t()
+        lib, needed = _ffi.lib(), c_size_t()
         rc = lib.ml_audio_poll_event(self._h, None, 0, byref(needed))
         if needed.value == 0:
             _check(rc)
@@ -111,14 +85,14 @@ class AudioPipeline:
             yield e
 
     def utterance(self) -> array:
-        lib, needed = _lib(), c_size_t()
+        lib, needed = _ffi.lib(), c_size_t()
         lib.ml_audio_utterance(self._h, None, 0, byref(needed))
         out = array("h", bytes(2 * needed.value))
         _check(lib.ml_audio_utterance(self._h, _ptr(out), len(out), byref(needed)))
         return out
 
     def utterance_wav(self) -> bytes:
-        lib, needed = _lib(), c_size_t()
+        lib, needed = _ffi.lib(), c_size_t()
         lib.ml_audio_utterance_wav(self._h, None, 0, byref(needed))
         buf = ctypes.create_string_buffer(needed.value + 1)
         _check(lib.ml_audio_utterance_wav(self._h, buf, len(buf), byref(needed)))
@@ -126,12 +100,12 @@ class AudioPipeline:
 
     def flush_playback(self) -> int:
         ms = c_uint64()
-        _check(_lib().ml_audio_flush_playback(self._h, byref(ms)))
+        _check(_ffi.lib().ml_audio_flush_playback(self._h, byref(ms)))
         return ms.value
 
     def close(self) -> None:
         if self._h:
-            _lib().ml_audio_free(self._h)
+            _ffi.lib().ml_audio_free(self._h)
             self._h = c_void_p()
 
     def __enter__(self) -> "AudioPipeline":

@@ -12,7 +12,7 @@ from ctypes import byref, c_int32, c_size_t, c_uint64, c_void_p
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Tuple, Union
 
-from . import _ffi
+from . import _decls, _ffi
 
 
 class MoltlinkError(Exception):
@@ -173,7 +173,7 @@ class _Client:
 
     def poll(self) -> Output:
         """The next output; `Kind.WAIT` when there is nothing to do now."""
-        out = _ffi.MlOutput()
+        out = _decls.MlOutput()
         _check(self._fn("poll")(self._h, byref(out)))
         meta = json.loads(self._read(self._fn("output_meta")))
         body = self._read(self._fn("output_body")) if out.body_len else b""
@@ -217,8 +217,14 @@ class _Client:
         def on_ws(_ctx: Any, kind: int, conn: int, meta: bytes, body: Optional[int], length: int) -> None:
             guarded(ws, Kind(kind), conn, json.loads(meta), ctypes.string_at(body, length) if length else b"")
 
-        ws_cb = _ffi.WS(on_ws) if ws is not None else _ffi.WS()
-        callbacks = _ffi.MlCallbacks(None, _ffi.SEND_HTTP(on_http), _ffi.PERSIST(on_persist), _ffi.EMIT_EVENT(on_event), ws_cb)
+        ws_cb = _decls.MlCallbacks_ws(on_ws) if ws is not None else _decls.MlCallbacks_ws()
+        callbacks = _decls.MlCallbacks(
+            None,
+            _decls.MlCallbacks_send_http(on_http),
+            _decls.MlCallbacks_persist(on_persist),
+            _decls.MlCallbacks_emit_event(on_event),
+            ws_cb,
+        )
         has_deadline, deadline = c_int32(0), c_uint64(0)
         _check(self._fn("pump")(self._h, byref(callbacks), byref(has_deadline), byref(deadline)))
         if errors:
@@ -377,4 +383,4 @@ def _now(value: Optional[int]) -> int:
 
 
 def version() -> str:
-    return _ffi.lib().ml_version().decode()
+    return _ffi.static_string(_ffi.lib().ml_version())

@@ -15,45 +15,12 @@ playback_ms}}, call_failed."""
 
 from __future__ import annotations
 
-import ctypes
 import json
-from ctypes import POINTER, byref, c_char_p, c_int32, c_size_t, c_uint16, c_uint64, c_void_p
+from ctypes import byref, c_uint64, c_void_p
 from typing import Any, Mapping, Optional
 
 from . import _ffi
 from .client import _check, _Client, _now, _text
-
-_declared = False
-
-
-def _lib() -> ctypes.CDLL:
-    global _declared
-    lib = _ffi.lib()
-    if not _declared:
-        h = c_void_p
-        out_buf = (c_char_p, c_size_t, POINTER(c_size_t))
-        sigs = {
-            "ml_spaces_new": (c_int32, [c_char_p, c_size_t, c_char_p, POINTER(c_void_p)]),
-            "ml_spaces_free": (None, [h]),
-            "ml_spaces_command": (c_int32, [h, c_char_p, c_uint64, POINTER(c_uint64)]),
-            "ml_spaces_utterance": (c_int32, [h, c_char_p, c_size_t, c_uint64, POINTER(c_uint64)]),
-            "ml_spaces_handle_body_chunk": (c_int32, [h, c_uint64, c_char_p, c_size_t, c_uint64]),
-            "ml_spaces_take_audio": (c_int32, [h, *out_buf]),
-            "ml_spaces_state": (c_int32, [h, *out_buf]),
-            "ml_spaces_handle_response": (c_int32, [h, c_uint64, c_uint16, c_char_p, c_char_p, c_size_t, c_uint64]),
-            "ml_spaces_handle_transport_error": (c_int32, [h, c_uint64, c_char_p, c_uint64]),
-            "ml_spaces_handle_timeout": (c_int32, [h, c_uint64]),
-            "ml_spaces_handle_persisted": (c_int32, [h, c_uint64, c_uint64]),
-            "ml_spaces_poll": (c_int32, [h, POINTER(_ffi.MlOutput)]),
-            "ml_spaces_output_meta": (c_int32, [h, *out_buf]),
-            "ml_spaces_output_body": (c_int32, [h, *out_buf]),
-            "ml_spaces_pump": (c_int32, [h, POINTER(_ffi.MlCallbacks), POINTER(c_int32), POINTER(c_uint64)]),
-        }
-        for name, (restype, argtypes) in sigs.items():
-            fn = getattr(lib, name)
-            fn.restype, fn.argtypes = restype, argtypes
-        _declared = True
-    return lib
 
 
 class SpacesClient(_Client):
@@ -65,7 +32,7 @@ class SpacesClient(_Client):
     _prefix = "ml_spaces"
 
     def __init__(self, env: bytes = b"", options: Optional[Mapping[str, Any]] = None):
-        self._lib = _lib()
+        self._lib = _ffi.lib()
         self._handle: Optional[int] = None
         env = bytes(env)
         handle = c_void_p()
