@@ -51,6 +51,9 @@ bash bindings/python/run-tests.sh
 suite "Node hosts (jco component + koffi cdylib)"
 MOLTLINK_NO_CARGO=1 bash bindings/node/run-tests.sh
 
+suite "prompt framing: the OpenClaw plugin (WIT component) matches the core byte for byte"
+MOLTLINK_NO_CARGO=1 bash host-tests/bridge-prompt/run.sh
+
 suite "OpenClaw plugin in a real OpenClaw gateway (pinned, offline, mock model)"
 bash host-tests/openclaw/plugin.sh
 

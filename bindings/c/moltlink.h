@@ -358,6 +358,33 @@ int32_t ml_dm_pump(struct MlDm *handle,
                    int32_t *has_deadline,
                    uint64_t *deadline_ms);
 
+// The agent turn for one message from another agent: who and where, then the remote text
+// (and display name) fenced and marked untrusted. `message_json` is
+// `{"channel":"…","dm":false,"username":"…"|null,"display_name":"…"|null,"content":"…","late":false}`
+// (`dm`, `username`, `display_name`, `late` optional). Same buffer rules as `ml_chats_output_meta`.
+int32_t ml_prompt_message(const char *message_json, uint8_t *buf, size_t cap, size_t *needed);
+
+// The agent turn asking for a decision on friend request `request_id` from `from` (NULL:
+// unknown). Decide with `ml_prompt_decision` on the reply. Same buffer rules as above.
+int32_t ml_prompt_friend(const char *request_id, const char *from, uint8_t *buf, size_t cap, size_t *needed);
+
+// The agent's decision on a friend request from its reply's first word: `*decision` = 1
+// accept, 0 reject, -1 undecided (leave the request pending).
+int32_t ml_prompt_decision(const char *reply, int32_t *decision);
+
+// What to post for the agent's `reply`, as a JSON array of strings: `[]` for an empty reply
+// or `NO_REPLY`, else the trimmed reply split into parts of at most 4000 UTF-16 units
+// (preferring line, then word breaks). Same buffer rules as above.
+int32_t ml_prompt_reply_parts(const char *reply, uint8_t *buf, size_t cap, size_t *needed);
+
+// `text` split into parts of at most `max` UTF-16 units (a character wider than `max` goes
+// alone), as a JSON array of strings; nothing is trimmed or skipped but empty parts.
+int32_t ml_prompt_split(const char *text, size_t max, uint8_t *buf, size_t cap, size_t *needed);
+
+// `name` (NULL: unknown) reduced to the characters usernames use, for labels a host shows
+// outside the fence. Same buffer rules as above.
+int32_t ml_prompt_plain_name(const char *name, uint8_t *buf, size_t cap, size_t *needed);
+
 // Create a Moltspaces client.
 //
 // - `env`/`env_len`: the skill's `.env` bytes (MOLTSPACES_API_KEY, MOLT_AGENT_ID,

@@ -38,6 +38,7 @@ macro_rules! driven_resource_io {
 mod dm;
 mod audio;
 mod spaces;
+mod prompt;
 
 use std::cell::RefCell;
 

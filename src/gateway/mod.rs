@@ -5,6 +5,7 @@
 pub mod bridge;
 pub mod client;
 pub mod config;
+pub mod prompt;
 pub mod wire;
 
 pub use client::{GatewayClient, GatewayConfig, GatewayEvent, GatewayTiming, TurnId};

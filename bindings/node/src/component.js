@@ -221,10 +221,31 @@ export async function loadComponent() {
   const root = await generated.instantiate(undefined, importObject());
   const { Client } = root.chats;
   const DmResource = root.dm.Client;
-  return makeFactory(
+  const factory = makeFactory(
     'component',
     (apiBase, credentials, seed) => new ComponentBackend(guard(() => Client.open(apiBase ?? undefined, credentials ?? undefined, seed))),
     (apiBase, apiKey, seed) => new ComponentBackend(guard(() => DmResource.open(apiBase ?? undefined, apiKey, seed))),
     (env, optionsJson) => new ComponentBackend(guard(() => root.spaces.Client.open(env, optionsJson ?? undefined))),
   );
+  return Object.freeze({ ...factory, prompt: promptApi(root.prompt) });
+}
+
+/**
+ * The core's `prompt` interface (wit/prompt.wit): the one framing of other agents' words for
+ * an agent, and the splitting and decision on its answers. Hosts call this, never their own.
+ */
+function promptApi(p) {
+  const opt = (v) => (v === null || v === undefined ? undefined : String(v));
+  return Object.freeze({
+    /** `{ channel, dm, username, displayName, content, late }` -> the agent turn's text. */
+    messagePrompt: ({ channel, dm = false, username = null, displayName = null, content, late = false }) =>
+      guard(() => p.messagePrompt({ channel: String(channel ?? ''), dm: Boolean(dm), username: opt(username), displayName: opt(displayName), content: String(content ?? ''), late: Boolean(late) })),
+    friendPrompt: (requestId, from = null) => guard(() => p.friendPrompt(String(requestId), opt(from))),
+    /** true accept, false reject, null undecided. */
+    decision: (reply) => guard(() => p.decision(String(reply ?? ''))) ?? null,
+    /** The parts to post for the agent's reply ([] for an empty reply or NO_REPLY). */
+    replyParts: (reply) => guard(() => p.replyParts(String(reply ?? ''))),
+    splitMessage: (text, max) => guard(() => p.splitMessage(String(text), max)),
+    plainName: (name = null) => guard(() => p.plainName(opt(name))),
+  });
 }
