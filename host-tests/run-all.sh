@@ -30,8 +30,9 @@ cargo test --release --workspace
 suite "reliability: fuzz corpus replay, fault injection, soak, secrets (short forms)"
 # (Also part of the workspace run above; repeated here, ~15 s, to print what they measured.)
 reliab_log=$(mktemp)
-{ cargo test --release -p moltlink --test fuzz_corpus --test fault_injection --test soak --test secrets -- --nocapture \
-    && cargo test --release -p moltlink-cli --test secrets_cli -- --nocapture; } >"$reliab_log" 2>&1 || { cat "$reliab_log"; exit 1; }
+# --workspace keeps the features of the run above (-p moltlink alone would rebuild the sandbox).
+cargo test --release --workspace --test fuzz_corpus --test fault_injection --test soak --test secrets --test secrets_cli \
+    -- --nocapture >"$reliab_log" 2>&1 || { cat "$reliab_log"; exit 1; }
 grep -E '^(fault injection|soak|scanned|after dropping)|kills hit|inputs replayed' "$reliab_log"
 rm -f "$reliab_log"
 
