@@ -14,14 +14,17 @@ step "setup"
 bash host-tests/setup.sh
 
 step "build: cdylib, CLI, wasm32-wasip2 component"
-cargo build --release -p moltlink --lib --bins
+cargo build --release -p moltlink -p moltlink-cli
 cargo build --release -p moltlink --lib --target wasm32-wasip2
 wasm=target/wasm32-wasip2/release/moltlink.wasm
 magic=$(head -c 8 "$wasm" | od -An -tx1 | tr -d ' \n')
 [ "$magic" = "0061736d0d000100" ] || { echo "$wasm is not a component (magic $magic)"; exit 1; }
 echo "component: $wasm ($(stat -c %s "$wasm") bytes), cdylib: $(stat -c %s target/release/libmoltlink.so) bytes"
 
-suite "cargo test (core, sandbox, C ABI, header is fresh)"
+suite "shape: the core crate's dependencies, cargo publish --dry-run, package contents"
+bash host-tests/shape/check.sh
+
+suite "cargo test (core, CLI, sandbox, C ABI, header is fresh)"
 cargo test --release --workspace
 
 suite "bindings follow the header (Python ctypes + Node koffi declarations from moltlink.h)"
@@ -30,8 +33,9 @@ python3 bindings/gen-decls.py --check
 suite "reliability: fuzz corpus replay, fault injection, soak, secrets (short forms)"
 # (Also part of the workspace run above; repeated here, ~15 s, to print what they measured.)
 reliab_log=$(mktemp)
-cargo test --release -p moltlink --test fuzz_corpus --test fault_injection --test soak --test secrets -- --nocapture \
-    >"$reliab_log" 2>&1 || { cat "$reliab_log"; exit 1; }
+# --workspace keeps the features of the run above (-p moltlink alone would rebuild the sandbox).
+cargo test --release --workspace --test fuzz_corpus --test fault_injection --test soak --test secrets --test secrets_cli \
+    -- --nocapture >"$reliab_log" 2>&1 || { cat "$reliab_log"; exit 1; }
 grep -E '^(fault injection|soak|scanned|after dropping)|kills hit|inputs replayed' "$reliab_log"
 rm -f "$reliab_log"
 

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Node host tests: both backends (WIT component via jco, cdylib via koffi) against the sandbox.
 # Builds (incrementally) the artifacts it tests so they are never stale:
-#   cargo build --release --lib --bin moltlink             (libmoltlink.so + the sandbox CLI)
-#   cargo build --release --lib --target wasm32-wasip2     (moltlink.wasm, a component)
+#   cargo build --release -p moltlink -p moltlink-cli      (libmoltlink.so + the sandbox CLI)
+#   cargo build --release -p moltlink --lib --target wasm32-wasip2  (moltlink.wasm, a component)
 # MOLTLINK_NO_CARGO=1 skips that (artifacts built elsewhere); MOLTLINK_LIBRARY / MOLTLINK_BIN
 # override the paths of the cdylib and of the sandbox binary.
 set -euo pipefail
 cd "$(dirname "$0")"
 if [ -z "${MOLTLINK_NO_CARGO:-}" ]; then
-  (cd ../.. && cargo build --quiet --release --lib --bin moltlink \
-            && cargo build --quiet --release --lib --target wasm32-wasip2)
+  (cd ../.. && cargo build --quiet --release -p moltlink -p moltlink-cli \
+            && cargo build --quiet --release -p moltlink --lib --target wasm32-wasip2)
 fi
 # `npm ci` needs every optional platform package of the lock to be resolvable; the registry
 # reachable here lacks a few (other OSes' rolldown/jco bindings), so fall back to

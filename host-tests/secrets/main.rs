@@ -4,7 +4,8 @@
 //! are wiped before their memory is freed (a scanning allocator shows it); the CLI's
 //! credentials file is 0600 and survives a SIGKILL at any point of a rotation.
 //!
-//! `cargo test --release -p moltlink --test secrets`
+//! `cargo test --release -p moltlink --test secrets`; the CLI half is in the CLI crate:
+//! `cargo test --release -p moltlink-cli --test secrets_cli`.
 
 mod wipe;
 
@@ -203,6 +204,3 @@ fn a_full_session_logs_no_key_token_or_api_key() {
     scan.assert_clean("in-process session");
     println!("scanned {} loggable strings for {} secrets", scan.loggable.len(), scan.secrets.len());
 }
-
-mod cli;
-

@@ -1,6 +1,8 @@
 //! The real CLI binary against the sandbox server on loopback: its output never carries the
 //! key or tokens, and its credentials file is 0600 and intact after a SIGKILL at any moment
-//! of a rotation (atomic temp-file + rename).
+//! of a rotation (atomic temp-file + rename). Part of the secrets suite (host-tests/secrets).
+//!
+//! `cargo test --release -p moltlink-cli --test secrets_cli`
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
