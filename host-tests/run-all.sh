@@ -21,7 +21,7 @@ magic=$(head -c 8 "$wasm" | od -An -tx1 | tr -d ' \n')
 [ "$magic" = "0061736d0d000100" ] || { echo "$wasm is not a component (magic $magic)"; exit 1; }
 echo "component: $wasm ($(stat -c %s "$wasm") bytes), cdylib: $(stat -c %s target/release/libmoltlink.so) bytes"
 
-suite "shape: the core crate's dependencies, cargo publish --dry-run, package contents"
+suite "shape: layers, the core crate's dependencies, cargo publish --dry-run, package contents"
 bash host-tests/shape/check.sh
 
 suite "cargo test (core, CLI, sandbox, C ABI, header is fresh)"

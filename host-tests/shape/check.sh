@@ -5,10 +5,15 @@
 #   2. `cargo publish --dry-run -p moltlink` packages and builds the crate as crates.io would
 #      (needs the crates.io index; SHAPE_OFFLINE=1 skips it when there is no network).
 #   3. The package ships only the core: src/, wit/, the C header, README, Cargo.toml.
+#   4. The layers inside it (layers.sh): io imports no client, clients import only what they
+#      drive, no library file past ~400 lines.
 # Exits non-zero with the reason on the first failure.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 fail() { echo "shape check FAILED: $*" >&2; exit 1; }
+
+# 4. Layers first: a grep, the cheapest check.
+bash host-tests/shape/layers.sh || fail "the core's layering (see above)"
 
 # 1. Dependencies of the core (normal edges only, all targets, features as built).
 forbidden='clap cpal ureq tungstenite tiny_http signal-hook moltlink-sandbox'
