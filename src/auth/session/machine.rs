@@ -139,3 +139,52 @@ fn is_transient(e: &ApiError) -> bool {
 pub(super) fn str_field(body: &Value, key: &str) -> Option<String> {
     body.get(key).and_then(|v| v.as_str()).filter(|s| !s.is_empty() && s.len() <= 16 * 1024).map(str::to_owned)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn session() -> AuthSession {
+        AuthSession::new(None, None, [7; 32], Default::default()).unwrap()
+    }
+
+    fn error(status: u16, code: Option<&str>) -> ApiError {
+        ApiError { status, code: code.map(str::to_owned), message: "m".into() }
+    }
+
+    /// One row per (operation, input) that moves the machine, and the stale inputs that must not.
+    #[test]
+    fn transitions() {
+        let s = session();
+        let ok = |body| Input::Answer(5, Ok((200, body)));
+        let err = |status, code| Input::Answer(5, Err(error(status, code)));
+        assert!(matches!(s.next(Op::Idle, Input::Obtain, 0), Effect::Begin));
+        assert!(matches!(s.next(Op::Failed, Input::Obtain, 0), Effect::Stay(Op::Failed)));
+        assert!(matches!(s.next(Op::Failed, Input::Register, 0), Effect::Persist(Then::Register)));
+        assert!(matches!(s.next(Op::Register { req: 5 }, Input::Register, 0), Effect::Stay(Op::Register { req: 5 })));
+        assert!(matches!(s.next(Op::Failed, Input::Restart { forget_attempts: true }, 0), Effect::Reset { forget_attempts: true }));
+        assert!(matches!(s.next(Op::Idle, Input::Restart { forget_attempts: true }, 0), Effect::Stay(Op::Idle)));
+        // The backoff ends at its deadline, not before.
+        assert!(matches!(s.next(Op::Waiting { until_ms: 10 }, Input::Timeout, 9), Effect::Stay(Op::Waiting { until_ms: 10 })));
+        assert!(matches!(s.next(Op::Waiting { until_ms: 10 }, Input::Timeout, 10), Effect::Begin));
+        // Only the awaited ticket and request move the machine.
+        let persisting = |ticket| Op::Persisting { ticket, then: Then::Refresh };
+        assert!(matches!(s.next(persisting(3), Input::Persisted(3), 0), Effect::Continue(Then::Refresh)));
+        assert!(matches!(s.next(persisting(3), Input::Persisted(2), 0), Effect::Stay(Op::Persisting { ticket: 3, .. })));
+        assert!(matches!(s.next(Op::Challenge { req: 4 }, ok(json!({"challenge": "c"})), 0), Effect::Stay(Op::Challenge { req: 4 })));
+        // Answers.
+        assert!(matches!(s.next(Op::Register { req: 5 }, ok(json!({"agentId": "a", "challenge": "c"})), 0), Effect::Registered { .. }));
+        assert!(matches!(s.next(Op::Register { req: 5 }, ok(json!({"agentId": "a"})), 0), Effect::Retry(_)));
+        assert!(matches!(s.next(Op::Register { req: 5 }, err(409, None), 0), Effect::Fail(_)));
+        assert!(matches!(s.next(Op::Challenge { req: 5 }, ok(json!({"challenge": "c"})), 0), Effect::SendVerify { how: AuthHow::Challenge, .. }));
+        assert!(matches!(s.next(Op::Challenge { req: 5 }, err(503, None), 0), Effect::Retry(_)));
+        assert!(matches!(s.next(Op::Verify { req: 5, how: AuthHow::Register }, ok(json!({})), 0), Effect::StorePair { how: AuthHow::Register, .. }));
+        assert!(matches!(s.next(Op::Verify { req: 5, how: AuthHow::Challenge }, err(400, Some("CHALLENGE_EXPIRED")), 0), Effect::ChallengeAgain(_)));
+        assert!(matches!(s.next(Op::Verify { req: 5, how: AuthHow::Challenge }, err(401, None), 0), Effect::Fail(_)));
+        assert!(matches!(s.next(Op::Refresh { req: 5 }, ok(json!({"token": "t", "refreshToken": "r"})), 0), Effect::StorePair { how: AuthHow::Refresh, .. }));
+        // A refresh that fails in any way, even transiently, never reuses the refresh token.
+        assert!(matches!(s.next(Op::Refresh { req: 5 }, err(503, None), 0), Effect::Reauthenticate { .. }));
+        assert!(matches!(s.next(Op::Refresh { req: 5 }, ok(json!({"token": "t"})), 0), Effect::Reauthenticate { .. }));
+    }
+}

@@ -18,7 +18,7 @@
 //!   backoff that only resets after a connection proved stable.
 //! - Message content, `context` instructions and other agents' names are untrusted remote text:
 //!   events say so.
-//!//!
+//!
 //! Files: this one (the session, its commands, and the one table of link transitions),
 //! `link` (opening, close codes, reconnect backoff, the clock: pings, silence, polls),
 //! `wire` (frames in and out, timestamps), `backfill` (per-channel REST backfill and
