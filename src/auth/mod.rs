@@ -3,7 +3,8 @@
 //! - [`identity`]: the RSA-2048 key and the challenge signature the server checks.
 //! - [`credentials`]: the skill's `credentials.json`, plus our refresh-in-flight marker.
 //! - [`jwt`]: reading `exp`/`iat` from the unverified access token to schedule refreshes.
-//! - [`session`]: the state machine: register → verify, refresh with crash-safe persistence,
+//! - [`session`]: the state machine (its transitions in one table, `session/machine.rs`):
+//!   register → verify, refresh with crash-safe persistence,
 //!   re-auth with `/auth/challenge` when the refresh token is lost, spent or expired.
 
 pub mod credentials;

@@ -1,0 +1,178 @@
+//! Per-channel backfill over REST after every (re)subscribe, and exactly-once delivery: pages
+//! are walked from the newest back to the last delivered message (ties at page edges
+//! included), deduplicated by id, and merged with the live frames held meanwhile.
+
+use super::wire::{iso_of, ms_of, older};
+use super::{Channel, Io, Need, Realtime, RealtimeEvent, UNTRUSTED, history};
+use crate::chats::rest::{ChatsResult, Message};
+use std::collections::HashSet;
+
+#[derive(Debug, Default)]
+pub(super) struct Backfill {
+    epoch: u64,
+    /// Pages so far, newest first, as the server sent them.
+    collected: Vec<Message>,
+    ids: HashSet<String>,
+    in_flight: bool,
+    /// Page size of the next request (raised when a whole page shares one timestamp).
+    limit: u32,
+    before: Option<String>,
+}
+
+impl Channel {
+    /// Remember a delivered id, forgetting the oldest beyond `cap`.
+    pub(super) fn remember(&mut self, id: &str, cap: usize) {
+        if self.seen_set.insert(id.to_owned()) {
+            self.seen.push_back(id.to_owned());
+            while self.seen.len() > cap {
+                if let Some(old) = self.seen.pop_front() {
+                    self.seen_set.remove(&old);
+                }
+            }
+        }
+    }
+}
+
+impl Realtime {
+    /// The server confirmed a subscription: backfill from the last delivered message (or to
+    /// settle a send in limbo). `None` when the channel is not wanted.
+    pub(super) fn on_subscribed(&mut self, c: String, io: &mut Io) -> Option<()> {
+        let epoch = self.epoch;
+        let page = self.config.page;
+        let ch = self.channels.get_mut(&c)?;
+        if !ch.want {
+            return None;
+        }
+        ch.confirmed = true;
+        io.out.event(RealtimeEvent::Subscribed { channel: c.clone() });
+        if ch.cursor.is_some() || ch.limbo.is_some() {
+            ch.backfill = Some(Box::new(Backfill { epoch, in_flight: true, limit: page, ..Default::default() }));
+            io.needs.push(Need::History { channel: c.clone(), epoch, command: history(&c, page, None) });
+        }
+        Some(())
+    }
+
+    /// A live message: delivered now, or held while the channel backfills.
+    pub(super) fn on_live_message(&mut self, c: String, message: Message, io: &mut Io) -> Option<()> {
+        let ch = self.channels.get_mut(&c)?;
+        if !ch.want {
+            return None;
+        }
+        if ch.backfill.is_some() || !ch.confirmed {
+            ch.held.push(message);
+        } else {
+            let me = io.agent_id.map(str::to_owned);
+            deliver(ch, &c, message, false, me.as_deref(), self.config.remember, io);
+        }
+        Some(())
+    }
+
+    pub fn on_history(&mut self, channel: &str, epoch: u64, result: Result<ChatsResult, String>, now_ms: u64, io: &mut Io) {
+        let remember = self.config.remember;
+        let Some(ch) = self.channels.get_mut(channel) else { return };
+        let Some(bf) = ch.backfill.as_mut() else { return };
+        if bf.epoch != epoch || epoch != self.epoch {
+            return;
+        }
+        bf.in_flight = false;
+        let messages = match result {
+            Ok(ChatsResult::Messages { messages }) => messages,
+            // A failed page: drop this connection's attempt; the reconnect backfills again.
+            _ => {
+                if let Some(conn) = self.current_conn() {
+                    io.out.ws_close(conn, 4000, "backfill failed");
+                    self.handle_closed(conn, 4000, "backfill failed", now_ms, io);
+                }
+                return;
+            }
+        };
+        let full = messages.len() >= bf.limit as usize;
+        for m in &messages {
+            if let Some(id) = &m.id
+                && bf.ids.insert(id.clone())
+            {
+                bf.collected.push(m.clone());
+            }
+        }
+        let reached = match &ch.cursor {
+            Some((cid, cts)) => messages.iter().any(|m| m.id.as_deref() == Some(cid.as_str()) || m.created_at.as_deref().is_some_and(|t| older(t, cts))),
+            None => true,
+        };
+        let edge = messages.last().and_then(|m| m.created_at.clone());
+        if !reached && full && let Some(edge) = edge {
+            // `before` is exclusive and timestamp-only, so messages sharing the edge's timestamp
+            // may continue on the next page: ask again from just after the edge (dedupe by id).
+            // That moves the bound down whenever the page spans several timestamps. A page that
+            // is one timestamp throughout is retried once at the largest page size; only a tie
+            // group larger than that can be stepped over (reported as a gap).
+            let uniform = messages.iter().all(|m| m.created_at.as_deref() == Some(edge.as_str()));
+            let next = match ms_of(&edge) {
+                Some(ms) if !uniform => Some(iso_of(ms + 1)),
+                Some(_) if bf.limit < crate::chats::rest::limits::PAGE => {
+                    bf.limit = crate::chats::rest::limits::PAGE;
+                    bf.before.clone()
+                }
+                _ => {
+                    let event = RealtimeEvent::ServerError {
+                        code: "BACKFILL_GAP".into(),
+                        message: format!("more than {} messages share the timestamp {edge}: some may be skipped", bf.limit),
+                        channel: Some(channel.to_owned()),
+                    };
+                    io.out.event(event);
+                    Some(edge)
+                }
+            };
+            bf.before = next.clone();
+            bf.in_flight = true;
+            io.needs.push(Need::History { channel: channel.to_owned(), epoch, command: history(channel, bf.limit, next) });
+            return;
+        }
+        // Done: oldest first, from just after the cursor.
+        let bf = ch.backfill.take().expect("checked above");
+        let mut list = bf.collected;
+        list.reverse();
+        let start = match &ch.cursor {
+            Some((cid, cts)) => match list.iter().position(|m| m.id.as_deref() == Some(cid.as_str())) {
+                Some(i) => i + 1,
+                None => list.iter().position(|m| m.created_at.as_deref().is_none_or(|t| !older(t, cts))).unwrap_or(list.len()),
+            },
+            None => 0,
+        };
+        let me = io.agent_id.map(str::to_owned);
+        // A send lost in limbo: stored (adopt its id) or not (resend first).
+        super::sends::settle_limbo(ch, channel, &list, me.as_deref(), remember, io);
+        for m in list.into_iter().skip(start) {
+            deliver(ch, channel, m, true, me.as_deref(), remember, io);
+        }
+        for m in std::mem::take(&mut ch.held) {
+            deliver(ch, channel, m, false, me.as_deref(), remember, io);
+        }
+        self.step(now_ms, io);
+    }
+
+    pub fn on_pending(&mut self, result: Result<ChatsResult, String>, io: &mut Io) {
+        self.poll_in_flight = false;
+        if let Ok(ChatsResult::Pending(activity)) = result {
+            if let Some(at) = &activity.checked_at {
+                self.since = Some(at.clone());
+            }
+            if activity.has_activity == Some(true) {
+                io.out.event(RealtimeEvent::Activity { activity, trust: UNTRUSTED });
+            }
+        }
+    }
+}
+
+/// Deliver a message once: skip ids already seen, advance the cursor.
+pub(super) fn deliver(ch: &mut Channel, channel: &str, message: Message, backfilled: bool, me: Option<&str>, remember: usize, io: &mut Io) {
+    let Some(id) = message.id.clone() else { return };
+    if ch.seen_set.contains(&id) {
+        return;
+    }
+    ch.remember(&id, remember);
+    if let Some(ts) = &message.created_at {
+        ch.cursor = Some((id, ts.clone()));
+    }
+    let own = me.is_some() && message.agent.as_ref().and_then(|a| a.id.as_deref()) == me;
+    io.out.event(RealtimeEvent::Message { channel: channel.to_owned(), message, own, backfilled, trust: UNTRUSTED });
+}

@@ -1,0 +1,356 @@
+//! The MoltChats realtime session: one WebSocket, kept alive through anything the network does.
+//!
+//! ```text
+//! Off ─connect→ NeedToken ─token→ Opening ─open→ Open ─close/err→ Backoff ─timer→ NeedToken …
+//!                  ↑ 4001: drop the token (the auth session refreshes), reconnect with the new one
+//!                                           4002: reconnect at once · 4003: Fatal (quarantined)
+//! ```
+//! - Never connects without a token (the server would accept a read-only observer).
+//! - At most one unacknowledged send per channel, and acks (which carry no nonce) are matched
+//!   in send order. A send whose socket died before its ack is in *limbo*: after reconnecting,
+//!   the channel's backfill tells whether the server stored it (adopt it) or not (resend), so
+//!   nothing is sent twice and nothing is lost.
+//! - After every (re)subscribe, each channel is backfilled over REST from its last delivered
+//!   message, walking `before=` pages with ties at page edges included (`before` = edge + 1 ms)
+//!   and deduplicated by id; live frames arriving meanwhile are held and merged, so the agent
+//!   sees each message exactly once, in order.
+//! - Pings well inside the 360 s idle timeout; reconnects use capped, jittered exponential
+//!   backoff that only resets after a connection proved stable.
+//! - Message content, `context` instructions and other agents' names are untrusted remote text:
+//!   events say so.
+//!
+//! Files: this one (the session, its commands, and the one table of link transitions),
+//! `link` (opening, close codes, reconnect backoff, the clock: pings, silence, polls),
+//! `wire` (frames in and out, timestamps), `backfill` (per-channel REST backfill and
+//! exactly-once delivery), `sends` (queued sends, acks, errors, limbo adoption).
+//!
+//! This module only decides; [`super::ChatsClient`] owns it and performs its REST calls.
+
+mod backfill;
+mod link;
+mod sends;
+mod wire;
+
+pub use link::default_ws_base;
+
+use super::limiter::Limiter;
+use super::rest::{ChatsCommand, Message, PendingActivity};
+use crate::io::{CallId, ConnId, Outbox, Secret};
+use backfill::Backfill;
+use link::{Link, LinkInput};
+use rand_core::SeedableRng;
+use sends::Send;
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashSet, VecDeque};
+
+/// Timing of the realtime session (milliseconds).
+#[derive(Debug, Clone, Copy)]
+pub struct RealtimeConfig {
+    /// Send a ping after this long without sending anything (server idle timeout: 360 s).
+    pub ping_interval_ms: u64,
+    /// No frame at all for this long: the connection is dead, reconnect.
+    pub silence_ms: u64,
+    /// No ack for this long: treat the connection as broken (the send goes to limbo).
+    pub ack_timeout_ms: u64,
+    pub backoff_base_ms: u64,
+    pub backoff_cap_ms: u64,
+    /// A connection open this long resets the backoff.
+    pub stable_after_ms: u64,
+    /// Poll `/agents/@me/pending` this often while connected (friend requests and DMs are not
+    /// pushed over the socket today). `None` disables it.
+    pub pending_poll_ms: Option<u64>,
+    /// History page size used for backfill (1-100).
+    pub page: u32,
+    /// Message ids remembered per channel for deduplication.
+    pub remember: usize,
+}
+
+impl Default for RealtimeConfig {
+    fn default() -> Self {
+        Self {
+            ping_interval_ms: 60_000,
+            silence_ms: 150_000,
+            ack_timeout_ms: 20_000,
+            backoff_base_ms: 1_000,
+            backoff_cap_ms: 60_000,
+            stable_after_ms: 30_000,
+            pending_poll_ms: Some(60_000),
+            page: 100,
+            remember: 1024,
+        }
+    }
+}
+
+/// Marks fields that other agents wrote. Hosts keep them out of system prompts.
+pub const UNTRUSTED: &str = "untrusted_remote_text";
+
+/// Realtime events (wrapped in [`super::ChatsEvent::Realtime`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RealtimeEvent {
+    Connected { conn: ConnId },
+    /// The socket closed; a reconnect is scheduled at `retry_at_ms` unless it is fatal.
+    Disconnected { code: u16, reason: String, retry_at_ms: Option<u64> },
+    /// Close 4003 (quarantined): no reconnect until `connect` is called again.
+    RealtimeFatal { code: u16, reason: String },
+    Subscribed { channel: String },
+    Unsubscribed { channel: String },
+    /// A channel message, delivered once, in order. `content` and the author's names are
+    /// untrusted remote text (`trust`). `backfilled`: it came from REST after a reconnect.
+    Message { channel: String, message: Message, own: bool, backfilled: bool, trust: &'static str },
+    /// Context for a channel: `server.instructions` and the like are written by other agents.
+    Context { channel: Option<String>, context: Value, trust: &'static str },
+    Presence { channel: String, online: Vec<String> },
+    Typing { channel: String, agent: Value, trust: &'static str },
+    /// The server acknowledged send `send_id` (or backfill proved it was stored).
+    MessageSent { send_id: CallId, channel: String, id: String, timestamp: Option<String> },
+    /// The server refused send `send_id` for good (too long, not a member…), or the session
+    /// became fatal with it still queued.
+    SendFailed { send_id: CallId, channel: String, code: String, message: String },
+    /// An `error` frame not tied to a send (SUBSCRIBE_FAILED, UNKNOWN_OP…).
+    ServerError { code: String, message: String, channel: Option<String> },
+    /// `/agents/@me/pending` found activity (friend requests, DMs). Previews are untrusted.
+    Activity { activity: PendingActivity, trust: &'static str },
+}
+
+/// REST work the session asks its owner to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Need {
+    History { channel: String, epoch: u64, command: ChatsCommand },
+    Pending { command: ChatsCommand },
+}
+
+/// What the session needs from its owner for one step.
+pub struct Io<'a> {
+    pub out: &'a mut Outbox<super::ChatsEvent>,
+    pub limiter: &'a mut Limiter,
+    /// The usable access token and its generation, if any.
+    pub token: Option<(&'a Secret<String>, u64)>,
+    pub agent_id: Option<&'a str>,
+    /// REST calls to make (results come back through `on_history` / `on_pending`).
+    pub needs: &'a mut Vec<Need>,
+    /// Set when a close 4001 says the token with this generation is no good.
+    pub reject_generation: &'a mut Option<u64>,
+}
+
+#[derive(Debug, Default)]
+struct Channel {
+    want: bool,
+    confirmed: bool,
+    /// Last delivered message: (id, timestamp as sent).
+    cursor: Option<(String, String)>,
+    seen: VecDeque<String>,
+    seen_set: HashSet<String>,
+    backfill: Option<Box<Backfill>>,
+    held: Vec<Message>,
+    queue: VecDeque<Send>,
+    unacked: Option<Send>,
+    limbo: Option<Send>,
+}
+
+impl Channel {
+    fn idle(&self) -> bool {
+        !self.want && self.queue.is_empty() && self.unacked.is_none() && self.limbo.is_none()
+    }
+}
+
+pub struct Realtime {
+    config: RealtimeConfig,
+    ws_base: String,
+    link: Link,
+    attempt: u32,
+    /// Bumped on every new connection: stale backfill results are ignored.
+    epoch: u64,
+    /// Boxed: a B-tree leaf holds room for 11 entries, so unboxed channels would cost ~6 KB
+    /// per session even with one subscription.
+    channels: BTreeMap<String, Box<Channel>>,
+    /// Channels with an unacked send, in send order (acks arrive in that order).
+    ack_order: VecDeque<String>,
+    next_poll_ms: Option<u64>,
+    poll_in_flight: bool,
+    since: Option<String>,
+    rng: rand_chacha::ChaCha20Rng,
+}
+
+impl std::fmt::Debug for Realtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Realtime").field("link", &self.link).field("channels", &self.channels.len()).finish_non_exhaustive()
+    }
+}
+
+impl Realtime {
+    pub fn new(ws_base: String, seed: [u8; 32], config: RealtimeConfig) -> Self {
+        let mut rng = rand_chacha::ChaCha20Rng::from_seed(seed);
+        rng.set_stream(7); // independent of the auth session's stream
+        Self {
+            config,
+            ws_base,
+            link: Link::Off,
+            attempt: 0,
+            epoch: 0,
+            channels: BTreeMap::new(),
+            ack_order: VecDeque::new(),
+            next_poll_ms: None,
+            poll_in_flight: false,
+            since: None,
+            rng,
+        }
+    }
+
+    pub fn ws_base(&self) -> &str {
+        &self.ws_base
+    }
+    pub fn set_config(&mut self, config: RealtimeConfig) {
+        self.config = config;
+    }
+    pub fn is_connected(&self) -> bool {
+        matches!(self.link, Link::Open { .. })
+    }
+    pub fn is_active(&self) -> bool {
+        !matches!(self.link, Link::Off | Link::Fatal)
+    }
+    pub fn needs_token(&self) -> bool {
+        matches!(self.link, Link::NeedToken)
+    }
+    pub fn current_conn(&self) -> Option<ConnId> {
+        match self.link {
+            Link::Opening { conn, .. } | Link::Open { conn, .. } => Some(conn),
+            _ => None,
+        }
+    }
+    /// Sends not yet acknowledged (queued, unacked or in limbo).
+    pub fn outstanding_sends(&self) -> usize {
+        self.channels.values().map(|c| c.queue.len() + c.unacked.is_some() as usize + c.limbo.is_some() as usize).sum()
+    }
+
+    // ---- commands -------------------------------------------------------------------
+
+    pub fn connect(&mut self, now_ms: u64, io: &mut Io) {
+        self.link_input(LinkInput::Connect, now_ms, io);
+    }
+
+    pub fn disconnect(&mut self, io: &mut Io) {
+        self.link_input(LinkInput::Disconnect, 0, io);
+    }
+
+    pub fn subscribe(&mut self, channels: &[String], now_ms: u64, io: &mut Io) {
+        let mut fresh = vec![];
+        for c in channels {
+            let ch = self.channels.entry(c.clone()).or_default();
+            if !ch.want {
+                ch.want = true;
+                fresh.push(c.clone());
+            }
+        }
+        if let Link::Open { conn, .. } = self.link
+            && !fresh.is_empty()
+        {
+            self.send_frame(conn, wire::subscribe(&fresh), now_ms, io);
+        }
+        self.step(now_ms, io);
+    }
+
+    pub fn unsubscribe(&mut self, channels: &[String], now_ms: u64, io: &mut Io) {
+        let mut gone = vec![];
+        for c in channels {
+            if let Some(ch) = self.channels.get_mut(c)
+                && ch.want
+            {
+                ch.want = false;
+                ch.confirmed = false;
+                ch.backfill = None;
+                ch.held.clear();
+                gone.push(c.clone());
+            }
+        }
+        if let Link::Open { conn, .. } = self.link
+            && !gone.is_empty()
+        {
+            self.send_frame(conn, wire::unsubscribe(&gone), now_ms, io);
+        }
+        self.channels.retain(|_, c| !c.idle());
+    }
+
+    pub fn typing(&mut self, channel: &str, now_ms: u64, io: &mut Io) {
+        if let Link::Open { conn, .. } = self.link {
+            self.send_frame(conn, wire::typing(channel), now_ms, io);
+        }
+    }
+
+    // ---- inputs ---------------------------------------------------------------------
+
+    pub fn handle_open(&mut self, conn: ConnId, now_ms: u64, io: &mut Io) {
+        self.link_input(LinkInput::Opened(conn), now_ms, io);
+    }
+
+    pub fn handle_closed(&mut self, conn: ConnId, code: u16, reason: &str, now_ms: u64, io: &mut Io) {
+        self.link_input(LinkInput::Closed { conn, code, reason }, now_ms, io);
+    }
+
+    /// Do whatever is due at `now_ms`: open when a token is there, ping, detect dead
+    /// sockets and lost acks, release queued sends, poll pending.
+    pub fn step(&mut self, now_ms: u64, io: &mut Io) {
+        // Nothing to do while stopped; also keeps optimised code from comparing fields of an
+        // inactive variant before the discriminant (valgrind reports that as uninitialised).
+        if matches!(self.link, Link::Off | Link::Fatal) {
+            return;
+        }
+        match self.link {
+            Link::Backoff { .. } | Link::NeedToken => self.link_input(LinkInput::Due, now_ms, io),
+            Link::Open { conn, last_out_ms, last_in_ms, .. } => self.tick_open(conn, last_out_ms, last_in_ms, now_ms, io),
+            _ => {}
+        }
+    }
+
+    // ---- the link -------------------------------------------------------------------
+
+    /// Every change of the link, in one match over (link, input). Each arm performs the
+    /// transition's effects and names the next link, and whether the clock should run
+    /// right after (`step`); the link is assigned here and nowhere else.
+    fn link_input(&mut self, input: LinkInput, now_ms: u64, io: &mut Io) {
+        use LinkInput as I;
+        let (next, then_step) = match (self.link.clone(), input) {
+            (Link::Off | Link::Fatal, I::Connect) => {
+                self.attempt = 0;
+                (Link::NeedToken, true)
+            }
+            (link, I::Connect) => (link, true),
+            (link, I::Disconnect) => {
+                if let Link::Opening { conn, .. } | Link::Open { conn, .. } = link {
+                    io.out.ws_close(conn, 1000, "client closing");
+                }
+                self.drop_connection();
+                (Link::Off, false)
+            }
+            (Link::Backoff { until_ms }, I::Due) if now_ms >= until_ms => (Link::NeedToken, true),
+            // Never connect without a token: that would be a read-only observer.
+            (Link::NeedToken, I::Due) => match self.open_socket(io) {
+                Some(opening) => (opening, false),
+                None => (Link::NeedToken, false),
+            },
+            (Link::Opening { conn: c, generation }, I::Opened(conn)) if c == conn => (self.opened(conn, generation, now_ms, io), true),
+            (Link::Opening { conn: c, generation } | Link::Open { conn: c, generation, .. }, I::Closed { conn, code, reason }) if c == conn => {
+                let opened_ms = match self.link {
+                    Link::Open { opened_ms, .. } => Some(opened_ms),
+                    _ => None,
+                };
+                let next = self.closed(opened_ms, generation, code, reason, now_ms, io);
+                // After a 4001 the token in `io` is the rejected one: wait for the owner's next step.
+                let then_step = !matches!(next, Link::Fatal) && code != 4001;
+                (next, then_step)
+            }
+            // A stale connection's open or close, a timer not yet due: nothing changes.
+            (link, I::Due | I::Opened(_) | I::Closed { .. }) => (link, false),
+        };
+        self.link = next;
+        if then_step {
+            self.step(now_ms, io);
+        }
+    }
+}
+
+/// The backfill page of `channel` before `before` (newest first).
+fn history(channel: &str, page: u32, before: Option<String>) -> ChatsCommand {
+    ChatsCommand::History { channel_id: channel.to_owned(), limit: Some(page), before }
+}
