@@ -1,10 +1,7 @@
 //! The OpenClaw gateway client: one operator WebSocket, kept alive, carrying agent turns.
 //!
-//! ```text
-//! Off ─start→ Opening ─open→ AwaitChallenge ─connect.challenge→ AwaitHello ─hello-ok→ Ready
-//!   ↑                         (handshake timeout, close, tick silence) → Backoff ─timer→ Opening
-//!   rejected connect: retryable → Backoff (≥ retryAfterMs) · otherwise → Fatal (needs the human)
-//! ```
+//! The link: Off → Opening → AwaitChallenge → AwaitHello → Ready, with Backoff and Fatal
+//! (diagram and every transition in `link`).
 //! - Turns go one at a time (one agent session is one conversation) in the order they were given.
 //! - Each turn has an idempotency key from the seeded RNG, reused on every resend: a resend
 //!   after a reconnect joins the run still in flight (`in_flight`) instead of starting a second.
@@ -12,13 +9,19 @@
 //!   the gateway reports finished while we were away (`ok`) or whose `final` never comes is
 //!   failed with a clear reason (and the partial text): never dropped silently.
 //! - `tick` events are keep-alives: 2 × `policy.tickIntervalMs` without any frame ⇒ dead.
+//!
+//! The link's states change only in `link`; turns are kept in `turns`.
 
-use super::wire::{self, ChatPayload, ClientInfo, Frame, WireError};
+mod link;
+mod turns;
+
+use super::wire::{self, ClientInfo};
 use crate::io::{ConnId, Outbox, Output, RequestId, SansIo, Secret, Ticket};
+use link::Link;
 use rand_core::{Rng, SeedableRng};
 use serde::Serialize;
-use serde_json::Value;
 use std::collections::VecDeque;
+use turns::{Phase, Turn};
 
 /// Identifies one agent turn given to [`GatewayClient::send_turn`].
 pub type TurnId = u64;
@@ -100,45 +103,6 @@ pub enum GatewayEvent {
     TurnFailed { turn: TurnId, reason: String, partial: Option<String> },
 }
 
-#[derive(Debug, Clone, PartialEq)]
-enum Link {
-    Off,
-    Backoff { until_ms: u64 },
-    Opening { conn: ConnId, since_ms: u64 },
-    AwaitChallenge { conn: ConnId, since_ms: u64 },
-    AwaitHello { conn: ConnId, since_ms: u64, req: String },
-    Ready { conn: ConnId, since_ms: u64, last_in_ms: u64, tick_ms: u64 },
-    Fatal,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum Phase {
-    Queued,
-    /// `chat.send` is out as request `req`.
-    Sent { req: String },
-    Running { run_id: String },
-}
-
-#[derive(Debug, Clone)]
-struct Turn {
-    id: TurnId,
-    message: String,
-    key: String,
-    attempts: u32,
-    phase: Phase,
-    text: String,
-    last_ms: u64,
-}
-
-impl Turn {
-    fn partial(&self) -> Option<String> {
-        (!self.text.is_empty()).then(|| self.text.clone())
-    }
-    fn owns_run(&self, run_id: &str) -> bool {
-        run_id == self.key || matches!(&self.phase, Phase::Running { run_id: r } if r == run_id)
-    }
-}
-
 pub struct GatewayClient {
     config: GatewayConfig,
     out: Outbox<GatewayEvent>,
@@ -200,24 +164,6 @@ impl GatewayClient {
         &self.config.session_key
     }
 
-    /// Connect (again, after a fatal error) and stay connected until `stop`.
-    pub fn start(&mut self, now_ms: u64) {
-        self.now_ms = self.now_ms.max(now_ms);
-        if matches!(self.link, Link::Off | Link::Fatal) {
-            self.attempt = 0;
-            self.open(now_ms);
-        }
-    }
-
-    /// Close the connection; queued turns stay queued for a later `start`.
-    pub fn stop(&mut self) {
-        if let Some(conn) = self.conn() {
-            self.out.ws_close(conn, 1000, "client stopping");
-        }
-        self.requeue_current(false);
-        self.link = Link::Off;
-    }
-
     /// Queue a user turn for the session. Its outcome is `turn_reply` or `turn_failed`.
     pub fn send_turn(&mut self, message: String, now_ms: u64) -> TurnId {
         self.next_turn += 1;
@@ -255,200 +201,9 @@ impl GatewayClient {
         self.out.event(event);
     }
 
-    fn conn(&self) -> Option<ConnId> {
-        match &self.link {
-            Link::Opening { conn, .. } | Link::AwaitChallenge { conn, .. } | Link::AwaitHello { conn, .. } | Link::Ready { conn, .. } => Some(*conn),
-            _ => None,
-        }
-    }
-
-    fn since(&self) -> u64 {
-        match &self.link {
-            Link::Opening { since_ms, .. } | Link::AwaitChallenge { since_ms, .. } | Link::AwaitHello { since_ms, .. } => *since_ms,
-            _ => self.now_ms,
-        }
-    }
-
     fn req_id(&mut self) -> String {
         self.next_req += 1;
         format!("ml{}", self.next_req)
-    }
-
-    fn open(&mut self, now_ms: u64) {
-        let conn = self.out.ws_open(Secret::new(self.config.url.clone()));
-        self.link = Link::Opening { conn, since_ms: now_ms };
-    }
-
-    fn on_hello(&mut self, conn: ConnId, frame: Frame<'_>, now_ms: u64) {
-        if frame.ok != Some(true) {
-            let error = frame.error.unwrap_or_default();
-            let code = error.specific_code();
-            if error.retryable == Some(true) {
-                // The server closes the socket after a refusal: we close first and back off.
-                self.out.ws_close(conn, 1000, "connect refused");
-                let retry_at = self.backoff(now_ms).max(now_ms + error.retry_after_ms.unwrap_or(0));
-                self.link = Link::Backoff { until_ms: retry_at };
-                self.event(GatewayEvent::GatewayDisconnected { code: 1000, reason: format!("connect refused ({code}): {}", error.text()), retry_at_ms: retry_at });
-            } else {
-                self.out.ws_close(conn, 1000, "connect refused");
-                self.fatal(code, error.text());
-            }
-            return;
-        }
-        let payload = frame.payload_value().unwrap_or(Value::Null);
-        let protocol = payload.get("protocol").and_then(Value::as_u64).unwrap_or(0);
-        if payload.get("type").and_then(Value::as_str) != Some("hello-ok") || !(wire::MIN_PROTOCOL..=wire::MAX_PROTOCOL).contains(&protocol) {
-            self.out.ws_close(conn, 1002, "protocol mismatch");
-            let message = format!("the gateway answered protocol {protocol}; this client speaks {}-{}", wire::MIN_PROTOCOL, wire::MAX_PROTOCOL);
-            return self.fatal("PROTOCOL_MISMATCH".into(), message);
-        }
-        let tick_ms = payload.pointer("/policy/tickIntervalMs").and_then(Value::as_u64).filter(|t| *t > 0).unwrap_or(self.config.timing.default_tick_ms);
-        let server_version = payload.pointer("/server/version").and_then(Value::as_str).map(str::to_owned);
-        self.link = Link::Ready { conn, since_ms: now_ms, last_in_ms: now_ms, tick_ms };
-        self.event(GatewayEvent::GatewayConnected { conn, protocol, tick_interval_ms: tick_ms, server_version });
-    }
-
-    fn on_response(&mut self, frame: Frame<'_>, now_ms: u64) {
-        let Some(turn) = self.current.as_mut() else { return };
-        if !matches!(&turn.phase, Phase::Sent { req } if Some(req.as_str()) == frame.id.as_deref()) {
-            return;
-        }
-        turn.last_ms = now_ms;
-        if frame.ok == Some(true) {
-            let payload = frame.payload_value().unwrap_or(Value::Null);
-            let run_id = payload.get("runId").and_then(Value::as_str).unwrap_or(&turn.key).to_owned();
-            let status = payload.get("status").and_then(Value::as_str).unwrap_or("started").to_owned();
-            let (id, resent) = (turn.id, turn.attempts > 1);
-            if status == "ok" && resent {
-                // The run finished while we were disconnected: its reply went to the old socket.
-                let turn = self.current.take().expect("current turn");
-                let reason = "the gateway finished this turn while the connection was down; its reply was not received".to_owned();
-                return self.event(GatewayEvent::TurnFailed { turn: id, reason, partial: turn.partial() });
-            }
-            turn.phase = Phase::Running { run_id: run_id.clone() };
-            self.event(GatewayEvent::TurnStarted { turn: id, run_id, status });
-        } else {
-            let error = frame.error.unwrap_or_default();
-            self.turn_refused(error, now_ms);
-        }
-    }
-
-    fn turn_refused(&mut self, error: WireError, now_ms: u64) {
-        let mut turn = self.current.take().expect("current turn");
-        if error.retryable == Some(true) && turn.attempts < self.config.timing.max_attempts {
-            turn.phase = Phase::Queued;
-            turn.last_ms = now_ms + error.retry_after_ms.unwrap_or(0);
-            self.event(GatewayEvent::TurnRetrying { turn: turn.id, attempt: turn.attempts + 1 });
-            self.queue.push_front(turn);
-        } else {
-            let reason = format!("chat.send refused ({}): {}", error.specific_code(), error.text());
-            self.event(GatewayEvent::TurnFailed { turn: turn.id, reason, partial: turn.partial() });
-        }
-    }
-
-    fn on_chat(&mut self, payload: ChatPayload<'_>, now_ms: u64) {
-        let Some(turn) = self.current.as_mut() else { return };
-        if let Some(key) = payload.session_key.as_deref()
-            && !wire::same_session(&self.config.session_key, key)
-        {
-            return;
-        }
-        match payload.run_id.as_deref() {
-            Some(run_id) if !turn.owns_run(run_id) => return,
-            // Without a run id, only a turn the gateway already accepted can claim the event.
-            None if !matches!(turn.phase, Phase::Running { .. }) => return,
-            _ => {}
-        }
-        turn.last_ms = now_ms;
-        let run_id = payload.run_id.as_deref().unwrap_or(&turn.key).to_owned();
-        let state = payload.state.as_deref().unwrap_or_default();
-        let cumulative = payload.message.as_ref().and_then(wire::message_text);
-        match state {
-            "delta" => match (cumulative, payload.delta_text) {
-                (Some(full), _) => turn.text = full,
-                (None, Some(delta)) => turn.text.push_str(&delta),
-                (None, None) => {}
-            },
-            "final" => {
-                let turn = self.current.take().expect("current turn");
-                let text = cumulative.filter(|t| !t.is_empty()).unwrap_or(turn.text);
-                self.event(GatewayEvent::TurnReply { turn: turn.id, run_id, text });
-            }
-            "aborted" | "error" => {
-                let turn = self.current.take().expect("current turn");
-                let detail = payload.error_message.as_deref().unwrap_or("no detail");
-                let reason = format!("the run ended with {state}: {detail}");
-                self.event(GatewayEvent::TurnFailed { turn: turn.id, reason, partial: turn.partial() });
-            }
-            _ => {} // status phases: signs of life only
-        }
-    }
-
-    /// Send the next turn when the link is ready and nothing is in flight.
-    fn step(&mut self, now_ms: u64) {
-        let Link::Ready { conn, .. } = self.link else { return };
-        if self.current.is_some() {
-            return;
-        }
-        let Some(front) = self.queue.front() else { return };
-        if front.last_ms > now_ms && front.attempts > 0 {
-            return; // a refused send waits for its retryAfterMs
-        }
-        let mut turn = self.queue.pop_front().expect("front exists");
-        turn.attempts += 1;
-        turn.last_ms = now_ms;
-        let req = self.req_id();
-        let text = wire::chat_send_request(&req, &self.config.session_key, &turn.message, &turn.key);
-        self.out.ws_send(conn, text);
-        turn.phase = Phase::Sent { req };
-        self.current = Some(turn);
-    }
-
-    /// The connection is gone: put the turn in flight back for a resend, back off, reconnect.
-    fn lost(&mut self, code: u16, reason: &str, now_ms: u64) {
-        if let Link::Ready { since_ms, .. } = self.link
-            && now_ms >= since_ms + self.config.timing.stable_after_ms
-        {
-            self.attempt = 0;
-        }
-        self.requeue_current(true);
-        let retry_at = self.backoff(now_ms);
-        self.link = Link::Backoff { until_ms: retry_at };
-        self.event(GatewayEvent::GatewayDisconnected { code, reason: reason.to_owned(), retry_at_ms: retry_at });
-    }
-
-    fn requeue_current(&mut self, report: bool) {
-        let Some(mut turn) = self.current.take() else { return };
-        if turn.attempts >= self.config.timing.max_attempts {
-            let reason = format!("the connection to the gateway was lost {} times during this turn", turn.attempts);
-            return self.event(GatewayEvent::TurnFailed { turn: turn.id, reason, partial: turn.partial() });
-        }
-        turn.phase = Phase::Queued;
-        turn.last_ms = 0;
-        if report {
-            self.event(GatewayEvent::TurnRetrying { turn: turn.id, attempt: turn.attempts + 1 });
-        }
-        self.queue.push_front(turn);
-    }
-
-    fn fatal(&mut self, code: String, message: String) {
-        self.link = Link::Fatal;
-        self.event(GatewayEvent::GatewayFatal { code, message });
-        self.fail_all("the gateway refused this client (see gateway_fatal)");
-    }
-
-    fn fail_all(&mut self, reason: &str) {
-        let turns: Vec<Turn> = self.current.take().into_iter().chain(self.queue.drain(..)).collect();
-        for turn in turns {
-            self.event(GatewayEvent::TurnFailed { turn: turn.id, reason: reason.to_owned(), partial: turn.partial() });
-        }
-    }
-
-    fn backoff(&mut self, now_ms: u64) -> u64 {
-        self.attempt = self.attempt.saturating_add(1);
-        let timing = self.config.timing;
-        let backoff = crate::io::Backoff { base_ms: timing.backoff_base_ms, cap_ms: timing.backoff_cap_ms };
-        now_ms + backoff.delay_ms(self.attempt, &mut self.rng)
     }
 }
 
@@ -475,40 +230,14 @@ impl SansIo for GatewayClient {
 
     fn handle_timeout(&mut self, now_ms: u64) {
         self.now_ms = self.now_ms.max(now_ms);
-        let timing = self.config.timing;
-        match self.link.clone() {
-            Link::Backoff { until_ms } if now_ms >= until_ms => self.open(now_ms),
-            Link::Opening { conn, since_ms } | Link::AwaitChallenge { conn, since_ms } | Link::AwaitHello { conn, since_ms, .. }
-                if now_ms >= since_ms + timing.handshake_ms =>
-            {
-                self.out.ws_close(conn, 4000, "handshake timeout");
-                self.lost(4000, "no hello-ok within the handshake timeout", now_ms);
-            }
-            Link::Ready { conn, last_in_ms, tick_ms, .. } if now_ms >= last_in_ms + 2 * tick_ms => {
-                self.out.ws_close(conn, 4000, "tick timeout");
-                self.lost(4000, "no tick for two tick intervals", now_ms);
-            }
-            _ => {}
-        }
-        if let Some(turn) = &self.current
-            && matches!(turn.phase, Phase::Sent { .. } | Phase::Running { .. })
-            && now_ms >= turn.last_ms + timing.turn_idle_ms
-        {
-            let turn = self.current.take().expect("checked above");
-            let reason = format!("no final reply within {} s (lost final)", timing.turn_idle_ms / 1000);
-            self.event(GatewayEvent::TurnFailed { turn: turn.id, reason, partial: turn.partial() });
-        }
+        self.link_timeout(now_ms);
+        self.turn_timeout(now_ms);
         self.step(now_ms);
     }
 
     fn handle_ws_open(&mut self, conn: ConnId, now_ms: u64) {
         self.now_ms = self.now_ms.max(now_ms);
-        if let Link::Opening { conn: c, since_ms } = self.link
-            && c == conn
-        {
-            // The handshake deadline runs from the open request, through the challenge.
-            self.link = Link::AwaitChallenge { conn, since_ms };
-        }
+        self.link_opened(conn);
     }
 
     fn handle_ws_frame(&mut self, conn: ConnId, text: &str, now_ms: u64) {
@@ -516,35 +245,13 @@ impl SansIo for GatewayClient {
         if self.conn() != Some(conn) {
             return;
         }
-        if let Link::Ready { last_in_ms, .. } = &mut self.link {
-            *last_in_ms = now_ms;
-        }
+        self.link_alive(now_ms);
         let frame = match wire::parse(text, self.config.timing.max_frame_bytes) {
             Ok(frame) => frame,
             Err(message) => return self.event(GatewayEvent::GatewayProtocolError { message }),
         };
-        match (frame.kind.as_ref(), &self.link) {
-            ("event", Link::AwaitChallenge { .. }) if frame.event.as_deref() == Some("connect.challenge") => {
-                let req = self.req_id();
-                let text = wire::connect_request(&req, &self.config.client, &self.config.token);
-                self.out.ws_send(conn, text);
-                self.link = Link::AwaitHello { conn, since_ms: self.since(), req };
-            }
-            ("res", Link::AwaitHello { req, .. }) if frame.id.as_deref() == Some(req.as_str()) => self.on_hello(conn, frame, now_ms),
-            ("res", Link::Ready { .. }) => self.on_response(frame, now_ms),
-            ("event", Link::Ready { .. }) if frame.event.as_deref() == Some("chat") => match frame.chat_payload() {
-                Ok(payload) => self.on_chat(payload, now_ms),
-                Err(message) => self.event(GatewayEvent::GatewayProtocolError { message }),
-            },
-            // Tool calls and thinking stream as `agent` events: signs of life for a long turn.
-            ("event", Link::Ready { .. }) if frame.event.as_deref() == Some("agent") => {
-                if let (Ok(payload), Some(turn)) = (frame.chat_payload(), self.current.as_mut())
-                    && payload.run_id.as_deref().is_some_and(|r| turn.owns_run(r))
-                {
-                    turn.last_ms = now_ms;
-                }
-            }
-            _ => {} // ticks (already counted as life) and events we do not use
+        if let Some(frame) = self.handshake(conn, frame, now_ms) {
+            self.on_frame(frame, now_ms);
         }
         self.step(now_ms);
     }
