@@ -17,9 +17,10 @@ pub trait Peer {
     /// Answer a request; `Err` is a transport error (`handle_transport_error`).
     fn http(&mut self, request: http::Request<Vec<u8>>, now_ms: u64) -> Result<http::Response<Vec<u8>>, String>;
 
-    /// Open socket `conn` to `url`: `Ok` delivers `handle_ws_open`, `Err((code, reason))`
-    /// delivers `handle_ws_closed` (a refused connection).
-    fn ws_open(&mut self, conn: ConnId, url: &str, now_ms: u64) -> Result<(), (u16, String)> {
+    /// Open socket `conn` to `url`: `Ok(true)` delivers `handle_ws_open` now, `Ok(false)` later
+    /// (a `WsIn::Opened` from `ws_poll`, or the test itself), `Err((code, reason))` delivers
+    /// `handle_ws_closed` (a refused connection).
+    fn ws_open(&mut self, conn: ConnId, url: &str, now_ms: u64) -> Result<bool, (u16, String)> {
         let _ = (url, now_ms);
         panic!("unexpected WsOpen #{conn}: this peer has no sockets")
     }
@@ -43,6 +44,7 @@ pub trait Peer {
 /// A server-side happening on a socket, for the client.
 #[derive(Debug, Clone, PartialEq)]
 pub enum WsIn {
+    Opened(ConnId),
     Frame(ConnId, String),
     /// The socket closed (the peer forgets it; the client gets `handle_ws_closed`).
     Closed(ConnId, u16, String),
@@ -224,7 +226,8 @@ impl<C: SansIo, P: Peer> Driver<C, P> {
             }
             Output::Wait { until_ms } => return Next::Wait(until_ms),
             Output::WsOpen { conn, url } => match self.peer.ws_open(conn, url.expose(), now) {
-                Ok(()) => self.client.handle_ws_open(conn, now),
+                Ok(true) => self.client.handle_ws_open(conn, now),
+                Ok(false) => {}
                 Err((code, reason)) => self.client.handle_ws_closed(conn, code, &reason, now),
             },
             Output::WsSend { conn, text } => self.peer.ws_send(conn, &text, now),
@@ -247,6 +250,7 @@ impl<C: SansIo, P: Peer> Driver<C, P> {
         let any = !incoming.is_empty();
         for input in incoming {
             match input {
+                WsIn::Opened(conn) => self.client.handle_ws_open(conn, self.now_ms),
                 WsIn::Frame(conn, text) => self.client.handle_ws_frame(conn, &text, self.now_ms),
                 WsIn::Closed(conn, code, reason) => self.client.handle_ws_closed(conn, code, &reason, self.now_ms),
             }

@@ -65,7 +65,7 @@ impl Peer for SandboxPeer {
         Ok(self.sandbox.handle(request, now_ms))
     }
 
-    fn ws_open(&mut self, conn: ConnId, url: &str, now_ms: u64) -> Result<(), (u16, String)> {
+    fn ws_open(&mut self, conn: ConnId, url: &str, now_ms: u64) -> Result<bool, (u16, String)> {
         assert!(!self.rest_only, "unexpected WsOpen #{conn} in a REST-only test");
         let token = url.split("token=").nth(1).map(str::to_owned);
         assert!(token.as_deref().is_some_and(|t| !t.is_empty()), "never connect without a token");
@@ -75,7 +75,7 @@ impl Peer for SandboxPeer {
         }
         let sid = self.sandbox.ws_open(token.as_deref(), now_ms);
         self.conns.insert(conn, sid);
-        Ok(())
+        Ok(true)
     }
 
     fn ws_send(&mut self, conn: ConnId, text: &str, now_ms: u64) {
