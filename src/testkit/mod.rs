@@ -286,3 +286,102 @@ impl<C: SansIo, P: Peer> Driver<C, P> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::{Outbox, Secret};
+
+    /// A client that asks for one streamed request per `handle_timeout` and otherwise waits
+    /// `period` ms, or (with `spin`) never waits.
+    #[derive(Default)]
+    struct Ticker {
+        out: Outbox<String>,
+        spin: bool,
+        period: u64,
+        timeouts: Vec<u64>,
+        chunks: Vec<usize>,
+    }
+
+    impl SansIo for Ticker {
+        type Event = String;
+        fn poll_output(&mut self) -> Output<String> {
+            if self.spin {
+                return Output::Event("again".into());
+            }
+            self.out.pop().unwrap_or(Output::Wait { until_ms: self.timeouts.last().map(|t| t + self.period) })
+        }
+        fn handle_response(&mut self, _: RequestId, response: http::Response<Vec<u8>>, _: u64) -> crate::error::Result<()> {
+            self.out.event(format!("{} {}", response.status().as_u16(), response.body().len()));
+            Ok(())
+        }
+        fn handle_transport_error(&mut self, id: RequestId, _: &str, _: u64) -> crate::error::Result<()> {
+            Err(crate::io::unknown("request", id, "ticker"))
+        }
+        fn handle_body_chunk(&mut self, _: RequestId, chunk: &[u8], _: u64) -> crate::error::Result<()> {
+            self.chunks.push(chunk.len());
+            Ok(())
+        }
+        fn handle_persisted(&mut self, _: Ticket, _: u64) -> crate::error::Result<()> {
+            Ok(())
+        }
+        fn handle_timeout(&mut self, now_ms: u64) {
+            self.timeouts.push(now_ms);
+            self.out.http_streamed(http::Request::new(Vec::new()));
+            self.out.persist(Secret::new(now_ms.to_string().into_bytes()));
+        }
+        fn handle_ws_open(&mut self, _: ConnId, _: u64) {}
+        fn handle_ws_frame(&mut self, _: ConnId, _: &str, _: u64) {}
+        fn handle_ws_closed(&mut self, _: ConnId, _: u16, _: &str, _: u64) {}
+    }
+
+    fn ok_body(n: usize) -> impl Peer {
+        HttpFn(move |_: http::Request<Vec<u8>>, _: u64| -> Result<http::Response<Vec<u8>>, String> { Ok(http::Response::new(vec![7u8; n])) })
+    }
+
+    #[test]
+    fn advance_fires_every_deadline_on_the_way() {
+        let mut d = Driver::new(Ticker { period: 300, ..Default::default() }, ok_body(3), 1_000);
+        d.client.handle_timeout(1_000);
+        assert_eq!(d.advance(1_000), Some(2_300));
+        assert_eq!(d.client.timeouts, [1_000, 1_300, 1_600, 1_900, 2_000]);
+        assert_eq!(d.now_ms, 2_000);
+        assert_eq!(d.persisted.as_deref(), Some(&b"2000"[..]));
+        assert_eq!(d.take_events(), vec!["200 3"; 5]);
+    }
+
+    #[test]
+    fn streamed_bodies_arrive_in_chunks_and_hooks_see_each() {
+        let mut d = Driver::new(Ticker::default(), ok_body(10), 0);
+        d.chunk_size = Some(4);
+        d.after_chunk = Some(Box::new(|i, c: &mut Ticker, _| c.out.event(format!("after {i}"))));
+        d.client.handle_timeout(0);
+        d.drive();
+        assert_eq!(d.client.chunks, [4, 4, 2]);
+        assert_eq!(d.events, ["after 0", "after 1", "after 2", "200 0"]);
+    }
+
+    #[test]
+    #[should_panic(expected = "livelock")]
+    fn a_client_that_never_waits_is_a_livelock() {
+        let mut d = Driver::new(Ticker { spin: true, ..Default::default() }, ok_body(0), 0);
+        d.max_steps = 50;
+        d.drive();
+    }
+
+    #[test]
+    fn refused_inputs_panic_unless_lenient() {
+        let failing = || HttpFn(|_: http::Request<Vec<u8>>, _: u64| -> Result<http::Response<Vec<u8>>, String> { Err("down".to_owned()) });
+        let mut d = Driver::new(Ticker::default(), failing(), 0);
+        d.strict = false;
+        d.client.handle_timeout(0);
+        d.drive();
+        assert_eq!(d.refused.len(), 1);
+        let strict = std::panic::catch_unwind(|| {
+            let mut d = Driver::new(Ticker::default(), failing(), 0);
+            d.client.handle_timeout(0);
+            d.drive();
+        });
+        assert!(strict.is_err());
+    }
+}
