@@ -14,6 +14,9 @@ pub mod error;
 pub mod gateway;
 pub mod io;
 pub mod spaces;
+/// The shared test driver (tests, benches, fuzzers; the `testkit` feature).
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod ffi;

@@ -10,6 +10,7 @@
 mod wipe;
 
 use moltlink::io::{Output, SansIo};
+use moltlink::testkit::{Driver, Next, Peer, WsIn};
 use moltlink::{ChatsClient, ChatsConfig, DmClient, DmConfig};
 use moltlink_sandbox::moltchats::social::{SEED_CHANNEL_ID, SEED_SERVER_ID};
 use moltlink_sandbox::{Sandbox, SandboxConfig};
@@ -86,49 +87,59 @@ impl Scan {
     }
 }
 
-/// Drive `client` against the sandbox until it waits, serving REST and the WebSocket.
-fn drain<C: SansIo + std::fmt::Debug>(client: &mut C, sandbox: &Sandbox, scan: &mut Scan, ws: &mut Option<(u64, u64)>, now: u64) {
-    for _ in 0..10_000 {
-        if let Some((conn, sid)) = *ws {
-            let frames = sandbox.ws_drain(sid);
-            if !frames.is_empty() {
-                for f in frames {
-                    if let moltlink_sandbox::moltchats::gateway::WsOut::Text(t) = f {
-                        client.handle_ws_frame(conn, &t, now);
-                    }
-                }
-                continue;
-            }
+/// The sandbox as the clients' network: REST, and the one MoltChats socket.
+struct Net<'a> {
+    sandbox: &'a Sandbox,
+    ws: Option<(u64, u64)>,
+}
+
+impl Peer for Net<'_> {
+    fn http(&mut self, request: http::Request<Vec<u8>>, now: u64) -> Result<http::Response<Vec<u8>>, String> {
+        Ok(self.sandbox.handle(request, now))
+    }
+    fn ws_open(&mut self, conn: u64, url: &str, now: u64) -> Result<bool, (u16, String)> {
+        let token = url.split("token=").nth(1).map(str::to_owned);
+        self.ws = Some((conn, self.sandbox.ws_open(token.as_deref(), now)));
+        Ok(true)
+    }
+    fn ws_send(&mut self, conn: u64, text: &str, now: u64) {
+        if let Some((c, sid)) = self.ws
+            && c == conn
+        {
+            self.sandbox.ws_receive(sid, text, now);
         }
-        let output = client.poll_output();
+    }
+    fn ws_close(&mut self, _: u64, _: u16, _: &str, _: u64) {}
+    fn ws_poll(&mut self, _: u64) -> Vec<WsIn> {
+        let Some((conn, sid)) = self.ws else { return vec![] };
+        let frames = self.sandbox.ws_drain(sid).into_iter();
+        frames.filter_map(|f| if let moltlink_sandbox::moltchats::gateway::WsOut::Text(t) = f { Some(WsIn::Frame(conn, t)) } else { None }).collect()
+    }
+}
+
+/// A client on the sandbox; refused inputs are collected (their messages are scanned too).
+fn host<C: SansIo>(client: C, sandbox: &Sandbox, now: u64) -> Driver<C, Net<'_>> {
+    let mut d = Driver::new(client, Net { sandbox, ws: None }, now);
+    d.strict = false;
+    d
+}
+
+/// Drive until the client waits, learning every output's secrets before it is performed.
+fn drain<C: SansIo + std::fmt::Debug>(d: &mut Driver<C, Net>, scan: &mut Scan, now: u64) {
+    d.now_ms = now;
+    for _ in 0..10_000 {
+        if d.deliver_ws() {
+            continue;
+        }
+        let output = d.client.poll_output();
         scan.output(&output);
-        match output {
-            Output::Http { id, request, .. } => {
-                let response = sandbox.handle(request, now);
-                let r = client.handle_response(id, response, now);
-                scan.err(r);
-            }
-            Output::Persist { ticket, .. } => {
-                let r = client.handle_persisted(ticket, now);
-                scan.err(r);
-            }
-            Output::WsOpen { conn, url } => {
-                let token = url.expose().split("token=").nth(1).map(str::to_owned);
-                *ws = Some((conn, sandbox.ws_open(token.as_deref(), now)));
-                client.handle_ws_open(conn, now);
-            }
-            Output::WsSend { conn, text } => {
-                if let Some((c, sid)) = *ws
-                    && c == conn
-                {
-                    sandbox.ws_receive(sid, &text, now);
-                }
-            }
-            Output::Wait { .. } => {
-                scan.loggable.push(format!("{client:?}"));
-                return;
-            }
-            _ => {}
+        let next = d.perform(output);
+        for e in d.refused.drain(..) {
+            scan.err(Err::<(), _>(e));
+        }
+        if let Next::Wait(_) = next {
+            scan.loggable.push(format!("{:?}", d.client));
+            return;
         }
     }
     panic!("livelock");
@@ -142,62 +153,61 @@ fn chats(credentials: Option<Vec<u8>>, seed: u8) -> ChatsClient {
 fn a_full_session_logs_no_key_token_or_api_key() {
     let sandbox = Sandbox::new(SandboxConfig { access_token_lifetime_s: 600, ..Default::default() });
     let mut scan = Scan::default();
-    let mut ws = None;
     let mut now = T0;
-    let mut client = chats(None, 1);
+    let mut client = host(chats(None, 1), &sandbox, now);
     scan.loggable.push(format!("{:?}", ChatsConfig { api_base: Some(API.into()), credentials: None, seed: [1; 32], refresh: Default::default() }));
-    client.register("secret_keeper", now).unwrap();
-    drain(&mut client, &sandbox, &mut scan, &mut ws, now);
-    let join = client.command_json(&format!(r#"{{"op":"server_join","server_id":"{SEED_SERVER_ID}"}}"#), now);
+    client.client.register("secret_keeper", now).unwrap();
+    drain(&mut client, &mut scan, now);
+    let join = client.client.command_json(&format!(r#"{{"op":"server_join","server_id":"{SEED_SERVER_ID}"}}"#), now);
     scan.err(join);
-    let _ = client.whoami(now);
-    client.connect(now).unwrap();
-    client.subscribe(&[SEED_CHANNEL_ID.to_owned()], now).unwrap();
-    drain(&mut client, &sandbox, &mut scan, &mut ws, now);
+    let _ = client.client.whoami(now);
+    client.client.connect(now).unwrap();
+    client.client.subscribe(&[SEED_CHANNEL_ID.to_owned()], now).unwrap();
+    drain(&mut client, &mut scan, now);
     // Rotations (forced and scheduled), calls, sends, and errors on the way.
     for i in 0..6 {
         now += 5 * 60_000;
-        client.handle_timeout(now);
+        client.client.handle_timeout(now);
         if i % 2 == 0 {
-            client.refresh(now).unwrap();
+            client.client.refresh(now).unwrap();
         }
-        let send = client.send_message(SEED_CHANNEL_ID, &format!("hello {i}"), None, now);
+        let send = client.client.send_message(SEED_CHANNEL_ID, &format!("hello {i}"), None, now);
         scan.err(send);
-        let bad = client.command_json(r#"{"op":"history","channel_id":""}"#, now);
+        let bad = client.client.command_json(r#"{"op":"history","channel_id":""}"#, now);
         scan.err(bad);
-        let unknown = client.handle_response(999_999, http::Response::new(b"{}".to_vec()), now);
+        let unknown = client.client.handle_response(999_999, http::Response::new(b"{}".to_vec()), now);
         scan.err(unknown);
-        let _ = client.whoami(now);
-        drain(&mut client, &sandbox, &mut scan, &mut ws, now);
+        let _ = client.client.whoami(now);
+        drain(&mut client, &mut scan, now);
     }
     // A token revoked under us, then a restart from the saved file (challenge re-auth).
-    sandbox.revoke_all_refresh_tokens_of(client.agent_id().unwrap());
-    client.refresh(now).unwrap();
-    drain(&mut client, &sandbox, &mut scan, &mut ws, now);
-    assert!(client.is_authenticated(now), "still logged in");
+    sandbox.revoke_all_refresh_tokens_of(client.client.agent_id().unwrap());
+    client.client.refresh(now).unwrap();
+    drain(&mut client, &mut scan, now);
+    assert!(client.client.is_authenticated(now), "still logged in");
     let saved = scan.last_saved.clone().expect("credentials were persisted");
-    let mut restarted = chats(Some(saved), 2);
-    restarted.login(now).unwrap();
-    drain(&mut restarted, &sandbox, &mut scan, &mut ws, now);
+    let mut restarted = host(chats(Some(saved), 2), &sandbox, now);
+    restarted.peer.ws = client.peer.ws;
+    restarted.client.login(now).unwrap();
+    drain(&mut restarted, &mut scan, now);
     let bad_creds = ChatsClient::new(ChatsConfig { api_base: None, credentials: Some(b"{\"privateKey\": 1".to_vec()), seed: [0; 32], refresh: Default::default() });
     scan.err(bad_creds);
 
     // Moltbook DMs with an API key.
     let key = sandbox.moltbook_add_agent("KeeperBot", "keeper_x").unwrap();
     scan.secret(&key);
-    let mut dm = DmClient::new(DmConfig { api_base: Some(MOLTBOOK.into()), api_key: moltlink::io::Secret::new(key.clone()), seed: [3; 32], heartbeat: Default::default() }).unwrap();
+    let mut dm = host(DmClient::new(DmConfig { api_base: Some(MOLTBOOK.into()), api_key: moltlink::io::Secret::new(key.clone()), seed: [3; 32], heartbeat: Default::default() }).unwrap(), &sandbox, now);
     scan.loggable.push(format!("{:?}", DmConfig { api_base: None, api_key: moltlink::io::Secret::new(key.clone()), seed: [3; 32], heartbeat: Default::default() }));
     for cmd in [r#"{"command":"check"}"#, r#"{"command":"requests"}"#, r#"{"command":"conversations"}"#, r#"{"command":"read","conversation_id":"nope"}"#, r#"{"command":"bogus"}"#] {
-        let r = dm.command_json(cmd, now);
+        let r = dm.client.command_json(cmd, now);
         scan.err(r);
     }
-    dm.start_heartbeat(now);
-    let mut no_ws = None;
+    dm.client.start_heartbeat(now);
     // The sandbox serves Moltbook under its own prefix whatever the host.
-    drain(&mut dm, &sandbox, &mut scan, &mut no_ws, now);
+    drain(&mut dm, &mut scan, now);
     now += 5 * 3_600_000;
-    dm.handle_timeout(now);
-    drain(&mut dm, &sandbox, &mut scan, &mut no_ws, now);
+    dm.client.handle_timeout(now);
+    drain(&mut dm, &mut scan, now);
 
     assert!(scan.loggable.iter().any(|l| l.contains("dm_")), "DM events were produced");
     assert!(scan.loggable.iter().any(|l| l.contains("message_sent")), "realtime sends were confirmed");

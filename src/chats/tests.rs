@@ -4,93 +4,64 @@
 use super::*;
 use crate::auth::AuthEvent;
 use crate::io::{CallEvent, Output, SansIo};
+use crate::testkit::sandbox::SandboxPeer;
+use crate::testkit::{Driver, Next, Peer};
 use moltlink_sandbox::{Sandbox, SandboxConfig};
+use std::rc::Rc;
 
 const T0: u64 = 1_790_000_000_000;
 const API: &str = "http://sandbox.test/moltchats/api/v1";
 const HOUR: u64 = 3_600_000;
 
-/// A host with a virtual clock and a "disk" holding the last persisted bytes.
-struct Harness {
-    sandbox: Sandbox,
-    client: ChatsClient,
-    now: u64,
-    disk: Option<Vec<u8>>,
-    events: Vec<ChatsEvent>,
-    /// Every request path the client sent, in order.
-    sent: Vec<String>,
-    /// Every secret-free string the host could log: events, errors, Debug output.
-    loggable: Vec<String>,
+/// A host with a virtual clock and a "disk" holding the last persisted bytes, recording every
+/// secret-free string it could log (outputs' Debug, events) in `transcript`.
+type Harness = Driver<ChatsClient, SandboxPeer>;
+
+fn harness(config: SandboxConfig) -> Harness {
+    let mut peer = SandboxPeer::new(Rc::new(Sandbox::new(config)));
+    peer.rest_only = true;
+    let mut h = Driver::new(open(None, 1), peer, T0);
+    h.record = true;
+    // A livelock (endless requests without time passing) fails the test quickly.
+    h.max_steps = 200;
+    h
 }
 
-impl Harness {
-    fn new(config: SandboxConfig) -> Self {
-        let sandbox = Sandbox::new(config);
-        let client = open(None, 1);
-        Self { sandbox, client, now: T0, disk: None, events: vec![], sent: vec![], loggable: vec![] }
-    }
-
+/// What the chats tests add to the driver.
+trait Session {
     /// Simulate a process restart: a new client from what is on disk.
-    fn restart(&mut self, seed: u8) {
-        self.client = open(self.disk.clone(), seed);
-    }
+    fn restart(&mut self, seed: u8);
+    /// Answer a request from the sandbox without giving the answer to the client.
+    fn serve(&mut self, request: http::Request<Vec<u8>>) -> http::Response<Vec<u8>>;
+    fn register(&mut self, name: &str);
+    /// Every request path the client sent, in order.
+    fn sent(&self) -> Vec<String>;
+    fn count(&self, path: &str) -> usize;
+    fn last_auth(&self) -> Option<AuthHow>;
+    fn call_outcome(&self, call: CallId) -> Option<&ChatsEvent>;
+}
 
-    /// Drain outputs, serving HTTP from the sandbox, until the core waits. Bounded: a livelock
-    /// (endless requests without time passing) fails the test.
-    fn drain(&mut self) -> Option<u64> {
-        for _ in 0..200 {
-            let output = self.client.poll_output();
-            self.loggable.push(format!("{output:?}"));
-            match output {
-                Output::Http { id, request, .. } => {
-                    let response = self.serve(request);
-                    self.client.handle_response(id, response, self.now).unwrap();
-                }
-                Output::Persist { ticket, bytes } => {
-                    self.disk = Some(bytes.expose().clone());
-                    self.client.handle_persisted(ticket, self.now).unwrap();
-                }
-                Output::Event(event) => {
-                    self.loggable.push(serde_json::to_string(&event).unwrap());
-                    self.events.push(event);
-                }
-                other @ (Output::WsOpen { .. } | Output::WsSend { .. } | Output::WsClose { .. }) => panic!("unexpected {other:?}"),
-                Output::Wait { until_ms } => return until_ms,
-            }
-        }
-        panic!("no Wait after 200 outputs: livelock");
+impl Session for Harness {
+    fn restart(&mut self, seed: u8) {
+        self.client = open(self.persisted.clone(), seed);
     }
 
     fn serve(&mut self, request: http::Request<Vec<u8>>) -> http::Response<Vec<u8>> {
-        self.sent.push(request.uri().path().trim_start_matches("/moltchats/api/v1").to_owned());
-        self.sandbox.handle(request, self.now)
-    }
-
-    /// Let virtual time pass, firing every deadline on the way.
-    fn advance(&mut self, ms: u64) {
-        let end = self.now + ms;
-        loop {
-            match self.drain() {
-                Some(at) if at <= end => {
-                    self.now = self.now.max(at);
-                    self.client.handle_timeout(self.now);
-                }
-                _ => break,
-            }
-        }
-        self.now = end;
-        self.client.handle_timeout(self.now);
-        self.drain();
+        self.peer.http(request, self.now_ms).unwrap()
     }
 
     fn register(&mut self, name: &str) {
-        self.client.register(name, self.now).unwrap();
-        self.drain();
-        assert!(self.client.is_authenticated(self.now), "events: {:?}", self.events);
+        self.client.register(name, self.now_ms).unwrap();
+        self.drive();
+        assert!(self.client.is_authenticated(self.now_ms), "events: {:?}", self.events);
+    }
+
+    fn sent(&self) -> Vec<String> {
+        self.peer.paths("/moltchats/api/v1")
     }
 
     fn count(&self, path: &str) -> usize {
-        self.sent.iter().filter(|p| *p == path).count()
+        self.sent().iter().filter(|p| *p == path).count()
     }
 
     fn last_auth(&self) -> Option<AuthHow> {
@@ -123,17 +94,17 @@ mod realtime_session;
 
 #[test]
 fn register_login_and_whoami() {
-    let mut h = Harness::new(fast_config());
+    let mut h = harness(fast_config());
     h.register("Agent_One");
-    let call = h.client.whoami(h.now).unwrap();
-    h.drain();
+    let call = h.client.whoami(h.now_ms).unwrap();
+    h.drive();
     match h.call_outcome(call) {
         Some(ChatsEvent::Call(CallEvent::CallSucceeded { body, .. })) => assert_eq!(body["username"], "agent_one"),
         other => panic!("unexpected {other:?}"),
     }
-    assert_eq!(h.sent, ["/agents/register", "/agents/verify", "/agents/@me"]);
+    assert_eq!(h.sent(), ["/agents/register", "/agents/verify", "/agents/@me"]);
     // The saved file is the skill's format.
-    let saved: serde_json::Value = serde_json::from_slice(h.disk.as_ref().unwrap()).unwrap();
+    let saved: serde_json::Value = serde_json::from_slice(h.persisted.as_ref().unwrap()).unwrap();
     for key in ["agentId", "username", "privateKey", "refreshToken", "apiBase"] {
         assert!(saved.get(key).is_some(), "missing {key}");
     }
@@ -142,22 +113,22 @@ fn register_login_and_whoami() {
 
 #[test]
 fn a_week_of_rotations_never_loses_access() {
-    let mut h = Harness::new(fast_config());
+    let mut h = harness(fast_config());
     h.register("weekly");
     let mut calls = vec![];
     for step in 0..(7 * 24 * 4) {
         h.advance(15 * 60 * 1000);
-        assert!(h.client.is_authenticated(h.now), "lost access at step {step}");
+        assert!(h.client.is_authenticated(h.now_ms), "lost access at step {step}");
         if step % 7 == 0 {
-            calls.push(h.client.whoami(h.now).unwrap());
-            h.drain();
+            calls.push(h.client.whoami(h.now_ms).unwrap());
+            h.drive();
         }
     }
     let refreshes = h.count("/auth/refresh");
     // 4 h tokens refreshed at 80 % ± 5 %: 3.0–3.4 h apart, ~50 in a week.
     assert!((48..=57).contains(&refreshes), "{refreshes} refreshes");
     assert_eq!(h.count("/auth/challenge"), 0);
-    let stats = h.sandbox.stats();
+    let stats = h.peer.sandbox.stats();
     assert_eq!(stats.refresh_reuse_rejections, 0);
     assert_eq!(stats.bearer_rejections, 0);
     for call in calls {
@@ -167,14 +138,13 @@ fn a_week_of_rotations_never_loses_access() {
 
 /// Run until the client has sent `/auth/refresh`, returning that request undelivered.
 fn refresh_request(h: &mut Harness) -> (RequestId, http::Request<Vec<u8>>) {
-    h.client.refresh(h.now).unwrap();
+    h.client.refresh(h.now_ms).unwrap();
     loop {
         match h.client.poll_output() {
             Output::Persist { ticket, bytes } => {
                 let saved: serde_json::Value = serde_json::from_slice(bytes.expose()).unwrap();
                 assert_eq!(saved["refreshInFlight"], true, "marker is saved before the refresh is sent");
-                h.disk = Some(bytes.expose().clone());
-                h.client.handle_persisted(ticket, h.now).unwrap();
+                h.perform(Output::Persist { ticket, bytes });
             }
             Output::Http { id, request, .. } => {
                 assert!(request.uri().path().ends_with("/auth/refresh"));
@@ -187,22 +157,22 @@ fn refresh_request(h: &mut Harness) -> (RequestId, http::Request<Vec<u8>>) {
 
 fn assert_recovers_without_replay(h: &mut Harness, expected: AuthHow) {
     h.restart(9);
-    h.client.login(h.now).unwrap();
-    h.drain();
-    assert!(h.client.is_authenticated(h.now));
+    h.client.login(h.now_ms).unwrap();
+    h.drive();
+    assert!(h.client.is_authenticated(h.now_ms));
     assert_eq!(h.last_auth(), Some(expected));
-    assert_eq!(h.sandbox.stats().refresh_reuse_rejections, 0, "a spent refresh token was replayed");
-    let call = h.client.whoami(h.now).unwrap();
-    h.drain();
+    assert_eq!(h.peer.sandbox.stats().refresh_reuse_rejections, 0, "a spent refresh token was replayed");
+    let call = h.client.whoami(h.now_ms).unwrap();
+    h.drive();
     assert!(matches!(h.call_outcome(call), Some(ChatsEvent::Call(CallEvent::CallSucceeded { .. }))));
     // The identity survived: same agent, key still on disk.
-    let saved: serde_json::Value = serde_json::from_slice(h.disk.as_ref().unwrap()).unwrap();
+    let saved: serde_json::Value = serde_json::from_slice(h.persisted.as_ref().unwrap()).unwrap();
     assert!(saved["privateKey"].as_str().unwrap().contains("PRIVATE KEY"));
 }
 
 #[test]
 fn crash_after_sending_refresh_before_response() {
-    let mut h = Harness::new(fast_config());
+    let mut h = harness(fast_config());
     h.register("crash_a");
     let (_, request) = refresh_request(&mut h);
     let _lost = h.serve(request); // the server rotated; the host died before reading
@@ -211,24 +181,24 @@ fn crash_after_sending_refresh_before_response() {
 
 #[test]
 fn crash_after_response_before_persisting() {
-    let mut h = Harness::new(fast_config());
+    let mut h = harness(fast_config());
     h.register("crash_b");
     let (id, request) = refresh_request(&mut h);
     let response = h.serve(request);
-    h.client.handle_response(id, response, h.now).unwrap();
+    h.client.handle_response(id, response, h.now_ms).unwrap();
     assert!(matches!(h.client.poll_output(), Output::Persist { .. })); // never written
     assert_recovers_without_replay(&mut h, AuthHow::Challenge);
 }
 
 #[test]
 fn crash_after_persisting_before_acknowledging() {
-    let mut h = Harness::new(fast_config());
+    let mut h = harness(fast_config());
     h.register("crash_c");
     let (id, request) = refresh_request(&mut h);
     let response = h.serve(request);
-    h.client.handle_response(id, response, h.now).unwrap();
+    h.client.handle_response(id, response, h.now_ms).unwrap();
     match h.client.poll_output() {
-        Output::Persist { bytes, .. } => h.disk = Some(bytes.expose().clone()), // written, never acked
+        Output::Persist { bytes, .. } => h.persisted = Some(bytes.expose().clone()), // written, never acked
         other => panic!("unexpected {other:?}"),
     }
     // The new refresh token was saved, so the restart can simply refresh with it.
@@ -237,87 +207,81 @@ fn crash_after_persisting_before_acknowledging() {
 
 #[test]
 fn the_new_token_is_not_used_before_the_host_acknowledges() {
-    let mut h = Harness::new(fast_config());
+    let mut h = harness(fast_config());
     h.register("acked");
     let (id, request) = refresh_request(&mut h);
     let response = h.serve(request);
-    h.client.handle_response(id, response, h.now).unwrap();
+    h.client.handle_response(id, response, h.now_ms).unwrap();
     let Output::Persist { ticket, .. } = h.client.poll_output() else { panic!("expected persist") };
     // A call made now waits (the old token is revoked, the new one is not saved yet)...
-    let call = h.client.whoami(h.now).unwrap();
+    let call = h.client.whoami(h.now_ms).unwrap();
     match h.client.poll_output() {
         Output::Http { request, .. } => panic!("sent {} before the ack", request.uri()),
         Output::Wait { .. } => {}
         other => panic!("unexpected {other:?}"),
     }
     // ...and goes out with the new token once the host acknowledges.
-    h.client.handle_persisted(ticket, h.now).unwrap();
-    h.drain();
+    h.client.handle_persisted(ticket, h.now_ms).unwrap();
+    h.drive();
     assert!(matches!(h.call_outcome(call), Some(ChatsEvent::Call(CallEvent::CallSucceeded { .. }))));
 }
 
 #[test]
 fn three_triggers_produce_one_refresh() {
-    let mut h = Harness::new(fast_config());
+    let mut h = harness(fast_config());
     h.register("single_flight");
     // Trigger 1: the timer is due.
-    h.now += 4 * HOUR - 5 * 60 * 1000;
-    h.client.handle_timeout(h.now);
+    h.now_ms += 4 * HOUR - 5 * 60 * 1000;
+    h.client.handle_timeout(h.now_ms);
     // Trigger 2: an explicit refresh (e.g. a WebSocket 4001 reconnect).
-    h.client.refresh(h.now).unwrap();
+    h.client.refresh(h.now_ms).unwrap();
     // Trigger 3: a call that will be answered 401 because the token expires meanwhile.
-    let call = h.client.whoami(h.now).unwrap();
-    h.client.refresh(h.now).unwrap();
-    h.drain();
+    let call = h.client.whoami(h.now_ms).unwrap();
+    h.client.refresh(h.now_ms).unwrap();
+    h.drive();
     assert_eq!(h.count("/auth/refresh"), 1);
     assert!(matches!(h.call_outcome(call), Some(ChatsEvent::Call(CallEvent::CallSucceeded { .. }))));
 }
 
 #[test]
 fn a_call_racing_a_rotation_is_retried_once_with_the_new_token() {
-    let mut h = Harness::new(fast_config());
+    let mut h = harness(fast_config());
     h.register("racer");
     // The call leaves with the old token...
-    let call = h.client.whoami(h.now).unwrap();
+    let call = h.client.whoami(h.now_ms).unwrap();
     let Output::Http { id: call_req, request: call_request, .. } = h.client.poll_output() else { panic!() };
     // ...the rotation completes first (revoking it)...
     let (id, request) = refresh_request(&mut h);
     let response = h.serve(request);
-    h.client.handle_response(id, response, h.now).unwrap();
-    h.drain();
+    h.client.handle_response(id, response, h.now_ms).unwrap();
+    h.drive();
     // ...so the server answers TOKEN_REVOKED, and the core resends with the new token.
     let response = h.serve(call_request);
     assert_eq!(response.status(), 401);
-    h.client.handle_response(call_req, response, h.now).unwrap();
-    h.drain();
+    h.client.handle_response(call_req, response, h.now_ms).unwrap();
+    h.drive();
     assert!(matches!(h.call_outcome(call), Some(ChatsEvent::Call(CallEvent::CallSucceeded { .. }))), "{:?}", h.events);
     assert_eq!(h.count("/agents/@me"), 2);
 }
 
 #[test]
 fn a_call_rejected_twice_fails_instead_of_looping() {
-    let mut h = Harness::new(fast_config());
+    let mut h = harness(fast_config());
     h.register("twice");
-    let call = h.client.whoami(h.now).unwrap();
+    let call = h.client.whoami(h.now_ms).unwrap();
     // Answer every @me with TOKEN_REVOKED: one retry, then a clean failure.
     for _ in 0..10 {
         match h.client.poll_output() {
             Output::Http { id, request, .. } if request.uri().path().ends_with("/agents/@me") => {
                 let revoked = crate::io::response_from_parts(401, &[], br#"{"statusCode":401,"code":"TOKEN_REVOKED","error":"Unauthorized","message":"Token has been revoked"}"#.to_vec()).unwrap();
-                h.sent.push("/agents/@me".into());
-                h.client.handle_response(id, revoked, h.now).unwrap();
+                h.peer.sent.push(format!("GET {API}/agents/@me"));
+                h.client.handle_response(id, revoked, h.now_ms).unwrap();
             }
-            Output::Http { id, request, .. } => {
-                let response = h.serve(request);
-                h.client.handle_response(id, response, h.now).unwrap();
+            other => {
+                if let Next::Wait(_) = h.perform(other) {
+                    break;
+                }
             }
-            Output::Persist { ticket, bytes } => {
-                h.disk = Some(bytes.expose().clone());
-                h.client.handle_persisted(ticket, h.now).unwrap();
-            }
-            Output::Event(e) => h.events.push(e),
-            other @ (Output::WsOpen { .. } | Output::WsSend { .. } | Output::WsClose { .. }) => panic!("unexpected {other:?}"),
-            Output::Wait { .. } => break,
         }
     }
     assert_eq!(h.count("/agents/@me"), 2);
@@ -327,16 +291,16 @@ fn a_call_rejected_twice_fails_instead_of_looping() {
 #[test]
 fn refresh_rejections_lead_to_reauth_never_a_loop() {
     for code in ["revoked", "expired"] {
-        let mut h = Harness::new(fast_config());
+        let mut h = harness(fast_config());
         h.register(&format!("rejected_{code}"));
-        let saved: serde_json::Value = serde_json::from_slice(h.disk.as_ref().unwrap()).unwrap();
+        let saved: serde_json::Value = serde_json::from_slice(h.persisted.as_ref().unwrap()).unwrap();
         let token = saved["refreshToken"].as_str().unwrap().to_owned();
         match code {
-            "revoked" => assert!(h.sandbox.revoke_all_refresh_tokens_of(h.client.agent_id().unwrap()) > 0),
-            _ => assert!(h.sandbox.expire_refresh_token(&token)),
+            "revoked" => assert!(h.peer.sandbox.revoke_all_refresh_tokens_of(h.client.agent_id().unwrap()) > 0),
+            _ => assert!(h.peer.sandbox.expire_refresh_token(&token)),
         }
-        h.client.refresh(h.now).unwrap();
-        h.drain();
+        h.client.refresh(h.now_ms).unwrap();
+        h.drive();
         assert_eq!(h.count("/auth/refresh"), 1);
         assert_eq!(h.count("/auth/challenge"), 1);
         assert_eq!(h.last_auth(), Some(AuthHow::Challenge));
@@ -346,24 +310,24 @@ fn refresh_rejections_lead_to_reauth_never_a_loop() {
 
 #[test]
 fn fatal_auth_errors_stop_and_fail_waiting_calls() {
-    let mut h = Harness::new(fast_config());
+    let mut h = harness(fast_config());
     h.register("doomed");
-    let creds = h.disk.clone().unwrap();
+    let creds = h.persisted.clone().unwrap();
     // A different server that never heard of this agent.
-    h.sandbox = Sandbox::new(fast_config());
+    h.peer.sandbox = Rc::new(Sandbox::new(fast_config()));
     h.client = open(Some(creds), 3);
-    let call = h.client.whoami(h.now).unwrap();
+    let call = h.client.whoami(h.now_ms).unwrap();
     h.advance(HOUR);
     assert!(h.events.iter().any(|e| matches!(e, ChatsEvent::Auth(AuthEvent::AuthFailed { error }) if error.code_is("AGENT_NOT_FOUND"))));
     assert!(matches!(h.call_outcome(call), Some(ChatsEvent::Call(CallEvent::CallFailed { .. }))));
-    assert_eq!(h.sent.len(), 2 + 1 + 1, "register, verify, then one refresh and one challenge: no loop");
+    assert_eq!(h.sent().len(), 2 + 1 + 1, "register, verify, then one refresh and one challenge: no loop");
 }
 
 #[test]
 fn transient_failures_back_off_and_recover() {
-    let mut h = Harness::new(fast_config());
+    let mut h = harness(fast_config());
     h.register("flaky");
-    h.client.refresh(h.now).unwrap();
+    h.client.refresh(h.now_ms).unwrap();
     // The network is down for every auth request for a while.
     let mut failures = 0;
     let mut deadlines = vec![];
@@ -371,26 +335,21 @@ fn transient_failures_back_off_and_recover() {
         match h.client.poll_output() {
             Output::Http { id, .. } => {
                 failures += 1;
-                h.client.handle_transport_error(id, "connection refused", h.now).unwrap();
+                h.client.handle_transport_error(id, "connection refused", h.now_ms).unwrap();
             }
-            Output::Persist { ticket, bytes } => {
-                h.disk = Some(bytes.expose().clone());
-                h.client.handle_persisted(ticket, h.now).unwrap();
-            }
-            Output::Event(_) => {}
-            other @ (Output::WsOpen { .. } | Output::WsSend { .. } | Output::WsClose { .. }) => panic!("unexpected {other:?}"),
             Output::Wait { until_ms } => {
                 let at = until_ms.expect("a retry is scheduled");
-                deadlines.push(at - h.now);
-                h.now = at;
-                h.client.handle_timeout(h.now);
+                deadlines.push(at - h.now_ms);
+                h.now_ms = at;
+                h.client.handle_timeout(h.now_ms);
             }
+            other => drop(h.perform(other)),
         }
     }
     assert!(deadlines.windows(2).all(|w| w[1] >= w[0] / 2), "backoff grows: {deadlines:?}");
-    h.drain();
-    assert!(h.client.is_authenticated(h.now));
-    assert_eq!(h.sandbox.stats().refresh_reuse_rejections, 0);
+    h.drive();
+    assert!(h.client.is_authenticated(h.now_ms));
+    assert_eq!(h.peer.sandbox.stats().refresh_reuse_rejections, 0);
 }
 
 #[test]
@@ -403,19 +362,19 @@ fn bad_inputs_are_clear_errors() {
     let err = ChatsClient::new(ChatsConfig { api_base: Some("ftp://x".into()), credentials: None, seed: [0; 32], refresh: Default::default() }).unwrap_err();
     assert_eq!(err.code, ErrorCode::InvalidArgument);
 
-    let mut h = Harness::new(fast_config());
-    assert_eq!(h.client.whoami(h.now).unwrap_err().code, ErrorCode::NotRegistered);
-    assert_eq!(h.client.register("no", h.now).unwrap_err().code, ErrorCode::InvalidArgument);
+    let mut h = harness(fast_config());
+    assert_eq!(h.client.whoami(h.now_ms).unwrap_err().code, ErrorCode::NotRegistered);
+    assert_eq!(h.client.register("no", h.now_ms).unwrap_err().code, ErrorCode::InvalidArgument);
     h.register("valid_name");
-    assert_eq!(h.client.register("other", h.now).unwrap_err().code, ErrorCode::AlreadyRegistered);
+    assert_eq!(h.client.register("other", h.now_ms).unwrap_err().code, ErrorCode::AlreadyRegistered);
     let ok = crate::io::response_from_parts(200, &[], b"{}".to_vec()).unwrap();
-    assert_eq!(h.client.handle_response(999, ok, h.now).unwrap_err().code, ErrorCode::UnknownId);
-    assert_eq!(h.client.handle_persisted(999, h.now).unwrap_err().code, ErrorCode::UnknownId);
+    assert_eq!(h.client.handle_response(999, ok, h.now_ms).unwrap_err().code, ErrorCode::UnknownId);
+    assert_eq!(h.client.handle_persisted(999, h.now_ms).unwrap_err().code, ErrorCode::UnknownId);
 }
 
 #[test]
 fn wrong_content_types_and_oversized_bodies_fail_the_call_cleanly() {
-    let mut h = Harness::new(fast_config());
+    let mut h = harness(fast_config());
     h.register("bodies");
     let bodies: Vec<(u16, Vec<(String, String)>, Vec<u8>)> = vec![
         (200, vec![("content-type".into(), "text/html".into())], b"<html>hi</html>".to_vec()),
@@ -424,27 +383,27 @@ fn wrong_content_types_and_oversized_bodies_fail_the_call_cleanly() {
         (503, vec![], b"upstream down".to_vec()),
     ];
     for (status, headers, body) in bodies {
-        let call = h.client.whoami(h.now).unwrap();
+        let call = h.client.whoami(h.now_ms).unwrap();
         let Output::Http { id, .. } = h.client.poll_output() else { panic!() };
         let response = crate::io::response_from_parts(status, &headers, body).unwrap();
-        h.client.handle_response(id, response, h.now).unwrap();
-        h.drain();
+        h.client.handle_response(id, response, h.now_ms).unwrap();
+        h.drive();
         assert!(matches!(h.call_outcome(call), Some(ChatsEvent::Call(CallEvent::CallFailed { .. }))), "{status}");
     }
 }
 
 #[test]
 fn no_secret_appears_in_events_errors_or_debug_output() {
-    let mut h = Harness::new(fast_config());
+    let mut h = harness(fast_config());
     h.register("secretive");
     h.advance(9 * HOUR);
-    h.client.refresh(h.now).unwrap();
-    let call = h.client.whoami(h.now).unwrap();
-    h.drain();
+    h.client.refresh(h.now_ms).unwrap();
+    let call = h.client.whoami(h.now_ms).unwrap();
+    h.drive();
     assert!(h.call_outcome(call).is_some());
-    h.loggable.push(format!("{:?}", h.client));
-    h.loggable.push(h.client.handle_persisted(12345, h.now).unwrap_err().to_string());
-    let saved: serde_json::Value = serde_json::from_slice(h.disk.as_ref().unwrap()).unwrap();
+    h.transcript.push(format!("{:?}", h.client));
+    h.transcript.push(h.client.handle_persisted(12345, h.now_ms).unwrap_err().to_string());
+    let saved: serde_json::Value = serde_json::from_slice(h.persisted.as_ref().unwrap()).unwrap();
     let pem = saved["privateKey"].as_str().unwrap();
     let key_body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
     let mut secrets = vec![saved["refreshToken"].as_str().unwrap().to_owned()];
@@ -454,7 +413,7 @@ fn no_secret_appears_in_events_errors_or_debug_output() {
     assert!(key_body.len() > 1000);
     // Access tokens: every JWT the sandbox minted for us (the header prefix is shared).
     secrets.push("eyJ".to_owned());
-    let log = h.loggable.join("\n");
+    let log = h.transcript.join("\n");
     for secret in &secrets {
         assert!(!log.contains(secret.as_str()), "secret leaked: {}…", &secret[..secret.len().min(8)]);
     }
@@ -473,10 +432,10 @@ mod random_input {
         fn random_responses_never_panic_or_lose_the_identity(
             answers in proptest::collection::vec((100u16..600, proptest::collection::vec(any::<u8>(), 0..300), any::<bool>()), 1..8),
         ) {
-            let mut h = Harness::new(fast_config());
+            let mut h = harness(fast_config());
             h.register("fuzzed");
-            h.client.refresh(h.now).unwrap();
-            let _ = h.client.whoami(h.now).unwrap();
+            h.client.refresh(h.now_ms).unwrap();
+            let _ = h.client.whoami(h.now_ms).unwrap();
             for (status, mut body, jsonish) in answers {
                 if jsonish {
                     body = format!(r#"{{"code":"{}","token":"{}","refreshToken":"x","challenge":"{}"}}"#, status, String::from_utf8_lossy(&body), "0".repeat(64)).into_bytes();
@@ -485,29 +444,24 @@ mod random_input {
                     match h.client.poll_output() {
                         Output::Http { id, .. } => {
                             let response = crate::io::response_from_parts(status, &[], body.clone()).unwrap();
-                            h.client.handle_response(id, response, h.now).unwrap();
+                            h.client.handle_response(id, response, h.now_ms).unwrap();
                             break;
                         }
-                        Output::Persist { ticket, bytes } => {
-                            h.disk = Some(bytes.expose().clone());
-                            h.client.handle_persisted(ticket, h.now).unwrap();
-                        }
-                        Output::Event(_) => {}
-                        other @ (Output::WsOpen { .. } | Output::WsSend { .. } | Output::WsClose { .. }) => panic!("unexpected {other:?}"),
                         Output::Wait { until_ms } => match until_ms {
-                            Some(at) => { h.now = at.max(h.now); h.client.handle_timeout(h.now); }
+                            Some(at) => { h.now_ms = at.max(h.now_ms); h.client.handle_timeout(h.now_ms); }
                             None => break,
                         },
+                        other => drop(h.perform(other)),
                     }
                 }
             }
             // Recover against the real handler.
-            h.client.login(h.now).unwrap();
+            h.client.login(h.now_ms).unwrap();
             h.advance(HOUR);
-            let call = h.client.whoami(h.now).unwrap();
-            h.drain();
+            let call = h.client.whoami(h.now_ms).unwrap();
+            h.drive();
             prop_assert!(matches!(h.call_outcome(call), Some(ChatsEvent::Call(CallEvent::CallSucceeded { .. }))), "events: {:?}", h.events);
-            let saved: serde_json::Value = serde_json::from_slice(h.disk.as_ref().unwrap()).unwrap();
+            let saved: serde_json::Value = serde_json::from_slice(h.persisted.as_ref().unwrap()).unwrap();
             prop_assert!(saved["privateKey"].as_str().unwrap().contains("PRIVATE KEY"));
         }
     }

@@ -4,33 +4,89 @@
 use super::*;
 use crate::io::{CallEvent, Output, SansIo};
 use moltlink_sandbox::moltbook::Shape;
+use crate::testkit::{Driver, Peer};
 use moltlink_sandbox::Sandbox;
+use std::rc::Rc;
 
 const T0: u64 = 1_790_000_000_000;
 const API: &str = "http://127.0.0.1/moltbook/api/v1";
 const BARE: &str = "http://127.0.0.1/moltbook-bare/api/v1";
 const MIN: u64 = 60_000;
 
+/// An agent: its driven client and its API key.
 struct Agent {
-    client: DmClient,
+    d: Driver<DmClient, Moltbook>,
     key: String,
-    events: Vec<DmEvent>,
-    /// Everything a host could log: outputs' Debug, events' JSON.
-    loggable: Vec<String>,
-    /// Paths requested, in order.
+}
+
+impl std::ops::Deref for Agent {
+    type Target = Driver<DmClient, Moltbook>;
+    fn deref(&self) -> &Self::Target {
+        &self.d
+    }
+}
+
+impl std::ops::DerefMut for Agent {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.d
+    }
+}
+
+/// The sandbox's Moltbook handler as an agent's peer (redirects are never followed), with
+/// optional seeded faults.
+struct Moltbook {
+    sandbox: Rc<Sandbox>,
+    /// "METHOD path" of every request, in order.
     sent: Vec<String>,
+    /// When set: each request may be dropped before the server, lose its response after the
+    /// server acted, reach the server twice, or get a 503.
+    faults: Option<rand_chacha::ChaCha8Rng>,
+    injected: u32,
+}
+
+impl Peer for Moltbook {
+    fn http(&mut self, request: http::Request<Vec<u8>>, now: u64) -> Result<http::Response<Vec<u8>>, String> {
+        self.sent.push(format!("{} {}", request.method(), request.uri().path().trim_start_matches("/moltbook/api/v1")));
+        let Some(rng) = &mut self.faults else { return Ok(self.sandbox.handle(request, now)) };
+        let roll = rand_core::Rng::next_u64(rng) % 10;
+        self.injected += u32::from(roll < 4);
+        match roll {
+            0 => Err("connection reset".into()),
+            1 => {
+                let _ = self.sandbox.handle(request, now);
+                Err("response lost".into())
+            }
+            2 => {
+                let _ = self.sandbox.handle(request.clone(), now);
+                Ok(self.sandbox.handle(request, now))
+            }
+            3 => Ok(http::Response::builder().status(503).body(b"{}".to_vec()).unwrap()),
+            _ => Ok(self.sandbox.handle(request, now)),
+        }
+    }
 }
 
 struct World {
-    sandbox: Sandbox,
+    sandbox: Rc<Sandbox>,
     now: u64,
     a: Agent,
     b: Agent,
 }
 
-fn agent(sandbox: &Sandbox, name: &str, owner: &str, seed: u8) -> Agent {
+fn agent(sandbox: &Rc<Sandbox>, name: &str, owner: &str, seed: u8) -> Agent {
     let key = sandbox.moltbook_add_agent(name, owner).unwrap();
-    Agent { client: open(API, &key, seed), key, events: vec![], loggable: vec![], sent: vec![] }
+    client_agent(sandbox, open(API, &key, seed), &key)
+}
+
+/// An agent around `client`, recording what a host could log (outputs' Debug, events' JSON).
+fn client_agent(sandbox: &Rc<Sandbox>, client: DmClient, key: &str) -> Agent {
+    let peer = Moltbook { sandbox: sandbox.clone(), sent: vec![], faults: None, injected: 0 };
+    let mut d = Driver::new(client, peer, T0);
+    d.record = true;
+    d.allow_persists = false;
+    // A livelock fails the test quickly.
+    d.max_steps = 200;
+    Agent { d, key: key.to_owned() }
 }
 
 fn open(base: &str, key: &str, seed: u8) -> DmClient {
@@ -39,28 +95,14 @@ fn open(base: &str, key: &str, seed: u8) -> DmClient {
 }
 
 impl Agent {
-    /// Drain outputs, serving HTTP from the sandbox (never following redirects), until the
-    /// core waits. Bounded: a livelock fails the test.
-    fn drain(&mut self, sandbox: &Sandbox, now: u64) -> Option<u64> {
-        for _ in 0..200 {
-            let output = self.client.poll_output();
-            self.loggable.push(format!("{output:?}"));
-            match output {
-                Output::Http { id, request, .. } => {
-                    self.sent.push(format!("{} {}", request.method(), request.uri().path().trim_start_matches("/moltbook/api/v1")));
-                    let response = sandbox.handle(request, now);
-                    self.client.handle_response(id, response, now).unwrap();
-                }
-                Output::Persist { .. } => panic!("the DM client persists nothing"),
-                Output::WsOpen { .. } | Output::WsSend { .. } | Output::WsClose { .. } => panic!("the DM client opens no WebSocket"),
-                Output::Event(event) => {
-                    self.loggable.push(serde_json::to_string(&event).unwrap());
-                    self.events.push(event);
-                }
-                Output::Wait { until_ms } => return until_ms,
-            }
-        }
-        panic!("no Wait after 200 outputs: livelock");
+    /// Serve outputs from the sandbox until the core waits, at `now`.
+    fn drain(&mut self, now: u64) -> Option<u64> {
+        self.now_ms = now;
+        self.drive()
+    }
+
+    fn sent(&self) -> &Vec<String> {
+        &self.peer.sent
     }
 
     fn take_events(&mut self) -> Vec<DmEvent> {
@@ -96,35 +138,35 @@ impl Agent {
     }
 
     fn count(&self, path: &str) -> usize {
-        self.sent.iter().filter(|p| p.as_str() == path).count()
+        self.sent().iter().filter(|p| p.as_str() == path).count()
     }
 }
 
 impl World {
     fn new() -> Self {
-        let sandbox = Sandbox::default();
+        let sandbox = Rc::new(Sandbox::default());
         let a = agent(&sandbox, "AliceBot", "alice_x", 1);
         let b = agent(&sandbox, "BensBot", "bensmith", 2);
         Self { sandbox, now: T0, a, b }
     }
 
     fn run(&mut self, which: char, command: DmCommand) -> CallId {
-        let (agent, sandbox, now) = self.pick(which);
+        let (agent, now) = self.pick(which);
         let call = agent.client.command(command, now).unwrap();
-        agent.drain(sandbox, now);
+        agent.drain(now);
         call
     }
 
-    fn pick(&mut self, which: char) -> (&mut Agent, &Sandbox, u64) {
+    fn pick(&mut self, which: char) -> (&mut Agent, u64) {
         let agent = if which == 'a' { &mut self.a } else { &mut self.b };
-        (agent, &self.sandbox, self.now)
+        (agent, self.now)
     }
 
     /// Let virtual time pass for both agents, firing every deadline on the way.
     fn advance(&mut self, ms: u64) {
         let end = self.now + ms;
         loop {
-            let next = [self.a.drain(&self.sandbox, self.now), self.b.drain(&self.sandbox, self.now)].into_iter().flatten().min();
+            let next = [self.a.drain(self.now), self.b.drain(self.now)].into_iter().flatten().min();
             match next {
                 Some(at) if at <= end => {
                     self.now = self.now.max(at);
@@ -152,8 +194,8 @@ impl World {
     fn start_heartbeats(&mut self) {
         self.a.client.start_heartbeat(self.now);
         self.b.client.start_heartbeat(self.now);
-        self.a.drain(&self.sandbox, self.now);
-        self.b.drain(&self.sandbox, self.now);
+        self.a.drain(self.now);
+        self.b.drain(self.now);
     }
 }
 
@@ -242,9 +284,9 @@ fn request_approve_talk_escalate_block() {
     assert!(err.message.contains("blocked"), "{err}");
 
     // A fresh client (a new process) asks the server, which refuses with Moltbook's error shape.
-    let mut fresh = Agent { client: open(API, &w.a.key, 9), key: w.a.key.clone(), events: vec![], loggable: vec![], sent: vec![] };
+    let mut fresh = client_agent(&w.sandbox, open(API, &w.a.key, 9), &w.a.key.clone());
     let c = fresh.client.command(request_to("BensBot", "Can we talk again please?"), w.now).unwrap();
-    fresh.drain(&w.sandbox, w.now);
+    fresh.drain(w.now);
     match fresh.outcome(c) {
         DmEvent::Call(CallEvent::CallFailed { error, .. }) => {
             assert_eq!(error.status, 403);
@@ -256,7 +298,7 @@ fn request_approve_talk_escalate_block() {
     assert!(err.message.contains("blocked"), "the refusal is remembered: {err}");
 
     for agent in [&w.a, &w.b, &fresh] {
-        for line in &agent.loggable {
+        for line in &agent.transcript {
             assert!(!line.contains(&agent.key), "API key leaked into {line}");
         }
         assert!(!format!("{:?}", agent.client).contains(&agent.key));
@@ -272,7 +314,7 @@ fn illegal_transitions_are_clear_errors_before_sending() {
     // Send/read before approval: refused after a look at the server's lists (an owner may
     // approve unseen), without sending the message.
     for command in [send(&cid, "too early", false), DmCommand::Read { conversation_id: cid.clone() }] {
-        w.a.sent.clear();
+        w.a.peer.sent.clear();
         let c = w.run('a', command);
         match w.a.outcome(c) {
             DmEvent::Call(CallEvent::CallFailed { error, .. }) => {
@@ -281,15 +323,15 @@ fn illegal_transitions_are_clear_errors_before_sending() {
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(w.a.sent, vec!["GET /agents/dm/requests", "GET /agents/dm/conversations"]);
+        assert_eq!(*w.a.sent(), vec!["GET /agents/dm/requests", "GET /agents/dm/conversations"]);
     }
-    let sent_before = w.a.sent.len();
+    let sent_before = w.a.sent().len();
     // Approving our own request, a second request to the same agent: refused at once.
     let err = w.a.client.command(DmCommand::Approve { conversation_id: cid.clone() }, w.now).unwrap_err();
     assert!(err.message.contains("only the other agent's owner"), "{err}");
     let err = w.a.client.command(request_to("@bensbot", "Hello again, may we chat?"), w.now).unwrap_err();
     assert!(err.message.contains("already waiting") && err.message.contains(&cid), "{err}");
-    assert_eq!(w.a.sent.len(), sent_before, "nothing was sent");
+    assert_eq!(w.a.sent().len(), sent_before, "nothing was sent");
 
     // B approves on its owner's word; approving twice is refused.
     w.ok('b', DmCommand::Requests {});
@@ -389,14 +431,14 @@ fn a_new_process_syncs_before_judging_an_unknown_conversation() {
     let cid = w.a_requests_b();
     // A restarted A knows nothing: sending asks the server's lists first, then refuses.
     w.a.client = open(API, &w.a.key, 3);
-    w.a.sent.clear();
+    w.a.peer.sent.clear();
     w.a.take_events();
     let c = w.run('a', send(&cid, "too early", false));
     match w.a.outcome(c) {
         DmEvent::Call(CallEvent::CallFailed { error, .. }) => assert_eq!(error.code.as_deref(), Some("UNKNOWN_CONVERSATION"), "{error}"),
         other => panic!("{other:?}"),
     }
-    assert_eq!(w.a.sent, vec!["GET /agents/dm/requests", "GET /agents/dm/conversations"]);
+    assert_eq!(*w.a.sent(), vec!["GET /agents/dm/requests", "GET /agents/dm/conversations"]);
 
     // A restarted B approves by id (found among pending requests), and a restarted A can then send.
     w.b.client = open(API, &w.b.key, 4);
@@ -414,13 +456,13 @@ fn a_new_process_syncs_before_judging_an_unknown_conversation() {
 fn idle_heartbeat_backs_off_and_activity_resets_it() {
     let mut w = World::new();
     w.a.client.start_heartbeat(w.now);
-    w.a.drain(&w.sandbox, w.now);
+    w.a.drain(w.now);
     // A whole idle day costs a handful of checks: 1, 2, 4, 8, 16, then every 30 min (±10%).
     w.advance(24 * 60 * MIN);
     let checks = w.a.count("GET /agents/dm/check");
-    eprintln!("idle day: {checks} checks, {} requests in all", w.a.sent.len());
+    eprintln!("idle day: {checks} checks, {} requests in all", w.a.sent().len());
     assert!((45..=60).contains(&checks), "{checks} checks in an idle day");
-    assert_eq!(w.a.sent.len(), checks, "idle heartbeats only check");
+    assert_eq!(w.a.sent().len(), checks, "idle heartbeats only check");
     let waits: Vec<u64> = w.a.dm_events().iter().filter_map(|e| match e {
         DmEvent::DmChecked { next_check_at_ms, .. } => *next_check_at_ms,
         _ => None,
@@ -450,11 +492,11 @@ fn rate_limits_are_respected_with_every_hint() {
         w.sandbox.moltbook_rate_limit_next("AliceBot", 1);
         let start = w.now;
         w.a.client.start_heartbeat(w.now);
-        let next = w.a.drain(&w.sandbox, w.now).unwrap();
+        let next = w.a.drain(w.now).unwrap();
         assert!(w.a.dm_events().iter().any(|e| matches!(e, DmEvent::DmRateLimited { retry_after_ms, .. } if *retry_after_ms == wait)), "{:?}", w.a.events);
         assert!(next >= start + wait, "{shape:?}: next check {} ms later, hint {wait}", next - start);
         w.a.client.handle_timeout(start + wait - 1);
-        w.a.drain(&w.sandbox, start + wait - 1);
+        w.a.drain(start + wait - 1);
         assert_eq!(w.a.count("GET /agents/dm/check"), 1, "no check during the cool-down");
         w.advance(wait + 2 * MIN);
         assert!(w.a.count("GET /agents/dm/check") >= 2);
@@ -511,10 +553,10 @@ fn the_key_goes_only_to_the_www_host() {
 #[test]
 fn a_redirect_is_refused_not_followed() {
     let w = World::new();
-    let mut a = Agent { client: open(BARE, &w.a.key, 1), key: w.a.key.clone(), events: vec![], loggable: vec![], sent: vec![] };
+    let mut a = client_agent(&w.sandbox, open(BARE, &w.a.key, 1), &w.a.key.clone());
     let before = w.sandbox.moltbook_stats();
     let c = a.client.command(DmCommand::Check {}, w.now).unwrap();
-    a.drain(&w.sandbox, w.now);
+    a.drain(w.now);
     match a.outcome(c) {
         DmEvent::Call(CallEvent::CallFailed { error, .. }) => {
             assert_eq!((error.status, error.code.as_deref()), (301, Some("REDIRECT_REFUSED")));
@@ -525,7 +567,7 @@ fn a_redirect_is_refused_not_followed() {
     let after = w.sandbox.moltbook_stats();
     assert_eq!(after.bare_requests, before.bare_requests + 1);
     assert_eq!(after.requests_with_key, before.requests_with_key, "nothing reached the www. API");
-    assert!(a.loggable.iter().all(|l| !l.contains(&a.key)));
+    assert!(a.transcript.iter().all(|l| !l.contains(&a.key)));
 }
 
 /// A request the human has not answered yet (or unread messages the host leaves unread) is
@@ -535,10 +577,10 @@ fn an_unanswered_request_does_not_keep_the_heartbeat_busy() {
     let mut w = World::new();
     w.ok('b', request_to("AliceBot", "Hello from Ben, may we chat?"));
     w.a.client.start_heartbeat(w.now);
-    w.a.drain(&w.sandbox, w.now);
+    w.a.drain(w.now);
     w.advance(24 * 60 * MIN);
     let checks = w.a.count("GET /agents/dm/check");
-    eprintln!("day with an unanswered request: {checks} checks, {} requests in all", w.a.sent.len());
+    eprintln!("day with an unanswered request: {checks} checks, {} requests in all", w.a.sent().len());
     assert!((45..=60).contains(&checks), "{checks} checks in a day with one unanswered request");
     assert!(w.a.count("GET /agents/dm/conversations") <= checks, "at most one inbox listing per check");
     assert_eq!(w.a.escalations().len(), 1);
@@ -552,19 +594,19 @@ fn heartbeat_failures_are_reported() {
     w.a.client.start_heartbeat(w.now);
     let Output::Http { id, .. } = w.a.client.poll_output() else { panic!("a check is due") };
     w.a.client.handle_transport_error(id, "connection refused", w.now).unwrap();
-    let next = w.a.drain(&w.sandbox, w.now).expect("retried later");
+    let next = w.a.drain(w.now).expect("retried later");
     assert!(next > w.now + MIN, "backs off: {}", next - w.now);
     assert!(w.a.dm_events().iter().any(|e| matches!(e, DmEvent::DmHeartbeatFailed { next_check_at_ms: Some(_), .. })));
 
-    let mut bad = Agent { client: open(API, "moltbook_sk_wrong", 7), key: "moltbook_sk_wrong".into(), events: vec![], loggable: vec![], sent: vec![] };
+    let mut bad = client_agent(&w.sandbox, open(API, "moltbook_sk_wrong", 7), "moltbook_sk_wrong");
     bad.client.start_heartbeat(w.now);
-    assert_eq!(bad.drain(&w.sandbox, w.now), None, "no further checks");
+    assert_eq!(bad.drain(w.now), None, "no further checks");
     let failed = bad.dm_events().into_iter().find_map(|e| match e {
         DmEvent::DmHeartbeatFailed { error, next_check_at_ms: None } => Some(error.clone()),
         _ => None,
     });
     assert_eq!(failed.map(|e| e.status), Some(401));
-    assert!(bad.loggable.iter().all(|l| !l.contains("moltbook_sk_wrong")));
+    assert!(bad.transcript.iter().all(|l| !l.contains("moltbook_sk_wrong")));
 }
 
 /// Faults lose no consent: many seeded runs where B's heartbeat and commands meet dropped
@@ -578,24 +620,25 @@ fn faults_never_approve_without_a_command() {
     use rand_core::{Rng, SeedableRng};
     let (mut faults, mut runs, mut commanded, mut reached) = (0u32, 0u32, 0u32, 0u32);
     for seed in 0..40u64 {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut w = World::new();
         let others: Vec<Agent> = (0..3).map(|i| agent(&w.sandbox, &format!("Asker{i}"), &format!("owner{i}"), 10 + i as u8)).collect();
         let mut others = others;
         w.start_heartbeats();
+        // B's peer injects the faults; the test's own choices draw from the same seeded stream.
+        w.b.peer.faults = Some(ChaCha8Rng::seed_from_u64(seed));
         let mut approved_on_command = None;
         let mut ids: Vec<String> = Vec::new();
         for step in 0..60 {
             // Someone asks B (the others' own requests are served without faults).
             let asker = &mut others[step % 3];
             if let Ok(call) = asker.client.command(request_to("BensBot", &format!("Hello from {step}, may we chat?")), w.now) {
-                asker.drain(&w.sandbox, w.now);
+                asker.drain(w.now);
                 if let DmEvent::Call(CallEvent::CallSucceeded { body, .. }) = asker.outcome(call) {
                     ids.push(conversation_id(body));
                 }
             }
             // B does something on its own (never approve) or, once, approves on its human's word.
-            let command = match rng.next_u64() % 5 {
+            let command = match w.b.peer.faults.as_mut().unwrap().next_u64() % 5 {
                 _ if step == 45 && !ids.is_empty() => {
                     let id = ids[ids.len() - 1].clone();
                     approved_on_command = Some(id.clone());
@@ -608,12 +651,12 @@ fn faults_never_approve_without_a_command() {
                 _ => DmCommand::Check {},
             };
             let _ = w.b.client.command(command, w.now);
-            faults += w.b.drain_with_faults(&w.sandbox, w.now, &mut rng);
-            w.now += rng.next_u64() % (3 * MIN);
+            faults += w.b.drain_with_faults(w.now);
+            w.now += w.b.peer.faults.as_mut().unwrap().next_u64() % (3 * MIN);
             w.b.client.handle_timeout(w.now);
-            faults += w.b.drain_with_faults(&w.sandbox, w.now, &mut rng);
+            faults += w.b.drain_with_faults(w.now);
         }
-        let approves: Vec<&String> = w.b.sent.iter().filter(|p| p.ends_with("/approve")).collect();
+        let approves: Vec<&String> = w.b.sent().iter().filter(|p| p.ends_with("/approve")).collect();
         match &approved_on_command {
             None => assert!(approves.is_empty(), "seed {seed}: approved without a command: {approves:?}"),
             Some(id) => assert!(
@@ -631,37 +674,10 @@ fn faults_never_approve_without_a_command() {
 }
 
 impl Agent {
-    /// As `drain`, with faults: a request dropped before the server, a response lost after the
-    /// server acted, a request that reaches the server twice, or a 503. Returns faults injected.
-    fn drain_with_faults(&mut self, sandbox: &Sandbox, now: u64, rng: &mut impl rand_core::Rng) -> u32 {
-        let mut faults = 0;
-        for _ in 0..200 {
-            let output = self.client.poll_output();
-            match output {
-                Output::Http { id, request, .. } => {
-                    self.sent.push(format!("{} {}", request.method(), request.uri().path().trim_start_matches("/moltbook/api/v1")));
-                    let roll = rng.next_u64() % 10;
-                    faults += u32::from(roll < 4);
-                    let result = match roll {
-                        0 => self.client.handle_transport_error(id, "connection reset", now),
-                        1 => {
-                            let _ = sandbox.handle(request, now);
-                            self.client.handle_transport_error(id, "response lost", now)
-                        }
-                        2 => {
-                            let _ = sandbox.handle(request.clone(), now);
-                            self.client.handle_response(id, sandbox.handle(request, now), now)
-                        }
-                        3 => self.client.handle_response(id, http::Response::builder().status(503).body(b"{}".to_vec()).unwrap(), now),
-                        _ => self.client.handle_response(id, sandbox.handle(request, now), now),
-                    };
-                    result.expect("a fault is an outcome, not an error of the API");
-                }
-                Output::Event(event) => self.events.push(event),
-                Output::Wait { .. } => return faults,
-                other => panic!("unexpected output {other:?}"),
-            }
-        }
-        panic!("no Wait after 200 outputs: livelock");
+    /// As `drain`, with the peer's faults on; returns the faults injected.
+    fn drain_with_faults(&mut self, now: u64) -> u32 {
+        let before = self.peer.injected;
+        self.drain(now);
+        self.peer.injected - before
     }
 }

@@ -6,30 +6,20 @@ use super::{T0, open};
 use crate::chats::{ChatsCommand, ChatsEvent, RealtimeConfig, RealtimeEvent};
 use crate::io::{Output, SansIo};
 use crate::{CallId, ChatsClient};
-use moltlink_sandbox::moltchats::gateway::{SessionId, WsOut};
+use crate::testkit::sandbox::SandboxPeer;
+use crate::testkit::Driver;
 use moltlink_sandbox::moltchats::social::{SEED_CHANNEL_ID, SEED_SERVER_ID};
 use moltlink_sandbox::{Sandbox, SandboxConfig};
-use std::collections::BTreeMap;
+use std::rc::Rc;
 
 const SEC: u64 = 1_000;
 const MINUTE: u64 = 60 * SEC;
 
-struct Agent {
-    client: ChatsClient,
-    events: Vec<ChatsEvent>,
-    /// Host-side sockets: conn → sandbox session.
-    conns: BTreeMap<u64, SessionId>,
-    /// Every WsOpen's URL token, in order.
-    opened_with: Vec<String>,
-    /// Network switches: refuse every open; swallow sends (never reach the server).
-    refuse_opens: bool,
-    blackhole_sends: bool,
-    /// Every REST path sent.
-    sent: Vec<String>,
-}
+/// One agent: its client, its host-side sockets and network switches (the sandbox peer).
+type Agent = Driver<ChatsClient, SandboxPeer>;
 
 struct World {
-    sandbox: Sandbox,
+    sandbox: Rc<Sandbox>,
     now: u64,
 }
 
@@ -37,21 +27,18 @@ fn channel() -> String {
     SEED_CHANNEL_ID.to_owned()
 }
 
+/// Every REST path the agent sent.
+fn sent(a: &Agent) -> Vec<String> {
+    a.peer.paths("/moltchats/api/v1")
+}
+
 impl World {
     fn new() -> Self {
-        Self { sandbox: Sandbox::new(SandboxConfig::default()), now: T0 }
+        Self { sandbox: Rc::new(Sandbox::new(SandboxConfig::default())), now: T0 }
     }
 
     fn agent(&mut self, name: &str, seed: u8) -> Agent {
-        let mut a = Agent {
-            client: open(None, seed),
-            events: vec![],
-            conns: BTreeMap::new(),
-            opened_with: vec![],
-            refuse_opens: false,
-            blackhole_sends: false,
-            sent: vec![],
-        };
+        let mut a = Driver::new(open(None, seed), SandboxPeer::new(self.sandbox.clone()), self.now);
         a.client.register(name, self.now).unwrap();
         self.drain(&mut a);
         let join = a.client.command(ChatsCommand::ServerJoin { server_id: SEED_SERVER_ID.into() }, self.now).unwrap();
@@ -62,68 +49,14 @@ impl World {
 
     /// Deliver what the gateway queued for this agent's sockets.
     fn flush(&mut self, a: &mut Agent) -> bool {
-        // The gateway reacts at once (revoked tokens, idle timeouts), like the real server.
-        self.sandbox.ws_tick(self.now);
-        let mut any = false;
-        for (conn, sid) in a.conns.clone() {
-            for out in self.sandbox.ws_drain(sid) {
-                any = true;
-                match out {
-                    WsOut::Text(text) => a.client.handle_ws_frame(conn, &text, self.now),
-                    WsOut::Close(code, reason) => {
-                        self.sandbox.ws_closed(sid);
-                        a.conns.remove(&conn);
-                        a.client.handle_ws_closed(conn, code, &reason, self.now);
-                        break;
-                    }
-                }
-            }
-        }
-        any
+        a.now_ms = self.now;
+        a.deliver_ws()
     }
 
     /// Serve everything until the agent waits and no frames are pending.
     fn drain(&mut self, a: &mut Agent) -> Option<u64> {
-        for _ in 0..100_000 {
-            if self.flush(a) {
-                continue;
-            }
-            match a.client.poll_output() {
-                Output::Http { id, request, .. } => {
-                    a.sent.push(request.uri().path().trim_start_matches("/moltchats/api/v1").to_owned());
-                    let response = self.sandbox.handle(request, self.now);
-                    a.client.handle_response(id, response, self.now).unwrap();
-                }
-                Output::Persist { ticket, .. } => a.client.handle_persisted(ticket, self.now).unwrap(),
-                Output::Event(e) => a.events.push(e),
-                Output::WsOpen { conn, url } => {
-                    let token = url.expose().split("token=").nth(1).map(str::to_owned);
-                    assert!(token.as_deref().is_some_and(|t| !t.is_empty()), "never connect without a token");
-                    a.opened_with.push(token.clone().unwrap());
-                    if a.refuse_opens {
-                        a.client.handle_ws_closed(conn, 1006, "connection refused", self.now);
-                        continue;
-                    }
-                    let sid = self.sandbox.ws_open(token.as_deref(), self.now);
-                    a.conns.insert(conn, sid);
-                    a.client.handle_ws_open(conn, self.now);
-                }
-                Output::WsSend { conn, text } => {
-                    if let Some(sid) = a.conns.get(&conn)
-                        && !a.blackhole_sends
-                    {
-                        self.sandbox.ws_receive(*sid, &text, self.now);
-                    }
-                }
-                Output::WsClose { conn, .. } => {
-                    if let Some(sid) = a.conns.remove(&conn) {
-                        self.sandbox.ws_closed(sid);
-                    }
-                }
-                Output::Wait { until_ms } => return until_ms,
-            }
-        }
-        panic!("livelock: no Wait after 100 000 outputs");
+        a.now_ms = self.now;
+        a.drive()
     }
 
     /// Advance the clock for several agents, firing deadlines (the gateway ticks too).
@@ -169,7 +102,7 @@ impl World {
 
     /// Drop the agent's socket from the network side (no close frame reaches the server).
     fn drop_socket(&mut self, a: &mut Agent) {
-        for (conn, sid) in std::mem::take(&mut a.conns) {
+        for (conn, sid) in std::mem::take(&mut a.peer.conns) {
             self.sandbox.ws_closed(sid);
             a.client.handle_ws_closed(conn, 1006, "connection reset", self.now);
         }
@@ -262,17 +195,17 @@ fn ack_lost_then_socket_dropped_neither_duplicates_nor_loses_the_send() {
     let s2 = a.client.send_message(&channel(), "stored, socket dropped", None, w.now).unwrap();
     w.advance(&mut [&mut a], 10 * SEC);
     // 3. The send never reaches the server, then the socket drops.
-    a.blackhole_sends = true;
+    a.peer.blackhole_sends = true;
     let s3 = a.client.send_message(&channel(), "never arrived", None, w.now).unwrap();
     w.drain(&mut a);
-    a.blackhole_sends = false;
+    a.peer.blackhole_sends = false;
     w.drop_socket(&mut a);
     w.advance(&mut [&mut a], 10 * SEC);
     // 4. No ack and no close: the ack timeout notices.
-    a.blackhole_sends = true;
+    a.peer.blackhole_sends = true;
     let s4 = a.client.send_message(&channel(), "silently swallowed", None, w.now).unwrap();
     w.drain(&mut a);
-    a.blackhole_sends = false;
+    a.peer.blackhole_sends = false;
     w.advance(&mut [&mut a], 60 * SEC);
 
     let acked: Vec<CallId> = sent_ids(&a).iter().map(|(s, _)| *s).collect();
@@ -294,7 +227,7 @@ fn a_reconnect_storm_backs_off_capped_and_jittered_then_recovers_without_gaps() 
     w.post(&mut b, "before the storm");
     w.drain(&mut a);
     w.drop_socket(&mut a);
-    a.refuse_opens = true;
+    a.peer.refuse_opens = true;
     let storm_start = w.now;
     // 15 minutes of refused connections while others keep talking.
     for i in 0..15 {
@@ -302,7 +235,7 @@ fn a_reconnect_storm_backs_off_capped_and_jittered_then_recovers_without_gaps() 
         w.post(&mut b, &format!("during the storm {i}"));
     }
     let waits: Vec<u64> = disconnects(&a).windows(2).map(|p| p[1].1.unwrap() - p[0].1.unwrap()).collect();
-    let attempts = a.opened_with.len() - 1;
+    let attempts = a.peer.opened_with.len() - 1;
     assert!((15..=40).contains(&attempts), "{attempts} attempts in 15 minutes: no tight loop, no giving up");
     assert!(waits.iter().all(|d| *d >= 400 && *d <= 60 * SEC + 1), "capped: {waits:?}");
     let late: Vec<u64> = waits.iter().copied().filter(|d| *d >= 30 * SEC).collect();
@@ -311,7 +244,7 @@ fn a_reconnect_storm_backs_off_capped_and_jittered_then_recovers_without_gaps() 
     assert!(distinct.len() >= late.len() - 1, "jittered, not in lockstep: {late:?}");
     assert!(w.now - storm_start >= 15 * MINUTE);
     // The network comes back: one reconnect, resubscribe, backfill — each message once, in order.
-    a.refuse_opens = false;
+    a.peer.refuse_opens = false;
     w.advance(&mut [&mut a], 2 * MINUTE);
     assert!(a.client.is_connected());
     let mut expected = vec!["before the storm".to_owned()];
@@ -328,7 +261,7 @@ fn close_4001_during_a_refresh_makes_one_refresh_and_reconnects_with_the_new_tok
     let mut w = World::new();
     let mut a = w.agent("rt_4001", 1);
     w.connect(&mut a, &[channel()]);
-    let first_token = a.opened_with[0].clone();
+    let first_token = a.peer.opened_with[0].clone();
     // A rotation starts; its request is in flight when the server closes the socket with 4001.
     a.client.refresh(w.now).unwrap();
     let (rid, request) = loop {
@@ -339,7 +272,7 @@ fn close_4001_during_a_refresh_makes_one_refresh_and_reconnects_with_the_new_tok
         }
     };
     assert!(request.uri().path().ends_with("/auth/refresh"));
-    let sid = *a.conns.values().next().unwrap();
+    let sid = *a.peer.conns.values().next().unwrap();
     w.sandbox.ws_close(sid, 4001, "Token revoked");
     w.flush(&mut a);
     // Nothing reconnects with the old token, and no second refresh starts.
@@ -356,9 +289,9 @@ fn close_4001_during_a_refresh_makes_one_refresh_and_reconnects_with_the_new_tok
     a.client.handle_response(rid, response, w.now).unwrap();
     w.drain(&mut a);
     assert!(a.client.is_connected());
-    assert_eq!(a.opened_with.len(), 2);
-    assert_ne!(a.opened_with[1], first_token, "reconnected with the new token");
-    assert_eq!(a.sent.iter().filter(|p| p.as_str() == "/auth/refresh").count(), 0, "the held refresh was the only one");
+    assert_eq!(a.peer.opened_with.len(), 2);
+    assert_ne!(a.peer.opened_with[1], first_token, "reconnected with the new token");
+    assert_eq!(sent(&a).iter().filter(|p| p.as_str() == "/auth/refresh").count(), 0, "the held refresh was the only one");
     assert_eq!(w.sandbox.stats().refresh_calls, 1);
     assert_eq!(disconnects(&a)[0].0, 4001);
     // A rotation while connected revokes the socket's token: the gateway closes with 4001 and
@@ -366,7 +299,7 @@ fn close_4001_during_a_refresh_makes_one_refresh_and_reconnects_with_the_new_tok
     a.client.refresh(w.now).unwrap();
     w.advance(&mut [&mut a], 5 * SEC);
     assert!(a.client.is_connected());
-    assert_eq!(a.opened_with.len(), 3);
+    assert_eq!(a.peer.opened_with.len(), 3);
     assert_eq!(w.sandbox.stats().refresh_reuse_rejections, 0);
 }
 
@@ -382,7 +315,7 @@ fn backfill_crosses_page_edges_with_equal_timestamps_without_skipping() {
     w.post(&mut b, "seen before");
     w.drain(&mut a);
     w.drop_socket(&mut a);
-    a.refuse_opens = true;
+    a.peer.refuse_opens = true;
     // Seven messages in one second, then three in the next, then two more a second later.
     w.now += 2 * SEC;
     let mut expected = vec!["seen before".to_owned()];
@@ -394,7 +327,7 @@ fn backfill_crosses_page_edges_with_equal_timestamps_without_skipping() {
         }
         w.now += SEC;
     }
-    a.refuse_opens = false;
+    a.peer.refuse_opens = false;
     w.advance(&mut [&mut a], 2 * MINUTE);
     assert_eq!(received(&a), expected);
     assert!(!rt(&a).any(|e| matches!(e, RealtimeEvent::ServerError { .. })));
@@ -430,19 +363,19 @@ fn close_codes_4002_reconnects_and_4003_is_fatal() {
     let mut w = World::new();
     let mut a = w.agent("rt_codes", 1);
     w.connect(&mut a, &[channel()]);
-    let sid = *a.conns.values().next().unwrap();
+    let sid = *a.peer.conns.values().next().unwrap();
     w.sandbox.ws_close(sid, 4002, "Idle timeout");
     w.drain(&mut a);
     assert!(a.client.is_connected(), "4002: reconnected at once");
-    assert_eq!(a.opened_with.len(), 2);
+    assert_eq!(a.peer.opened_with.len(), 2);
     let queued = a.client.send_message(&channel(), "queued before quarantine", None, w.now).unwrap();
-    let sid = *a.conns.values().next().unwrap();
-    a.blackhole_sends = true;
+    let sid = *a.peer.conns.values().next().unwrap();
+    a.peer.blackhole_sends = true;
     w.drain(&mut a);
     w.sandbox.ws_close(sid, 4003, "Quarantined");
     w.advance(&mut [&mut a], 10 * MINUTE);
     assert!(!a.client.is_connected());
-    assert_eq!(a.opened_with.len(), 2, "4003: no reconnect");
+    assert_eq!(a.peer.opened_with.len(), 2, "4003: no reconnect");
     assert!(rt(&a).any(|e| matches!(e, RealtimeEvent::RealtimeFatal { code: 4003, .. })));
     assert!(rt(&a).any(|e| matches!(e, RealtimeEvent::SendFailed { send_id, .. } if *send_id == queued)), "reported, not dropped silently");
 }
@@ -495,6 +428,6 @@ fn pending_is_polled_while_connected() {
         _ => None,
     });
     assert_eq!(activity.unwrap().pending_friend_requests[0].from.as_deref(), Some("rt_poll_b"));
-    let polls = a.sent.iter().filter(|p| p.as_str() == "/agents/@me/pending").count();
+    let polls = sent(&a).iter().filter(|p| p.as_str() == "/agents/@me/pending").count();
     assert!((2..=4).contains(&polls), "{polls} polls in two minutes");
 }

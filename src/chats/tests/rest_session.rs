@@ -7,20 +7,20 @@ use crate::auth::AuthEvent;
 use crate::io::{CallEvent, Output, SansIo};
 use crate::{CallId, ChatsClient};
 use moltlink_sandbox::moltchats::social::{SEED_CHANNEL_ID, SEED_SERVER_ID};
+use crate::testkit::sandbox::SandboxPeer;
+use crate::testkit::Driver;
 use moltlink_sandbox::{Sandbox, SandboxConfig};
+use std::rc::Rc;
 use serde_json::{Value, json};
 
 const MINUTE: u64 = 60_000;
 
-/// One agent: its client, its "disk", and what it saw.
-struct Agent {
-    client: ChatsClient,
-    events: Vec<ChatsEvent>,
-}
+/// One agent: its client, and what it saw.
+type Agent = Driver<ChatsClient, SandboxPeer>;
 
 /// Several agents on one sandbox and one virtual clock.
 struct World {
-    sandbox: Sandbox,
+    sandbox: Rc<Sandbox>,
     now: u64,
     /// Every request any agent sent: (agent index, method, path).
     sent: Vec<(usize, String, String)>,
@@ -29,33 +29,29 @@ struct World {
 impl World {
     fn new() -> Self {
         let _ = API;
-        Self { sandbox: Sandbox::new(SandboxConfig::default()), now: T0, sent: vec![] }
+        Self { sandbox: Rc::new(Sandbox::new(SandboxConfig::default())), now: T0, sent: vec![] }
     }
 
     fn agent(&mut self, name: &str, seed: u8) -> Agent {
-        let mut a = Agent { client: open(None, seed), events: vec![] };
+        let mut peer = SandboxPeer::new(self.sandbox.clone());
+        peer.rest_only = true;
+        let mut a = Driver::new(open(None, seed), peer, self.now);
+        a.max_steps = 10_000;
         a.client.register(name, self.now).unwrap();
         self.drain(&mut a, 0);
         assert!(a.client.is_authenticated(self.now));
         a
     }
 
-    /// Serve everything the agent asks until it waits; returns its deadline.
+    /// Serve everything the agent asks until it waits, on the world's clock; returns its deadline.
     fn drain(&mut self, a: &mut Agent, who: usize) -> Option<u64> {
-        for _ in 0..10_000 {
-            match a.client.poll_output() {
-                Output::Http { id, request, .. } => {
-                    self.sent.push((who, request.method().to_string(), request.uri().to_string()));
-                    let response = self.sandbox.handle(request, self.now);
-                    a.client.handle_response(id, response, self.now).unwrap();
-                }
-                Output::Persist { ticket, .. } => a.client.handle_persisted(ticket, self.now).unwrap(),
-                Output::Event(e) => a.events.push(e),
-                other @ (Output::WsOpen { .. } | Output::WsSend { .. } | Output::WsClose { .. }) => panic!("unexpected {other:?}"),
-                Output::Wait { until_ms } => return until_ms,
-            }
+        a.now_ms = self.now;
+        let next = a.drive();
+        for line in a.peer.sent.drain(..) {
+            let (method, uri) = line.split_once(' ').unwrap();
+            self.sent.push((who, method.to_owned(), uri.to_owned()));
         }
-        panic!("livelock: no Wait after 10 000 outputs");
+        next
     }
 
     /// Let virtual time pass for one agent, firing its deadlines.
@@ -377,7 +373,8 @@ fn a_fatal_auth_failure_with_throttled_calls_leaves_no_stale_deadline() {
     assert_eq!(w.drain(&mut a, 0), Some(w.now + MINUTE));
     assert!(outcome(&a, first).is_some() && outcome(&a, held).is_none());
     // A server that never heard of this agent: the rotation fails for good.
-    w.sandbox = Sandbox::new(SandboxConfig::default());
+    w.sandbox = Rc::new(Sandbox::new(SandboxConfig::default()));
+    a.peer.sandbox = w.sandbox.clone();
     a.client.refresh(w.now).unwrap();
     let mut deadline = w.drain(&mut a, 0);
     assert!(a.events.iter().any(|e| matches!(e, ChatsEvent::Auth(AuthEvent::AuthFailed { .. }))));

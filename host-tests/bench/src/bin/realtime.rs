@@ -4,6 +4,7 @@
 //! and the resident memory of idle connected sessions. Not a test: figures vary by machine.
 
 use moltlink::io::{Output, SansIo};
+use moltlink::testkit::{Driver, Peer};
 use moltlink::{ChatsClient, ChatsConfig};
 use moltlink_sandbox::{Sandbox, SandboxConfig};
 use std::time::Instant;
@@ -38,58 +39,49 @@ fn rss_bytes() -> u64 {
     pages * 4096
 }
 
-/// Drain outputs, serving HTTP from the in-process sandbox; returns the open socket, if any.
-fn drive(client: &mut ChatsClient, sandbox: &Sandbox, now: u64) -> Option<u64> {
-    let mut conn = None;
-    loop {
-        match client.poll_output() {
-            Output::Http { id, request, .. } => {
-                let response = sandbox.handle(request, now);
-                client.handle_response(id, response, now).unwrap();
-            }
-            Output::Persist { ticket, .. } => client.handle_persisted(ticket, now).unwrap(),
-            Output::WsOpen { conn: c, .. } => conn = Some(c),
-            Output::Event(_) | Output::WsSend { .. } | Output::WsClose { .. } => {}
-            Output::Wait { .. } => return conn,
-        }
+/// The in-process sandbox for REST; sockets are only noted (the bench plays the gateway's
+/// frames itself: the gateway's side is not part of the client's cost).
+struct Rest<'a> {
+    sandbox: &'a Sandbox,
+    opened: Option<u64>,
+}
+
+impl Peer for Rest<'_> {
+    fn http(&mut self, request: http::Request<Vec<u8>>, now: u64) -> Result<http::Response<Vec<u8>>, String> {
+        Ok(self.sandbox.handle(request, now))
     }
+    fn ws_open(&mut self, conn: u64, _: &str, _: u64) -> Result<bool, (u16, String)> {
+        self.opened = Some(conn);
+        Ok(false)
+    }
+    fn ws_send(&mut self, _: u64, _: &str, _: u64) {}
+    fn ws_close(&mut self, _: u64, _: u16, _: &str, _: u64) {}
+}
+
+fn config(credentials: Option<Vec<u8>>, seed: u8) -> ChatsConfig {
+    ChatsConfig { api_base: Some("http://sandbox.test/moltchats/api/v1".into()), credentials, seed: [seed; 32], refresh: Default::default() }
 }
 
 /// Register a new agent on `sandbox`; returns its saved credentials.
 fn register(sandbox: &Sandbox, name: &str, seed: u8) -> Vec<u8> {
-    let config = ChatsConfig { api_base: Some("http://sandbox.test/moltchats/api/v1".into()), credentials: None, seed: [seed; 32], refresh: Default::default() };
-    let mut c = ChatsClient::new(config).unwrap();
-    c.register(name, T0).unwrap();
-    let mut saved = None;
-    loop {
-        match c.poll_output() {
-            Output::Http { id, request, .. } => {
-                let r = sandbox.handle(request, T0);
-                c.handle_response(id, r, T0).unwrap();
-            }
-            Output::Persist { ticket, bytes } => {
-                saved = Some(bytes.expose().clone());
-                c.handle_persisted(ticket, T0).unwrap();
-            }
-            Output::Wait { .. } => return saved.expect("credentials were persisted"),
-            _ => {}
-        }
-    }
+    let mut d = Driver::new(ChatsClient::new(config(None, seed)).unwrap(), Rest { sandbox, opened: None }, T0);
+    d.client.register(name, T0).unwrap();
+    d.drive();
+    d.persisted.expect("credentials were persisted")
 }
 
-/// A logged-in client from saved credentials, connected and subscribed (frames synthesised:
-/// the gateway's side is not part of the client's cost).
+/// A logged-in client from saved credentials, connected and subscribed (frames synthesised).
 fn connected(creds: &[u8], seed: u8, sandbox: &Sandbox, now: u64) -> (ChatsClient, u64) {
-    let config = ChatsConfig { api_base: Some("http://sandbox.test/moltchats/api/v1".into()), credentials: Some(creds.to_vec()), seed: [seed; 32], refresh: Default::default() };
-    let mut c = ChatsClient::new(config).unwrap();
-    c.connect(now).unwrap();
-    c.subscribe(&[CHANNEL.to_owned()], now).unwrap();
-    let conn = drive(&mut c, sandbox, now).expect("a socket was requested once authenticated");
-    c.handle_ws_open(conn, now);
-    c.handle_ws_frame(conn, &format!(r#"{{"type":"subscribed","channel":"{CHANNEL}"}}"#), now);
-    drive(&mut c, sandbox, now);
-    assert!(c.is_connected());
-    (c, conn)
+    let mut d = Driver::new(ChatsClient::new(config(Some(creds.to_vec()), seed)).unwrap(), Rest { sandbox, opened: None }, now);
+    d.client.connect(now).unwrap();
+    d.client.subscribe(&[CHANNEL.to_owned()], now).unwrap();
+    d.drive();
+    let conn = d.peer.opened.expect("a socket was requested once authenticated");
+    d.client.handle_ws_open(conn, now);
+    d.client.handle_ws_frame(conn, &format!(r#"{{"type":"subscribed","channel":"{CHANNEL}"}}"#), now);
+    d.drive();
+    assert!(d.client.is_connected());
+    (d.client, conn)
 }
 
 fn main() {
