@@ -2,7 +2,6 @@
 //!
 //! - [`identity`]: the RSA-2048 key and the challenge signature the server checks.
 //! - [`credentials`]: the skill's `credentials.json`, plus our refresh-in-flight marker.
-//! - [`jwt`]: reading `exp`/`iat` from the unverified access token to schedule refreshes.
 //! - [`session`]: the state machine (its transitions in one table, `session/machine.rs`):
 //!   register → verify, refresh with crash-safe persistence,
 //!   re-auth with `/auth/challenge` when the refresh token is lost, spent or expired.
@@ -10,7 +9,6 @@
 pub mod credentials;
 mod event;
 pub mod identity;
-pub mod jwt;
 pub mod session;
 
 pub use credentials::Credentials;

@@ -220,9 +220,14 @@ impl ChatsClient {
         if !matches!(uri.scheme_str(), Some("ws") | Some("wss")) || uri.host().is_none() {
             return Err(Error::invalid_argument(format!("WebSocket base must be a ws(s) URL: {trimmed}")));
         }
-        let config = RealtimeConfig::default();
-        self.realtime = realtime::Realtime::new(trimmed.to_owned(), [0; 32], config);
+        // Only the base changes: the seeded jitter, a custom config and subscriptions stay.
+        self.realtime.set_ws_base(trimmed.to_owned());
         Ok(())
+    }
+
+    /// The realtime session's timers in use.
+    pub fn realtime_config(&self) -> RealtimeConfig {
+        self.realtime.config()
     }
 
     /// Tune the realtime session's timers (tests, hosts with special needs).

@@ -80,6 +80,17 @@ fn open(credentials: Option<Vec<u8>>, seed: u8) -> ChatsClient {
     ChatsClient::new(ChatsConfig { api_base: Some(API.into()), credentials, seed: [seed; 32], refresh: Default::default() }).unwrap()
 }
 
+#[test]
+fn a_new_ws_base_keeps_the_realtime_config() {
+    let mut client = open(None, 3);
+    let custom = RealtimeConfig { ping_interval_ms: 1_234, backoff_base_ms: 77, ..RealtimeConfig::default() };
+    client.set_realtime_config(custom);
+    client.set_ws_base("ws://127.0.0.1:9/moltchats/ws").unwrap();
+    assert_eq!(client.ws_base(), "ws://127.0.0.1:9/moltchats/ws");
+    assert_eq!(client.realtime_config(), custom, "a new WebSocket base must not reset the session's config");
+    assert!(client.set_ws_base("http://127.0.0.1/ws").is_err());
+}
+
 fn fast_config() -> SandboxConfig {
     SandboxConfig::default()
 }

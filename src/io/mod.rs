@@ -6,6 +6,7 @@
 mod api_error;
 mod backoff;
 mod call;
+pub mod jwt;
 mod relabel;
 mod sans_io;
 mod secret;

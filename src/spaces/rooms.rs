@@ -154,7 +154,7 @@ impl SpacesClient {
 
     pub(super) fn ticket_from(&self, body: &Value) -> Option<event::Ticket> {
         let (room_url, token, room_name) = parse::ticket_parts(body)?;
-        let expires_at_ms = crate::auth::jwt::read_times(&token).map(|t| t.exp.saturating_mul(1000));
+        let expires_at_ms = crate::io::jwt::read_times(&token).map(|t| t.exp.saturating_mul(1000));
         Some(event::Ticket { room_url, token, room_name, expires_at_ms: expires_at_ms.unwrap_or(0) })
     }
 

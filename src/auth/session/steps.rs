@@ -3,7 +3,8 @@
 
 use super::machine::{Effect, Op, Then, str_field};
 use super::AuthSession;
-use crate::auth::{jwt, AccessToken, AuthEvent, AuthHow, Identity};
+use crate::auth::{AccessToken, AuthEvent, AuthHow, Identity};
+use crate::io::jwt;
 use crate::io::{json_request, unit_random, ApiError, Backoff, Outbox, Secret};
 use serde_json::json;
 

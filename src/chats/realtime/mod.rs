@@ -45,7 +45,7 @@ use serde_json::Value;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 
 /// Timing of the realtime session (milliseconds).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RealtimeConfig {
     /// Send a ping after this long without sending anything (server idle timeout: 360 s).
     pub ping_interval_ms: u64,
@@ -201,8 +201,15 @@ impl Realtime {
     pub fn ws_base(&self) -> &str {
         &self.ws_base
     }
+    /// Used from the next connection on; the session's seed, timers and channels stay.
+    pub fn set_ws_base(&mut self, ws_base: String) {
+        self.ws_base = ws_base;
+    }
     pub fn set_config(&mut self, config: RealtimeConfig) {
         self.config = config;
+    }
+    pub fn config(&self) -> RealtimeConfig {
+        self.config
     }
     pub fn is_connected(&self) -> bool {
         matches!(self.link, Link::Open { .. })

@@ -1,5 +1,6 @@
-//! Reading `exp`/`iat` from an access token without verifying it: the client cannot verify
-//! an HS256 token (no secret) and only needs the times to schedule refreshes.
+//! Reading `exp`/`iat` from an access token without verifying it: a client cannot verify an
+//! HS256 token (no secret) and only needs the times to schedule refreshes (MoltChats tokens,
+//! Moltspaces room tokens).
 
 use base64::Engine as _;
 
