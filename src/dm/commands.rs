@@ -104,7 +104,6 @@ impl DmClient {
         self.command(DmCommand::from_json(json)?, now_ms)
     }
 
-    /// Start the heartbeat: a check now, then on the schedule.
     // ---- internals: sending ---------------------------------------------------------
 
     fn validate(&self, command: DmCommand) -> Result<DmCommand> {

@@ -72,7 +72,6 @@ impl DmClient {
         }
     }
 
-
     /// New requests escalate; flagged messages in the preview escalate; nothing is read.
     /// Returns whether the check brought news (more pending requests or unread messages).
     pub(super) fn on_check(&mut self, body: &Value, heartbeat: bool, _now_ms: u64) -> bool {

@@ -177,11 +177,6 @@ impl GatewayClient {
         self.next_turn
     }
 
-
-
-
-
-
     /// The earliest timer: reconnect, handshake, tick watchdog, or a turn's idle limit.
     pub fn deadline(&self) -> Option<u64> {
         let timing = self.config.timing;

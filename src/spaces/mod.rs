@@ -221,7 +221,6 @@ impl SansIo for SpacesClient {
         }
     }
 
-
     fn handle_response(&mut self, id: RequestId, response: http::Response<Vec<u8>>, now_ms: u64) -> Result<()> {
         match self.take(id)? {
             Purpose::Tts { turn } => self.on_speech(id, turn, response, now_ms),
@@ -255,7 +254,6 @@ impl SansIo for SpacesClient {
             None => Err(Error::new(ErrorCode::UnknownId, format!("no request in flight with id {id}"))),
         }
     }
-
 
     fn handle_persisted(&mut self, ticket: Ticket, _now_ms: u64) -> Result<()> {
         self.on_persisted(ticket)

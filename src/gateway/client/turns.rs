@@ -156,7 +156,6 @@ impl GatewayClient {
         }
     }
 
-
     /// A frame on a ready link: a response to `chat.send`, or a run's events.
     pub(super) fn on_frame(&mut self, frame: Frame<'_>, now_ms: u64) {
         match frame.kind.as_ref() {
