@@ -27,27 +27,7 @@ test('ERROR_CODES follows the ML_* return codes', () => {
 });
 
 test('new functions, structs and callbacks load; those the library lacks are skipped', () => {
-  const extra = `
-typedef struct MlPrompt MlPrompt;
-
-typedef uint32_t MlPromptKind;
-
-typedef struct MlPromptPart {
-    uint8_t tag[4];
-    const char *text;
-    MlPromptKind kind;
-    void (*on_done)(void *ctx, const char *answer);
-} MlPromptPart;
-
-typedef void (*MlPromptLog)(void *ctx, const struct MlPromptPart *part);
-
-int32_t ml_prompt_new(const struct MlPromptPart *parts, size_t n, MlPromptLog log, struct MlPrompt **out);
-
-char *ml_prompt_render(const struct MlPrompt *handle, void (*each)(void *ctx, uint32_t i));
-
-void ml_string_free(char *s);
-
-#endif  /* MOLTLINK_H */`;
+  const extra = '\n' + readFileSync(join(root, 'bindings/fixtures/extended-header.h'), 'utf8');
   // Inside test/ so that the generated module resolves 'koffi' from this package.
   const dir = mkdtempSync(join(here, '.decls-probe-'));
   try {
@@ -61,11 +41,11 @@ void ml_string_free(char *s);
       const { structs, protos } = declareTypes();
       for (const [name, sig] of Object.entries(SIGNATURES)) koffi.proto(sig.replace(name + '(', name + '_parsed('));
       const fns = bindFunctions(koffi.load(${JSON.stringify(defaultLibraryPath())}));
-      console.log(JSON.stringify({ size: koffi.sizeof(structs.MlPromptPart), protos: Object.keys(protos), bound: Object.keys(fns) }));`;
+      console.log(JSON.stringify({ size: koffi.sizeof(structs.MlProbePart), protos: Object.keys(protos), bound: Object.keys(fns) }));`;
     const out = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' }));
     assert.equal(out.size, 4 + 4 + 8 + 4 + 4 + 8); // tag, pad, text, kind, pad, on_done (64-bit)
-    assert.ok(['MlPromptPart_on_done', 'MlPromptLog', 'ml_prompt_render_each'].every((p) => out.protos.includes(p)));
-    assert.ok(!out.bound.some((n) => n.startsWith('ml_prompt_') || n === 'ml_string_free'));
+    assert.ok(['MlProbePart_on_done', 'MlProbeLog', 'ml_probe_render_each'].every((p) => out.protos.includes(p)));
+    assert.ok(!out.bound.some((n) => n.startsWith('ml_probe_') || n === 'ml_string_free'));
     assert.deepEqual(out.bound.sort(), Object.keys(SIGNATURES).sort());
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -13,6 +13,9 @@ from conftest import REPO
 
 GEN = REPO / "bindings" / "gen-decls.py"
 HEADER = REPO / "bindings" / "c" / "moltlink.h"
+# Declarations later work may add (new handle, struct, callbacks, owned string), shared with the
+# Node test; none of its functions is in the real library.
+EXTENDED = REPO / "bindings" / "fixtures" / "extended-header.h"
 
 
 def gen(*args):
@@ -55,36 +58,8 @@ def test_an_unknown_construct_is_an_error(tmp_path):
 
 
 def test_new_functions_and_types_are_declared_and_skipped_when_absent(tmp_path):
-    """What other work will do: add `ml_prompt_*` with a new struct, callback and owned string."""
-    extra = """
-typedef struct MlPrompt MlPrompt;
-
-typedef uint32_t MlPromptKind;
-
-typedef struct MlPromptPart {
-    uint8_t tag[4];
-    const char *text;
-    MlPromptKind kind;
-    void (*on_done)(void *ctx, const char *answer);
-} MlPromptPart;
-
-typedef void (*MlPromptLog)(void *ctx, const struct MlPromptPart *part);
-
-#ifdef __cplusplus
-extern "C" {
-#endif // __cplusplus
-
-int32_t ml_prompt_new(const struct MlPromptPart *parts, size_t n, MlPromptLog log, struct MlPrompt **out);
-
-char *ml_prompt_render(const struct MlPrompt *handle, void (*each)(void *ctx, uint32_t i));
-
-void ml_string_free(char *s);
-
-#ifdef __cplusplus
-}  // extern "C"
-#endif  // __cplusplus
-
-#endif  /* MOLTLINK_H */"""
+    """What other work will do: add functions with a new struct, callback and owned string."""
+    extra = "\n" + EXTENDED.read_text()
     mutated = tmp_path / "moltlink.h"
     mutated.write_text(HEADER.read_text().replace("\n#endif  /* MOLTLINK_H */", extra))
     r = gen("--header", mutated, "--out", tmp_path)
@@ -92,19 +67,19 @@ void ml_string_free(char *s);
     spec = importlib.util.spec_from_file_location("decls_probe", tmp_path / "_decls.py")
     probe = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(probe)
-    assert probe.MlPromptPart._fields_[0][1] == ctypes.c_uint8 * 4
-    restype, argtypes = probe.FUNCTIONS["ml_prompt_render"]
+    assert probe.MlProbePart._fields_[0][1] == ctypes.c_uint8 * 4
+    restype, argtypes = probe.FUNCTIONS["ml_probe_render"]
     assert restype is ctypes.c_void_p  # owned string: keep the pointer to free it
-    assert argtypes[1] is probe.ml_prompt_render_each
-    assert probe.FUNCTIONS["ml_prompt_new"][1][2] is probe.MlPromptLog
+    assert argtypes[1] is probe.ml_probe_render_each
+    assert probe.FUNCTIONS["ml_probe_new"][1][2] is probe.MlProbeLog
     assert probe.FUNCTIONS["ml_string_free"] == (None, [ctypes.c_void_p])  # takes the returned address
-    # The real library lacks ml_prompt_*: declare skips them and still declares the rest.
+    # The real library lacks ml_probe_*: declare skips them and still declares the rest.
     lib = probe.declare(ctypes.CDLL(str(_ffi.find_library())))
     assert lib.ml_chats_poll.argtypes[1] is ctypes.POINTER(probe.MlOutput)
     js = (tmp_path / "decls.js").read_text()
-    assert "ml_prompt_render: 'void *ml_prompt_render(const MlPrompt *handle, ml_prompt_render_each *each)'" in js
+    assert "ml_probe_render: 'void *ml_probe_render(const MlProbe *handle, ml_probe_render_each *each)'" in js
     assert "tag: koffi.array('uint8_t', 4)," in js
-    assert "ml_prompt_new: 'int32_t ml_prompt_new(const MlPromptPart *parts, size_t n, MlPromptLog *log, _Out_ MlPrompt **out)'" in js
+    assert "ml_probe_new: 'int32_t ml_probe_new(const MlProbePart *parts, size_t n, MlProbeLog *log, _Out_ MlProbe **out)'" in js
     assert "ml_string_free: 'void ml_string_free(void *s)'" in js
 
 
