@@ -378,7 +378,8 @@ int32_t ml_prompt_decision(const char *reply, int32_t *decision);
 int32_t ml_prompt_reply_parts(const char *reply, uint8_t *buf, size_t cap, size_t *needed);
 
 // `text` split into parts of at most `max` UTF-16 units (a character wider than `max` goes
-// alone), as a JSON array of strings; nothing is trimmed or skipped but empty parts.
+// alone, breaking at a newline or space in the later half of a part), as a JSON array of strings;
+// whitespace at each break is trimmed and empty parts are dropped.
 int32_t ml_prompt_split(const char *text, size_t max, uint8_t *buf, size_t cap, size_t *needed);
 
 // `name` (NULL: unknown) reduced to the characters usernames use, for labels a host shows

@@ -85,7 +85,8 @@ pub unsafe extern "C" fn ml_prompt_reply_parts(reply: *const c_char, buf: *mut u
 }
 
 /// `text` split into parts of at most `max` UTF-16 units (a character wider than `max` goes
-/// alone), as a JSON array of strings; nothing is trimmed or skipped but empty parts.
+/// alone, breaking at a newline or space in the later half of a part), as a JSON array of strings;
+/// whitespace at each break is trimmed and empty parts are dropped.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ml_prompt_split(text: *const c_char, max: usize, buf: *mut u8, cap: usize, needed: *mut usize) -> i32 {
     enter("ml_prompt_split", || {
