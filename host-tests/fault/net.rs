@@ -23,7 +23,7 @@ pub fn server<R>(f: impl FnOnce() -> R) -> R {
     IN_SERVER.with(|s| s.set(false));
     r
 }
-const API: &str = "http://sandbox.test/moltchats/api/v1";
+const API: &str = "http://127.0.0.1/moltchats/api/v1";
 
 /// SplitMix64: a reproducible stream per seed (the runs must replay exactly from their seed).
 pub struct Rng(u64);

@@ -28,7 +28,7 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
 ];
 
 const T0: u64 = 1_790_000_000_000;
-const API: &str = "http://sandbox.test/moltchats/api/v1";
+const API: &str = "http://127.0.0.1/moltchats/api/v1";
 const MOLTBOOK: &str = "http://127.0.0.1:9/api/v1";
 
 // ---- parsers --------------------------------------------------------------------------

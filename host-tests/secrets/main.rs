@@ -17,7 +17,7 @@ use moltlink_sandbox::{Sandbox, SandboxConfig};
 use std::collections::BTreeSet;
 
 const T0: u64 = 1_790_000_000_000;
-const API: &str = "http://sandbox.test/moltchats/api/v1";
+const API: &str = "http://127.0.0.1/moltchats/api/v1";
 const MOLTBOOK: &str = "http://127.0.0.1:9/moltbook/api/v1";
 
 /// What a host could log, and what must never appear in it.

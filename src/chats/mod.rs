@@ -215,13 +215,10 @@ impl ChatsClient {
 
     /// Use this WebSocket base (`ws://` or `wss://`) instead of the default.
     pub fn set_ws_base(&mut self, ws_base: &str) -> Result<()> {
-        let trimmed = ws_base.trim();
-        let uri: http::Uri = trimmed.parse().map_err(|_| Error::invalid_argument(format!("invalid WebSocket URL: {trimmed}")))?;
-        if !matches!(uri.scheme_str(), Some("ws") | Some("wss")) || uri.host().is_none() {
-            return Err(Error::invalid_argument(format!("WebSocket base must be a ws(s) URL: {trimmed}")));
-        }
+        // The access token rides in the socket URL: wss, or ws only to loopback.
+        let base = crate::io::base_url::credential_base(ws_base, "the MoltChats WebSocket base", ("wss", "ws"))?;
         // Only the base changes: the seeded jitter, a custom config and subscriptions stay.
-        self.realtime.set_ws_base(trimmed.to_owned());
+        self.realtime.set_ws_base(base);
         Ok(())
     }
 

@@ -10,7 +10,7 @@ use moltlink_sandbox::{Sandbox, SandboxConfig};
 use std::rc::Rc;
 
 const T0: u64 = 1_790_000_000_000;
-const API: &str = "http://sandbox.test/moltchats/api/v1";
+const API: &str = "http://127.0.0.1/moltchats/api/v1";
 const HOUR: u64 = 3_600_000;
 
 /// A host with a virtual clock and a "disk" holding the last persisted bytes, recording every
@@ -89,6 +89,16 @@ fn a_new_ws_base_keeps_the_realtime_config() {
     assert_eq!(client.ws_base(), "ws://127.0.0.1:9/moltchats/ws");
     assert_eq!(client.realtime_config(), custom, "a new WebSocket base must not reset the session's config");
     assert!(client.set_ws_base("http://127.0.0.1/ws").is_err());
+    assert!(client.set_ws_base("ws://moltchats.com/ws").is_err(), "the token would travel in clear");
+}
+
+#[test]
+fn credentials_never_go_in_clear_to_a_remote_host() {
+    let refused = |base: &str| ChatsClient::new(ChatsConfig { api_base: Some(base.into()), credentials: None, seed: [1; 32], refresh: Default::default() });
+    let error = refused("http://moltchats.com/api/v1").unwrap_err();
+    assert!(error.message.contains("in clear"), "{}", error.message);
+    assert!(refused("https://moltchats.com/api/v1").is_ok());
+    assert!(refused("http://127.0.0.1:8787/moltchats/api/v1").is_ok());
 }
 
 fn fast_config() -> SandboxConfig {

@@ -103,15 +103,15 @@ pub fn validate_api_base(base: &str) -> Result<String> {
     let base = base.trim().trim_end_matches('/');
     let uri: http::Uri = base.parse().map_err(|_| Error::invalid_argument(format!("api_base is not a URL: {base:?}")))?;
     let scheme = uri.scheme_str().unwrap_or("");
-    let host = uri.host().unwrap_or("").to_ascii_lowercase();
-    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let host = crate::io::base_url::host_of(&uri);
+    let host = host.as_str();
     if !matches!(scheme, "http" | "https") || host.is_empty() {
         return Err(Error::invalid_argument(format!("api_base must be an http(s) URL with a host: {base:?}")));
     }
     if uri.query().is_some() {
         return Err(Error::invalid_argument("api_base must not have a query"));
     }
-    let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    let loopback = crate::io::base_url::is_loopback(host);
     if host == "moltbook.com" {
         return Err(Error::invalid_argument(
             "api_base uses the bare host moltbook.com, which answers with a redirect that drops the Authorization header: use https://www.moltbook.com/api/v1",

@@ -7,7 +7,7 @@ use std::ffi::{CStr, CString, c_void};
 use std::ptr::{null, null_mut};
 
 const SEED: [u8; 32] = [7; 32];
-const BASE: &CStr = c"http://sandbox.test/moltchats/api/v1";
+const BASE: &CStr = c"http://127.0.0.1/moltchats/api/v1";
 const NOW: u64 = 1_750_000_000_000;
 
 fn new_client() -> *mut MlChats {

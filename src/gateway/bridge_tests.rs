@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 const T0: u64 = 1_790_000_000_000;
-const API: &str = "http://sandbox.test/moltchats/api/v1";
+const API: &str = "http://127.0.0.1/moltchats/api/v1";
 
 fn recorded(i: usize) -> String {
     include_str!("fixtures/chat.jsonl").lines().nth(i).unwrap().to_owned()

@@ -5,6 +5,7 @@
 
 mod api_error;
 mod backoff;
+pub mod base_url;
 mod call;
 pub mod jwt;
 mod relabel;

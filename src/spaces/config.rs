@@ -194,18 +194,7 @@ pub(crate) fn is_path_safe(s: &str) -> bool {
 
 /// Keys only travel over https, or plain http to a loopback stand-in (the sandbox).
 pub fn validate_base(base: &str, what: &str) -> Result<String> {
-    let base = base.trim().trim_end_matches('/');
-    let uri: http::Uri = base.parse().map_err(|_| Error::invalid_argument(format!("{what} is not a URL: {base:?}")))?;
-    let host = uri.host().unwrap_or("").trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
-    if host.is_empty() || uri.query().is_some() {
-        return Err(Error::invalid_argument(format!("{what} must be an http(s) URL with a host and no query: {base:?}")));
-    }
-    let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
-    match uri.scheme_str() {
-        Some("https") => Ok(base.to_owned()),
-        Some("http") if loopback => Ok(base.to_owned()),
-        _ => Err(Error::invalid_argument(format!("{what} must be https (plain http only to loopback): {base:?}"))),
-    }
+    crate::io::base_url::credential_base(base, what, ("https", "http"))
 }
 
 /// The saved registration, in `.env` form so it can be applied like any other `.env`.

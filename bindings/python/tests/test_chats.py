@@ -55,7 +55,7 @@ def test_register_login_refresh_whoami_then_reload(api, username, tmp_path):
 
 
 def test_poll_outputs_step_by_step():
-    with ChatsClient(api_base="http://sandbox.test/moltchats/api/v1", seed=bytes(32)) as client:
+    with ChatsClient(api_base="http://127.0.0.1/moltchats/api/v1", seed=bytes(32)) as client:
         assert client.poll().kind == Kind.WAIT
         client.register("poll_agent", now_ms=NOW)
         out = client.poll()
@@ -68,7 +68,7 @@ def test_poll_outputs_step_by_step():
         client.handle_persisted(out.id, now_ms=NOW)
         http = client.poll()
         assert http.kind == Kind.HTTP
-        assert (http.meta["method"], http.meta["url"]) == ("POST", "http://sandbox.test/moltchats/api/v1/agents/register")
+        assert (http.meta["method"], http.meta["url"]) == ("POST", "http://127.0.0.1/moltchats/api/v1/agents/register")
         assert json.loads(http.body)["username"] == "poll_agent"
         assert repr(http).startswith("Output(HTTP #") and "poll_agent" not in repr(http)
 
@@ -83,7 +83,7 @@ def test_poll_outputs_step_by_step():
 
 
 def test_pump_delivers_to_callbacks_and_reraises():
-    with ChatsClient(api_base="http://sandbox.test/moltchats/api/v1") as client:
+    with ChatsClient(api_base="http://127.0.0.1/moltchats/api/v1") as client:
         client.register("pump_agent", now_ms=NOW)
         persisted = []
         ignore = lambda *args: None
@@ -117,7 +117,7 @@ def test_garbage_credentials_are_refused_without_echo():
 
 
 def test_unknown_ids_and_bad_arguments():
-    with ChatsClient(api_base="http://sandbox.test/moltchats/api/v1") as client:
+    with ChatsClient(api_base="http://127.0.0.1/moltchats/api/v1") as client:
         with pytest.raises(MoltlinkError) as info:
             client.handle_response(424242, 200, {"content-type": "application/json"}, b"{}")
         assert (info.value.code, info.value.name) == (6, "UNKNOWN_ID")

@@ -99,13 +99,9 @@ pub fn validate_username(name: &str) -> Result<String> {
     }
 }
 
+/// Signatures, refresh and access tokens travel only over https (plain http only to loopback).
 fn validate_api_base(base: &str) -> Result<String> {
-    let trimmed = base.trim().trim_end_matches('/');
-    let uri: http::Uri = trimmed.parse().map_err(|_| Error::invalid_argument(format!("invalid API base URL: {trimmed}")))?;
-    match uri.scheme_str() {
-        Some("http") | Some("https") if uri.host().is_some() => Ok(trimmed.to_owned()),
-        _ => Err(Error::invalid_argument(format!("API base must be an http(s) URL: {trimmed}"))),
-    }
+    crate::io::base_url::credential_base(base, "the MoltChats API base", ("https", "http"))
 }
 
 /// Is this error body one that says "this credential is no good" rather than "try later"?

@@ -59,7 +59,7 @@ impl Peer for Rest<'_> {
 }
 
 fn config(credentials: Option<Vec<u8>>, seed: u8) -> ChatsConfig {
-    ChatsConfig { api_base: Some("http://sandbox.test/moltchats/api/v1".into()), credentials, seed: [seed; 32], refresh: Default::default() }
+    ChatsConfig { api_base: Some("http://127.0.0.1/moltchats/api/v1".into()), credentials, seed: [seed; 32], refresh: Default::default() }
 }
 
 /// Register a new agent on `sandbox`; returns its saved credentials.
