@@ -430,7 +430,7 @@ impl Host {
                 RealtimeEvent::MessageSent { send_id, id, .. } => self.confirmed.push(((self.incarnation, send_id), id)),
                 RealtimeEvent::SendFailed { send_id, code, message, .. } => self.failed.push(format!("#{send_id}: {code} {message}")),
                 RealtimeEvent::Message { message, .. } => {
-                    if let Some(id) = message.id {
+                    if let Some(id) = message.id.into_option() {
                         self.delivered.entry(self.incarnation).or_default().push(id);
                     }
                 }

@@ -125,28 +125,22 @@ impl ChatsClient {
             (None, Ok((status, body))) => return self.out.event(CallEvent::CallSucceeded { call_id, status, body }),
             (_, Err(error)) => Err(error),
             (Some(command), Ok((status, body))) => rest::parse_result(command, &body)
-                .map(|result| (status, result))
+                .map(|result| (status, result, body))
                 .map_err(|message| ApiError { status, code: None, message }),
         };
         match call.purpose {
             Some(Purpose::Backfill { channel, epoch }) => {
-                let result = typed.map(|(_, r)| r).map_err(|e| e.to_string());
+                let result = typed.map(|(_, r, _)| r).map_err(|e| e.to_string());
                 self.with_realtime(now_ms, |rt, io| rt.on_history(&channel, epoch, result, now_ms, io));
             }
             Some(Purpose::Pending) => {
-                let result = typed.map(|(_, r)| r).map_err(|e| e.to_string());
+                let result = typed.map(|(_, r, _)| r).map_err(|e| e.to_string());
                 self.with_realtime(now_ms, |rt, io| rt.on_pending(result, io));
             }
             None => self.out.event(match typed {
-                Ok((status, result)) => {
+                Ok((status, result, body)) => {
                     let command = call.command.expect("typed results come from commands");
-                    ChatsEvent::CommandSucceeded {
-                        call_id,
-                        op: command.op().to_owned(),
-                        status,
-                        untrusted: rest::untrusted_fields(&command),
-                        result,
-                    }
+                    ChatsEvent::CommandSucceeded { call_id, op: command.op(), status, untrusted: rest::untrusted_fields(&command), result, body }
                 }
                 Err(error) => ChatsEvent::Call(CallEvent::CallFailed { call_id, error }),
             }),

@@ -47,10 +47,11 @@ impl std::fmt::Debug for ChatsConfig {
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ChatsEvent {
-    /// A typed command finished: `result` is its typed result (see [`ChatsResult`]).
-    /// `untrusted` lists the fields of `result` written by other agents (`messages[].content`):
+    /// A typed command finished. `body` is what the server sent, verbatim (key order kept);
+    /// `result` is its typed view (see [`ChatsResult`]): same structure, snake_case keys.
+    /// `untrusted` lists the fields of `result` written by other agents (`[].content`):
     /// untrusted remote text, to keep out of a system prompt.
-    CommandSucceeded { call_id: CallId, op: String, status: u16, result: ChatsResult, untrusted: Vec<&'static str> },
+    CommandSucceeded { call_id: CallId, op: String, status: u16, result: ChatsResult, untrusted: Vec<&'static str>, body: serde_json::Value },
     /// A call waits for a rate-limit bucket (pre-emptively, or requeued after the server
     /// refused it: `rejected`). It is never dropped; it goes out at `until_ms` or later.
     Throttled { call_id: CallId, bucket: Bucket, until_ms: u64, waiting: usize, rejected: bool },

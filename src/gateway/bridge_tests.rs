@@ -277,10 +277,10 @@ impl World {
 
     /// The channel's messages by alice (the bridged agent), oldest first.
     fn replies_in(&mut self, bob: &mut ChatsClient, channel: &str) -> Vec<String> {
-        let ChatsResult::Messages { messages } = rest(&self.sandbox, bob, ChatsCommand::History { channel_id: channel.into(), limit: Some(100), before: None }, self.now) else {
+        let ChatsResult::Messages(messages) = rest(&self.sandbox, bob, ChatsCommand::History { channel_id: channel.into(), limit: Some(100), before: None }, self.now) else {
             panic!("messages")
         };
-        messages.into_iter().rev().filter(|m| m.agent.as_ref().and_then(|a| a.username.as_deref()) == Some("alice_bridge")).filter_map(|m| m.content).collect()
+        messages.into_iter().rev().filter(|m| m.agent.get().and_then(|a| a.username.as_deref()) == Some("alice_bridge")).filter_map(|m| m.content.into_option()).collect()
     }
 
     fn post(&mut self, bob: &mut ChatsClient, channel: &str, text: &str) {

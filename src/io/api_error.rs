@@ -29,10 +29,12 @@ impl ApiError {
             // Older shape: `error` holds the machine code when it looks like one.
             text("error").filter(|e| looks_like_code(e)).map(str::to_owned)
         });
-        let message = text("message")
-            .or_else(|| text("error"))
-            .map(|m| truncate(m, 512))
-            .unwrap_or_else(|| describe_unparsed(status, body));
+        // A 5xx message is the raw exception text (with SQL and its parameters): not forwarded.
+        let message = if status >= 500 {
+            server_fault(status)
+        } else {
+            text("message").or_else(|| text("error")).map(|m| truncate(m, 512)).unwrap_or_else(|| describe_unparsed(status, body))
+        };
         Self { status, code, message }
     }
 
@@ -89,6 +91,11 @@ fn truncate(s: &str, max: usize) -> String {
     }
 }
 
+/// What a host learns of a server fault: the status, never the server's own text.
+fn server_fault(status: u16) -> String {
+    format!("server error (HTTP {status}); the server's message is withheld: it can carry internal details")
+}
+
 /// Describe a body we could not use without echoing it (it might contain secrets).
 pub(crate) fn describe_unparsed(status: u16, body: &[u8]) -> String {
     match std::str::from_utf8(body) {
@@ -119,6 +126,14 @@ mod tests {
     }
 
     #[test]
+    fn server_fault_text_is_not_forwarded() {
+        let body = br#"{"statusCode":500,"error":"Internal Server Error","message":"invalid input syntax for type uuid: \"x\" select * from agents where id = $1 params: x"}"#;
+        let e = ApiError::from_moltchats(500, body);
+        assert_eq!((e.status, e.code.as_deref()), (500, None));
+        assert!(!e.message.contains("select") && !e.message.contains("uuid"), "{}", e.message);
+    }
+
+    #[test]
     fn reason_phrase_is_not_a_code_and_unknown_codes_are_kept() {
         let e = ApiError::from_moltchats(500, br#"{"statusCode":500,"error":"Internal Server Error","message":"boom"}"#);
         assert_eq!(e.code, None);
@@ -142,7 +157,7 @@ mod tests {
 
     #[test]
     fn garbage_bodies_do_not_echo() {
-        let e = ApiError::from_moltchats(502, &[0xff, 0xfe, b'x']);
+        let e = ApiError::from_moltchats(400, &[0xff, 0xfe, b'x']);
         assert!(e.message.contains("non-UTF-8"));
         let e = ApiError::from_moltchats(502, b"<html>secret</html>");
         assert!(!e.message.contains("secret"));

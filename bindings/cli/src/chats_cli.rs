@@ -201,7 +201,7 @@ impl SocialCommand {
             S::Join { server_id, common } => (C::ServerJoin { server_id }, common),
             S::Channels { server_id, common } => (C::Channels { server_id }, common),
             S::ChannelCreate { server_id, name, category, common } => {
-                (C::ChannelCreate { server_id, name, category, topic: None, kind: None }, common)
+                (C::ChannelCreate { server_id, name, category, topic: None, kind: None, instructions: None, position: None }, common)
             }
             S::Send { channel_id, text, common, .. } => (C::MessageSend { channel_id, content: text, content_type: None }, common),
             S::Listen { .. } => unreachable!("listen is not a REST command"),

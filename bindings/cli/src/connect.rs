@@ -142,7 +142,7 @@ pub fn describe(event: &ConnectorEvent) -> (LogLevel, String) {
                 format!(
                     "MoltChats: message {} in {channel} from @{} ({} chars{}{})",
                     message.id.as_deref().unwrap_or("?"),
-                    message.agent.as_ref().and_then(|a| a.username.as_deref()).unwrap_or("?"),
+                    message.agent.get().and_then(|a| a.username.as_deref()).unwrap_or("?"),
                     message.content.as_deref().map_or(0, |c| c.chars().count()),
                     if *own { ", ours" } else { "" },
                     if *backfilled { ", backfilled" } else { "" }

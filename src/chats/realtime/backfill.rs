@@ -76,7 +76,7 @@ impl Realtime {
         }
         bf.in_flight = false;
         let messages = match result {
-            Ok(ChatsResult::Messages { messages }) => messages,
+            Ok(ChatsResult::Messages(messages)) => messages,
             // A failed page: drop this connection's attempt; the reconnect backfills again.
             _ => {
                 if let Some(conn) = self.current_conn() {
@@ -88,17 +88,17 @@ impl Realtime {
         };
         let full = messages.len() >= bf.limit as usize;
         for m in &messages {
-            if let Some(id) = &m.id
-                && bf.ids.insert(id.clone())
+            if let Some(id) = m.id()
+                && bf.ids.insert(id.to_owned())
             {
                 bf.collected.push(m.clone());
             }
         }
         let reached = match &ch.cursor {
-            Some((cid, cts)) => messages.iter().any(|m| m.id.as_deref() == Some(cid.as_str()) || m.created_at.as_deref().is_some_and(|t| older(t, cts))),
+            Some((cid, cts)) => messages.iter().any(|m| m.id() == Some(cid.as_str()) || m.sent_at().is_some_and(|t| older(t, cts))),
             None => true,
         };
-        let edge = messages.last().and_then(|m| m.created_at.clone());
+        let edge = messages.last().and_then(|m| m.sent_at().map(str::to_owned));
         if !reached && full && let Some(edge) = edge {
             // `before` is exclusive and timestamp-only, so messages sharing the edge's timestamp
             // may continue on the next page: ask again from just after the edge (dedupe by id).
@@ -153,10 +153,10 @@ impl Realtime {
     pub fn on_pending(&mut self, result: Result<ChatsResult, String>, io: &mut Io) {
         self.poll_in_flight = false;
         if let Ok(ChatsResult::Pending(activity)) = result {
-            if let Some(at) = &activity.checked_at {
+            if let Some(at) = activity.checked_at.get() {
                 self.since = Some(at.clone());
             }
-            if activity.has_activity == Some(true) {
+            if activity.has_activity.get() == Some(&true) {
                 io.out.event(RealtimeEvent::Activity { activity, trust: UNTRUSTED });
             }
         }
@@ -165,14 +165,14 @@ impl Realtime {
 
 /// Deliver a message once: skip ids already seen, advance the cursor.
 pub(super) fn deliver(ch: &mut Channel, channel: &str, message: Message, backfilled: bool, me: Option<&str>, remember: usize, io: &mut Io) {
-    let Some(id) = message.id.clone() else { return };
+    let Some(id) = message.id().map(str::to_owned) else { return };
     if ch.seen_set.contains(&id) {
         return;
     }
     ch.remember(&id, remember);
-    if let Some(ts) = &message.created_at {
-        ch.cursor = Some((id, ts.clone()));
+    if let Some(ts) = message.sent_at() {
+        ch.cursor = Some((id, ts.to_owned()));
     }
-    let own = me.is_some() && message.agent.as_ref().and_then(|a| a.id.as_deref()) == me;
+    let own = me.is_some() && message.author_id() == me;
     io.out.event(RealtimeEvent::Message { channel: channel.to_owned(), message, own, backfilled, trust: UNTRUSTED });
 }

@@ -117,13 +117,13 @@ impl Realtime {
 pub(super) fn settle_limbo(ch: &mut Channel, channel: &str, list: &[Message], me: Option<&str>, remember: usize, io: &mut Io) {
     let Some(send) = ch.limbo.take() else { return };
     let stored = list.iter().find(|m| {
-        me.is_some() && m.agent.as_ref().and_then(|a| a.id.as_deref()) == me && m.content.as_deref() == Some(send.content.as_str()) && !m.id.as_ref().is_some_and(|id| ch.seen_set.contains(id))
+        me.is_some() && m.author_id() == me && m.content() == Some(send.content.as_str()) && !m.id().is_some_and(|id| ch.seen_set.contains(id))
     });
     match stored {
         Some(m) => {
-            let id = m.id.clone().unwrap_or_default();
+            let id = m.id().unwrap_or_default().to_owned();
             ch.remember(&id, remember);
-            io.out.event(RealtimeEvent::MessageSent { send_id: send.id, channel: channel.to_owned(), id, timestamp: m.created_at.clone() });
+            io.out.event(RealtimeEvent::MessageSent { send_id: send.id, channel: channel.to_owned(), id, timestamp: m.sent_at().map(str::to_owned) });
         }
         None => ch.queue.push_front(send),
     }

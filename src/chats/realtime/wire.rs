@@ -29,7 +29,7 @@ impl Realtime {
             }
             "message" => {
                 let Ok(message) = serde_json::from_value::<Message>(frame.clone()) else { return };
-                channel.or_else(|| message.channel_id.clone()).and_then(|c| self.on_live_message(c, message, io))
+                channel.or_else(|| message.channel_id().map(str::to_owned)).and_then(|c| self.on_live_message(c, message, io))
             }
             "message_ack" => {
                 let id = frame.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();

@@ -1,23 +1,30 @@
-//! Every MoltChats REST call (PROTOCOL.md §1) as a typed command with a typed result.
+//! Every MoltChats agent route (recorded in `shared/wire/moltchats`) as a typed command with a
+//! typed result that cannot lose what the server said.
 //!
 //! A [`ChatsCommand`] is what a host asks for, as JSON (`{"op":"history","channel_id":"…"}`)
-//! or as a Rust value. [`ChatsCommand::request`] checks it (length limits, ids) before anything
-//! is sent and turns it into a method, a path and a body; [`parse_result`] turns the server's
-//! answer into the command's typed result, leniently: `memberCount` as a string or a number,
-//! channels grouped by category, history as a bare array, timestamps kept as the strings the
-//! server sent (they are not always ISO 8601).
+//! or as a Rust value. [`ChatsCommand::request`] checks it (length limits, ranges, ids) before
+//! anything is sent and turns it into a method, a path and a body; [`parse_result`] reads the
+//! server's answer into a [`ChatsResult`] that mirrors the body: fields named after the server's
+//! keys, absent / null / value kept apart ([`Field`]), unknown keys kept, integers sent as strings
+//! read as numbers. The `command_succeeded` event carries the verbatim body beside it.
 //!
-//! - `commands`: the commands, their checks and the requests they become.
-//! - `wire`: the service's types (`Message`, `Server`, `Channel`…), read leniently.
+//! - `commands`: the commands (one per route, plus the socket's trust ops).
+//! - `requests`: their checks and the requests they become.
+//! - `field`: [`Field`] and [`Count`], the lenient tri-state building blocks.
+//! - `wire`: the server's objects (`Agent`, `Server`, `Channel`, `Message`…).
 //! - `results`: typed results, how a body is read into one, and which fields are untrusted.
 
 mod commands;
+mod field;
+mod requests;
 mod results;
 mod wire;
 
-pub use commands::{ChatsCommand, Prepared, ServerSort, limits};
+pub use commands::{ChatsCommand, SearchType, ServerSort};
+pub use field::{Count, Field};
+pub use requests::{Prepared, limits};
 pub use results::{ChatsResult, parse_result, untrusted_fields};
-pub use wire::{AgentRef, BlockedAgent, Channel, Friend, FriendRequestInfo, Message, PendingActivity, Profile, Reaction, Server, UnreadDm};
+pub use wire::*;
 
 #[cfg(test)]
 mod tests {
@@ -89,34 +96,35 @@ mod tests {
     }
 
     #[test]
-    fn results_are_parsed_leniently() {
+    fn results_mirror_the_body() {
         let browse = cmd(json!({"op":"servers_browse"}));
-        let r = parse_result(&browse, &json!({"servers":[{"id":"s1","name":"A","memberCount":"12"},{"id":"s2","memberCount":7},{"id":"s3","memberCount":null}]})).unwrap();
-        let ChatsResult::Servers { servers } = r else { panic!() };
-        assert_eq!(servers.iter().map(|s| s.member_count).collect::<Vec<_>>(), [Some(12), Some(7), None]);
+        let body = json!({"servers":[{"id":"s1","name":"A","memberCount":"12","ownerAgentId":"o"},{"id":"s2","memberCount":7},{"id":"s3","memberCount":null}]});
+        let r = parse_result(&browse, &body).unwrap();
+        let ChatsResult::Servers(list) = &r else { panic!() };
+        let servers = list.servers.get().unwrap();
+        assert_eq!(servers.iter().map(|s| s.member_count.clone()).collect::<Vec<_>>(), [Field::Value(Count(12)), Field::Value(Count(7)), Field::Null]);
+        assert_eq!(servers[0].owner_agent_id.as_deref(), Some("o"));
+        // Absent stays absent: no invented nulls or empty lists.
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["servers"][1], json!({"id":"s2","member_count":7}));
 
         let chans = cmd(json!({"op":"channels","server_id":"s"}));
-        let r = parse_result(&chans, &json!({"channels":{"uncategorized":[{"id":"c0","name":"general"}],"Voice":[{"id":"c2","position":2},{"id":"c1","position":1}]}})).unwrap();
-        let ChatsResult::Channels { channels } = r else { panic!() };
-        let flat: Vec<_> = channels.iter().map(|c| (c.id.clone().unwrap(), c.category.clone())).collect();
-        assert_eq!(flat, [("c1".into(), Some("Voice".into())), ("c2".into(), Some("Voice".into())), ("c0".into(), None)]);
+        let r = parse_result(&chans, &json!({"channels":{"uncategorized":[{"id":"c0","name":"general","type":"text"}],"Voice":[{"id":"c2","position":2}]}})).unwrap();
+        let ChatsResult::Channels(groups) = &r else { panic!() };
+        let flat: Vec<_> = groups.iter().map(|(cat, c)| (cat.to_owned(), c.id.as_deref().unwrap().to_owned())).collect();
+        assert_eq!(flat, [("uncategorized".into(), "c0".into()), ("Voice".into(), "c2".into())]);
+        assert_eq!(serde_json::to_value(&r).unwrap()["channels"]["uncategorized"][0]["type"], "text");
 
         let hist = cmd(json!({"op":"history","channel_id":"c"}));
-        let r = parse_result(&hist, &json!([{"id":"m2","createdAt":"1714000000","agent":{"id":"a","username":"x"}},{"id":"m1","createdAt":1714000000123u64}])).unwrap();
-        let ChatsResult::Messages { messages } = &r else { panic!() };
-        assert_eq!(messages[0].created_at.as_deref(), Some("1714000000"));
-        assert_eq!(messages[1].created_at.as_deref(), Some("1714000000123"));
-        // Serialised for hosts in snake_case.
+        let r = parse_result(&hist, &json!([{"id":"m2","createdAt":"2026-11-30 00:59:44.289634+00","agent":{"id":"a","username":"x"},"reactions":[{"emoji":"👍"}]}])).unwrap();
+        let ChatsResult::Messages(messages) = &r else { panic!() };
+        assert_eq!(messages[0].sent_at(), Some("2026-11-30 00:59:44.289634+00"));
         let v = serde_json::to_value(&r).unwrap();
-        assert_eq!(v["messages"][0]["created_at"], "1714000000");
-        assert_eq!(v["messages"][0]["agent"]["username"], "x");
+        assert_eq!(v[0]["agent"]["username"], "x");
+        assert_eq!(v[0]["reactions"][0]["emoji"], "👍", "unknown keys are kept");
+        assert!(v[0].get("trust_tier").is_none());
 
-        let pending = cmd(json!({"op":"pending"}));
-        let r = parse_result(&pending, &json!({"hasActivity":true,"unreadDMs":[{"channelId":"d","count":"3"}],"pendingFriendRequests":[],"checkedAt":"Tue Nov 24 2026 02:00:00 GMT","skillHash":"abc"})).unwrap();
-        let ChatsResult::Pending(p) = r else { panic!() };
-        assert_eq!((p.has_activity, p.unread_dms[0].unread_count, p.checked_at.as_deref()), (Some(true), Some(3), Some("Tue Nov 24 2026 02:00:00 GMT")));
-
-        assert!(parse_result(&browse, &json!({"servers": 5})).is_err());
-        assert!(parse_result(&hist, &json!("text")).is_err());
+        assert!(parse_result(&browse, &json!([1])).is_err());
+        assert!(parse_result(&hist, &json!({"messages": []})).is_err());
     }
 }

@@ -123,7 +123,7 @@ fn rt(a: &Agent) -> impl Iterator<Item = &RealtimeEvent> {
 /// Contents of delivered `message` events from others, in order.
 fn received(a: &Agent) -> Vec<String> {
     rt(a).filter_map(|e| match e {
-        RealtimeEvent::Message { message, own: false, .. } => message.content.clone(),
+        RealtimeEvent::Message { message, own: false, .. } => message.content.get().cloned(),
         _ => None,
     })
     .collect()
@@ -427,7 +427,7 @@ fn pending_is_polled_while_connected() {
         RealtimeEvent::Activity { activity, .. } => Some(activity.clone()),
         _ => None,
     });
-    assert_eq!(activity.unwrap().pending_friend_requests[0].from.as_deref(), Some("rt_poll_b"));
+    assert_eq!(activity.unwrap().pending_friend_requests.items()[0].from_username.as_deref(), Some("rt_poll_b"));
     let polls = sent(&a).iter().filter(|p| p.as_str() == "/agents/@me/pending").count();
     assert!((2..=4).contains(&polls), "{polls} polls in two minutes");
 }

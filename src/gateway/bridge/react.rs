@@ -45,17 +45,18 @@ impl Bridge {
                 self.forward_message(channel, message);
             }
             ChatsEvent::Realtime(RealtimeEvent::Activity { activity, .. }) => {
-                for request in &activity.pending_friend_requests {
-                    let Some(id) = request.id.clone() else { continue };
+                for request in activity.pending_friend_requests.items() {
+                    let Some(id) = request.id.get().cloned() else { continue };
                     if self.requests_seen.insert(id.clone()) {
-                        self.forward_friend_request(id, request.from.clone());
+                        self.forward_friend_request(id, request.from_username.get().cloned());
                     }
                 }
                 if self.auto_subscribe_dms {
                     let unknown: Vec<(String, Option<String>)> = activity
                         .unread_dms
+                        .items()
                         .iter()
-                        .filter_map(|d| d.channel_id.clone().map(|c| (c, d.from.clone())))
+                        .filter_map(|d| d.channel_id.get().map(|c| (c.clone(), d.friend_username.get().cloned())))
                         .filter(|(c, _)| !self.subscribed.contains(c))
                         .collect();
                     for (channel, friend) in unknown {
@@ -72,25 +73,27 @@ impl Bridge {
 
     fn on_command(&mut self, pending: Pending, result: &ChatsResult) {
         match (pending, result) {
-            (Pending::Friends, ChatsResult::Friends { friends }) => {
-                for friend in friends {
-                    let Some(channel) = friend.dm_channel_id.clone() else { continue };
+            (Pending::Friends, ChatsResult::Friends(list)) => {
+                for friend in list.friends.items() {
+                    let Some(channel) = friend.dm_channel_id.get().cloned() else { continue };
                     self.dm_channels.insert(channel.clone());
                     if !self.subscribe(vec![channel.clone()]).is_empty() {
-                        self.event(BridgeEvent::DmSubscribed { channel, friend: friend.username.clone() });
+                        self.event(BridgeEvent::DmSubscribed { channel, friend: friend.username.get().cloned() });
                     }
                 }
             }
-            (Pending::ServerChannels { server_id }, ChatsResult::Channels { channels }) => {
-                let ids = channels.iter().filter_map(|c| c.id.clone()).collect();
+            (Pending::ServerChannels { server_id }, ChatsResult::Channels(groups)) => {
+                let ids = groups.iter().filter_map(|(_, c)| c.id.get().cloned()).collect();
                 let channels = self.subscribe(ids);
                 self.event(BridgeEvent::ChannelsSubscribed { channels, server_id: Some(server_id) });
             }
             (Pending::Decision { request_id, from, accept }, result) => {
-                if let ChatsResult::FriendAccepted { dm_channel_id: Some(channel), friend_username } = result {
+                if let ChatsResult::FriendAccepted(accepted) = result
+                    && let Some(channel) = accepted.dm_channel_id.get()
+                {
                     self.dm_channels.insert(channel.clone());
                     if self.auto_subscribe_dms && !self.subscribe(vec![channel.clone()]).is_empty() {
-                        self.event(BridgeEvent::DmSubscribed { channel: channel.clone(), friend: friend_username.clone() });
+                        self.event(BridgeEvent::DmSubscribed { channel: channel.clone(), friend: accepted.friend_username.get().cloned() });
                     }
                 }
                 self.event(BridgeEvent::FriendRequestDecided { request_id, from, accept });
@@ -100,7 +103,7 @@ impl Bridge {
     }
 
     fn forward_message(&mut self, channel: &str, message: &Message) {
-        let content = message.content.as_deref().unwrap_or_default();
+        let content = message.content().unwrap_or_default();
         if content.trim().is_empty() {
             return;
         }
@@ -108,8 +111,8 @@ impl Bridge {
         let prompt = message_prompt(channel, dm, message);
         let turn = self.gateway.send_turn(prompt, self.now_ms);
         self.turns.insert(turn, Origin::Message { channel: channel.to_owned() });
-        let from = message.agent.as_ref().and_then(|a| a.username.clone());
-        self.event(BridgeEvent::MessageForwarded { turn, channel: channel.to_owned(), message_id: message.id.clone(), from, dm });
+        let from = message.agent.get().and_then(|a| a.username.get().cloned());
+        self.event(BridgeEvent::MessageForwarded { turn, channel: channel.to_owned(), message_id: message.id().map(str::to_owned), from, dm });
     }
 
     fn forward_friend_request(&mut self, request_id: String, from: Option<String>) {
@@ -168,13 +171,13 @@ impl Bridge {
 
 /// The turn for one remote message (framing: [`prompt::message_prompt`]).
 fn message_prompt(channel: &str, dm: bool, message: &Message) -> String {
-    let agent = message.agent.as_ref();
+    let agent = message.agent.get();
     prompt::message_prompt(&Inbound {
         channel,
         dm,
         username: agent.and_then(|a| a.username.as_deref()),
         display_name: agent.and_then(|a| a.display_name.as_deref()),
-        content: message.content.as_deref().unwrap_or_default(),
+        content: message.content().unwrap_or_default(),
         late: false,
     })
 }
