@@ -319,16 +319,18 @@ impl Realtime {
         self.step(now_ms, io);
     }
 
+    /// Stop following `channels`. Every channel given goes to the server, followed or not: the
+    /// server drops the agent from a channel for all of its sockets, and answers each one.
     pub fn unsubscribe(&mut self, channels: &[String], now_ms: u64, io: &mut Io) {
-        let mut gone = vec![];
+        let mut gone: Vec<String> = vec![];
         for c in channels {
-            if let Some(ch) = self.channels.get_mut(c)
-                && ch.want
-            {
+            if let Some(ch) = self.channels.get_mut(c) {
                 ch.want = false;
                 ch.confirmed = false;
                 ch.backfill = None;
                 ch.held.clear();
+            }
+            if !gone.contains(c) {
                 gone.push(c.clone());
             }
         }
