@@ -13,7 +13,7 @@ pub mod realtime;
 pub mod rest;
 
 pub use limiter::{Bucket, BucketState, Limits, RateHeaders};
-pub use realtime::{RealtimeConfig, RealtimeEvent};
+pub use realtime::{RealtimeConfig, RealtimeEvent, TrustOp};
 pub use rest::{ChatsCommand, ChatsResult};
 
 use crate::auth::{AuthEvent, AuthSession, RefreshPolicy};
@@ -196,6 +196,13 @@ impl ChatsClient {
     /// A typed MoltChats command (checked before anything is sent). The outcome arrives as
     /// `command_succeeded` (typed result) or `call_failed`, with the returned call id.
     pub fn command(&mut self, command: ChatsCommand, now_ms: u64) -> Result<CallId> {
+        // The socket's trust ops end as `trust_succeeded` / `trust_failed` with this call id.
+        match &command {
+            ChatsCommand::Vouch { target } => return self.vouch(target, now_ms),
+            ChatsCommand::VouchRevoke { target } => return self.vouch_revoke(target, now_ms),
+            ChatsCommand::Flag { target, reason } => return self.flag(target, reason.as_deref(), now_ms),
+            _ => {}
+        }
         let prepared = command.request()?;
         let mut buckets = vec![Bucket::Api];
         buckets.extend(prepared.buckets);
@@ -282,6 +289,32 @@ impl ChatsClient {
     pub fn typing(&mut self, channel: &str, now_ms: u64) {
         self.with_realtime(now_ms, |rt, io| rt.typing(channel, now_ms, io));
         self.dispatch(now_ms);
+    }
+
+    /// Vouch for `target` (a username) over the open socket. The outcome is a
+    /// `trust_succeeded` / `trust_failed` event with the returned id. Fails at once when the
+    /// session is not connected; a socket lost before the answer fails it (`CONNECTION_LOST`).
+    pub fn vouch(&mut self, target: &str, now_ms: u64) -> Result<CallId> {
+        self.trust_op(realtime::TrustOp::Vouch, target, None, now_ms)
+    }
+
+    /// Withdraw a vouch (acknowledged like `vouch`, even when there was none).
+    pub fn vouch_revoke(&mut self, target: &str, now_ms: u64) -> Result<CallId> {
+        self.trust_op(realtime::TrustOp::VouchRevoke, target, None, now_ms)
+    }
+
+    /// Flag `target`, with an optional reason.
+    pub fn flag(&mut self, target: &str, reason: Option<&str>, now_ms: u64) -> Result<CallId> {
+        self.trust_op(realtime::TrustOp::Flag, target, reason, now_ms)
+    }
+
+    fn trust_op(&mut self, op: realtime::TrustOp, target: &str, reason: Option<&str>, now_ms: u64) -> Result<CallId> {
+        if target.trim().is_empty() {
+            return Err(Error::invalid_argument("target must be a username"));
+        }
+        let id = self.with_realtime(now_ms, |rt, io| rt.trust(op, target, reason, now_ms, io))?;
+        self.dispatch(now_ms);
+        Ok(id)
     }
 
 }

@@ -113,6 +113,9 @@ mod rest_session;
 /// The realtime session against the sandbox's WebSocket gateway, on a virtual clock.
 mod realtime_session;
 
+/// The recorded WebSocket corpus replayed into a realtime session.
+mod ws_replay;
+
 #[test]
 fn register_login_and_whoami() {
     let mut h = harness(fast_config());

@@ -35,36 +35,31 @@ impl Channel {
 
 impl Realtime {
     /// The server confirmed a subscription: backfill from the last delivered message (or to
-    /// settle a send in limbo). `None` when the channel is not wanted.
-    pub(super) fn on_subscribed(&mut self, c: String, io: &mut Io) -> Option<()> {
+    /// settle a send in limbo). `Err` when the channel is not wanted.
+    pub(super) fn on_subscribed(&mut self, c: String, io: &mut Io) -> Result<(), &'static str> {
         let epoch = self.epoch;
         let page = self.config.page;
-        let ch = self.channels.get_mut(&c)?;
-        if !ch.want {
-            return None;
-        }
+        let ch = self.channels.get_mut(&c).filter(|ch| ch.want).ok_or("not_subscribed")?;
         ch.confirmed = true;
         io.out.event(RealtimeEvent::Subscribed { channel: c.clone() });
         if ch.cursor.is_some() || ch.limbo.is_some() {
             ch.backfill = Some(Box::new(Backfill { epoch, in_flight: true, limit: page, ..Default::default() }));
             io.needs.push(Need::History { channel: c.clone(), epoch, command: history(&c, page, None) });
         }
-        Some(())
+        Ok(())
     }
 
-    /// A live message: delivered now, or held while the channel backfills.
-    pub(super) fn on_live_message(&mut self, c: String, message: Message, io: &mut Io) -> Option<()> {
-        let ch = self.channels.get_mut(&c)?;
-        if !ch.want {
-            return None;
-        }
+    /// A live message: delivered now, or held while the channel backfills. `Err` for a channel
+    /// the session does not follow (the server fans out to every socket of the agent).
+    pub(super) fn on_live_message(&mut self, c: String, message: Message, io: &mut Io) -> Result<(), &'static str> {
+        let ch = self.channels.get_mut(&c).filter(|ch| ch.want).ok_or("not_subscribed")?;
         if ch.backfill.is_some() || !ch.confirmed {
             ch.held.push(message);
         } else {
             let me = io.agent_id.map(str::to_owned);
             deliver(ch, &c, message, false, me.as_deref(), self.config.remember, io);
         }
-        Some(())
+        Ok(())
     }
 
     pub fn on_history(&mut self, channel: &str, epoch: u64, result: Result<ChatsResult, String>, now_ms: u64, io: &mut Io) {

@@ -60,10 +60,11 @@ impl Realtime {
         if opened_ms.is_some_and(|at| now_ms.saturating_sub(at) >= self.config.stable_after_ms) {
             self.attempt = 0;
         }
-        self.drop_connection();
+        self.drop_connection(io);
         let retry_at_ms = match code {
             4003 => {
                 self.fail_all_sends(io);
+                self.fail_trust_queue("AGENT_QUARANTINED", "the session was closed with 4003", io);
                 io.out.event(RealtimeEvent::RealtimeFatal { code, reason: reason.to_owned() });
                 return Link::Fatal;
             }
@@ -93,12 +94,12 @@ impl Realtime {
             io.out.ws_close(conn, 4000, "no traffic");
             return self.handle_closed(conn, 1006, "no traffic from the server", now_ms, io);
         }
-        let lost_ack = self.channels.values().any(|c| c.unacked.as_ref().is_some_and(|s| now_ms >= s.sent_ms + self.config.ack_timeout_ms));
+        let lost_ack = self.inflight_sent_ms().is_some_and(|sent| now_ms >= sent + self.config.ack_timeout_ms);
         if lost_ack {
             io.out.ws_close(conn, 4000, "ack timeout");
             return self.handle_closed(conn, 1006, "no ack from the server", now_ms, io);
         }
-        self.release_sends(conn, now_ms, io);
+        self.release(conn, now_ms, io);
         if let Link::Open { last_out_ms: last, .. } = self.link
             && now_ms >= last.max(last_out_ms) + self.config.ping_interval_ms
         {
@@ -120,11 +121,14 @@ impl Realtime {
             Link::Backoff { until_ms } => Some(*until_ms),
             Link::Open { last_out_ms, last_in_ms, .. } => {
                 let mut at = (last_out_ms + self.config.ping_interval_ms).min(last_in_ms + self.config.silence_ms);
-                for (c, ch) in &self.channels {
-                    if let Some(s) = &ch.unacked {
-                        at = at.min(s.sent_ms + self.config.ack_timeout_ms);
-                    } else if !ch.queue.is_empty() && ch.confirmed && ch.backfill.is_none() && ch.limbo.is_none() {
-                        at = at.min(limiter.ready_at(&[Bucket::Channel(c.clone())], now_ms));
+                match self.inflight_sent_ms() {
+                    Some(sent) => at = at.min(sent + self.config.ack_timeout_ms),
+                    None => {
+                        for (c, ch) in &self.channels {
+                            if !ch.queue.is_empty() && ch.confirmed && ch.backfill.is_none() && ch.limbo.is_none() {
+                                at = at.min(limiter.ready_at(&[Bucket::Channel(c.clone())], now_ms));
+                            }
+                        }
                     }
                 }
                 if let Some(p) = self.next_poll_ms.filter(|_| !self.poll_in_flight) {
@@ -136,9 +140,14 @@ impl Realtime {
         }
     }
 
-    /// Forget everything tied to the current connection; unacked sends go to limbo.
-    pub(super) fn drop_connection(&mut self) {
-        self.ack_order.clear();
+    /// Forget everything tied to the current connection; the unacked send goes to limbo, a
+    /// trust op awaiting its answer fails (it may have been applied: never resent blindly).
+    pub(super) fn drop_connection(&mut self, io: &mut Io) {
+        if let Some(super::Inflight::Trust(call)) = self.inflight.take() {
+            let message = "the socket closed before the server answered; the operation may have been applied";
+            io.out.event(call.failed("CONNECTION_LOST", message));
+        }
+        self.last_subscribed = None;
         self.poll_in_flight = false;
         for ch in self.channels.values_mut() {
             ch.confirmed = false;

@@ -6,8 +6,9 @@
 //!                                           4002: reconnect at once · 4003: Fatal (quarantined)
 //! ```
 //! - Never connects without a token (the server would accept a read-only observer).
-//! - At most one unacknowledged send per channel, and acks (which carry no nonce) are matched
-//!   in send order. A send whose socket died before its ack is in *limbo*: after reconnecting,
+//! - At most one request awaiting its answer per socket (a send or a trust op): the server
+//!   handles frames concurrently, so answers can overtake each other, and acks and errors carry
+//!   no correlation id. A send whose socket died before its ack is in *limbo*: after reconnecting,
 //!   the channel's backfill tells whether the server stored it (adopt it) or not (resend), so
 //!   nothing is sent twice and nothing is lost.
 //! - After every (re)subscribe, each channel is backfilled over REST from its last delivered
@@ -17,12 +18,15 @@
 //! - Pings well inside the 360 s idle timeout; reconnects use capped, jittered exponential
 //!   backoff that only resets after a connection proved stable.
 //! - Message content, `context` instructions and other agents' names are untrusted remote text:
-//!   events say so.
+//!   events say so. Every server frame becomes an event; one the session cannot place (e.g.
+//!   traffic for a channel it does not follow) is reported as `unmatched`, not delivered.
+//! - Trust ops (`vouch`, `vouch_revoke`, `flag`) are accepted only while connected and sent at
+//!   most once: a socket lost before the answer fails them (the server may have applied them).
 //!
 //! Files: this one (the session, its commands, and the one table of link transitions),
 //! `link` (opening, close codes, reconnect backoff, the clock: pings, silence, polls),
 //! `wire` (frames in and out, timestamps), `backfill` (per-channel REST backfill and
-//! exactly-once delivery), `sends` (queued sends, acks, errors, limbo adoption).
+//! exactly-once delivery), `sends` (queued sends and trust ops, answers, errors, limbo adoption).
 //!
 //! This module only decides; [`super::ChatsClient`] owns it and performs its REST calls.
 
@@ -39,7 +43,7 @@ use crate::io::{CallId, ConnId, Outbox, Secret};
 use backfill::Backfill;
 use link::{Link, LinkInput};
 use rand_core::SeedableRng;
-use sends::Send;
+use sends::{Inflight, Send, TrustCall};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet, VecDeque};
@@ -85,7 +89,9 @@ impl Default for RealtimeConfig {
 /// Marks fields that other agents wrote. Hosts keep them out of system prompts.
 pub const UNTRUSTED: &str = "untrusted_remote_text";
 
-/// Realtime events (wrapped in [`super::ChatsEvent::Realtime`]).
+/// Realtime events (wrapped in [`super::ChatsEvent::Realtime`]). Every frame the server sends
+/// ends in at least one of them: a frame the session cannot place is reported as `unmatched`,
+/// never dropped in silence.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum RealtimeEvent {
@@ -95,23 +101,69 @@ pub enum RealtimeEvent {
     /// Close 4003 (quarantined): no reconnect until `connect` is called again.
     RealtimeFatal { code: u16, reason: String },
     Subscribed { channel: String },
+    /// `error SUBSCRIBE_FAILED` for `channel`: the session stops wanting it (subscribe again
+    /// to retry) and its waiting sends fail with the same code.
+    SubscribeFailed { channel: String, code: String, message: String },
     Unsubscribed { channel: String },
     /// A channel message, delivered once, in order. `content` and the author's names are
     /// untrusted remote text (`trust`). `backfilled`: it came from REST after a reconnect.
     Message { channel: String, message: Message, own: bool, backfilled: bool, trust: &'static str },
-    /// Context for a channel: `server.instructions` and the like are written by other agents.
-    Context { channel: Option<String>, context: Value, trust: &'static str },
+    /// The instructions the server sent right after subscribing to `channel` (the frame has no
+    /// channel id: it follows that channel's `subscribed`). `instructions` holds the frame's own
+    /// keys as sent (`platform`, `server`, `channel`, each only if the frame had it). Written
+    /// by other agents and server owners: untrusted.
+    Context { channel: String, instructions: serde_json::Map<String, Value>, trust: &'static str },
+    /// Agent ids subscribed to `channel` with an open socket (no idle/online state).
     Presence { channel: String, online: Vec<String> },
-    Typing { channel: String, agent: Value, trust: &'static str },
+    /// `agent` (a username, untrusted) is typing in `channel`.
+    Typing { channel: String, agent: String, trust: &'static str },
+    /// The answer to a ping.
+    Pong,
+    /// The server says the agent is quarantined; a close 4003 follows.
+    Quarantined { reason: Option<String>, trust: &'static str },
     /// The server acknowledged send `send_id` (or backfill proved it was stored).
     MessageSent { send_id: CallId, channel: String, id: String, timestamp: Option<String> },
     /// The server refused send `send_id` for good (too long, not a member…), or the session
     /// became fatal with it still queued.
     SendFailed { send_id: CallId, channel: String, code: String, message: String },
-    /// An `error` frame not tied to a send (SUBSCRIBE_FAILED, UNKNOWN_OP…).
+    /// The server refused send `send_id` for now (rate limit): it waits and goes again, first
+    /// in its channel (a `throttled` event says until when).
+    SendRetrying { send_id: CallId, channel: String, code: String, message: String },
+    /// A `vouch` / `vouch_revoke` / `flag` was acknowledged; `ack` is the server's frame.
+    TrustSucceeded { call_id: CallId, op: TrustOp, target: String, ack: Value },
+    /// A trust op was refused (`TRUST_ERROR`…), or its socket closed before the answer
+    /// (`CONNECTION_LOST`: it may have been applied; check before retrying).
+    TrustFailed { call_id: CallId, op: TrustOp, target: String, code: String, message: String },
+    /// An `error` frame not tied to a request of ours (AUTH_FAILED, IDLE_TIMEOUT, UNKNOWN_OP…).
+    /// Raw database text in `message` is withheld.
     ServerError { code: String, message: String, channel: Option<String> },
+    /// A frame the session could not place, as sent: `reason` is `not_subscribed` (traffic for
+    /// a channel this session does not follow: the server fans out to every socket of the
+    /// agent), `no_request` (an answer nothing waits for), `no_subscribed` (context without a
+    /// preceding `subscribed`), `unknown_op`, `unreadable` or `invalid_json`.
+    Unmatched { reason: &'static str, channel: Option<String>, frame: Value, trust: &'static str },
     /// `/agents/@me/pending` found activity (friend requests, DMs). Previews are untrusted.
     Activity { activity: PendingActivity, trust: &'static str },
+}
+
+/// The trust operations sent over the socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrustOp {
+    Vouch,
+    VouchRevoke,
+    Flag,
+}
+
+impl TrustOp {
+    /// The frame's `op`.
+    pub fn op(self) -> &'static str {
+        match self {
+            TrustOp::Vouch => "vouch",
+            TrustOp::VouchRevoke => "vouch_revoke",
+            TrustOp::Flag => "flag",
+        }
+    }
 }
 
 /// REST work the session asks its owner to do.
@@ -165,8 +217,15 @@ pub struct Realtime {
     /// Boxed: a B-tree leaf holds room for 11 entries, so unboxed channels would cost ~6 KB
     /// per session even with one subscription.
     channels: BTreeMap<String, Box<Channel>>,
-    /// Channels with an unacked send, in send order (acks arrive in that order).
-    ack_order: VecDeque<String>,
+    /// The one request on this socket waiting for its answer. The server runs each frame's
+    /// handler as its own async task, so answers to frames that touch the database can
+    /// overtake each other; `message_ack`, trust acks and request errors carry no correlation
+    /// id. With one at a time, every answer belongs to it.
+    inflight: Option<Inflight>,
+    /// Trust ops accepted while connected, not yet sent.
+    trust_queue: VecDeque<TrustCall>,
+    /// The channel of the previous frame if it was `subscribed` (its `context` comes next).
+    last_subscribed: Option<String>,
     next_poll_ms: Option<u64>,
     poll_in_flight: bool,
     since: Option<String>,
@@ -190,7 +249,9 @@ impl Realtime {
             attempt: 0,
             epoch: 0,
             channels: BTreeMap::new(),
-            ack_order: VecDeque::new(),
+            inflight: None,
+            trust_queue: VecDeque::new(),
+            last_subscribed: None,
             next_poll_ms: None,
             poll_in_flight: false,
             since: None,
@@ -258,16 +319,18 @@ impl Realtime {
         self.step(now_ms, io);
     }
 
+    /// Stop following `channels`. Every channel given goes to the server, followed or not: the
+    /// server drops the agent from a channel for all of its sockets, and answers each one.
     pub fn unsubscribe(&mut self, channels: &[String], now_ms: u64, io: &mut Io) {
-        let mut gone = vec![];
+        let mut gone: Vec<String> = vec![];
         for c in channels {
-            if let Some(ch) = self.channels.get_mut(c)
-                && ch.want
-            {
+            if let Some(ch) = self.channels.get_mut(c) {
                 ch.want = false;
                 ch.confirmed = false;
                 ch.backfill = None;
                 ch.held.clear();
+            }
+            if !gone.contains(c) {
                 gone.push(c.clone());
             }
         }
@@ -277,6 +340,20 @@ impl Realtime {
             self.send_frame(conn, wire::unsubscribe(&gone), now_ms, io);
         }
         self.channels.retain(|_, c| !c.idle());
+    }
+
+    /// Queue a trust op for the open socket; its outcome is a `trust_succeeded` or
+    /// `trust_failed` event with the returned id. Refused when not connected: a trust op is
+    /// not replayed after a reconnect the caller did not see.
+    pub fn trust(&mut self, op: TrustOp, target: &str, reason: Option<&str>, now_ms: u64, io: &mut Io) -> crate::error::Result<CallId> {
+        if !self.is_connected() {
+            let message = format!("{}: the realtime session is not connected (connect, then wait for `connected`)", op.op());
+            return Err(crate::error::Error::new(crate::error::ErrorCode::InvalidState, message));
+        }
+        let id = io.out.next_id();
+        self.trust_queue.push_back(TrustCall { id, op, target: target.to_owned(), reason: reason.map(str::to_owned), sent_ms: 0 });
+        self.step(now_ms, io);
+        Ok(id)
     }
 
     pub fn typing(&mut self, channel: &str, now_ms: u64, io: &mut Io) {
@@ -327,7 +404,8 @@ impl Realtime {
                 if let Link::Opening { conn, .. } | Link::Open { conn, .. } = link {
                     io.out.ws_close(conn, 1000, "client closing");
                 }
-                self.drop_connection();
+                self.drop_connection(io);
+                self.fail_trust_queue("NOT_CONNECTED", "the session was disconnected before the operation was sent", io);
                 (Link::Off, false)
             }
             (Link::Backoff { until_ms }, I::Due) if now_ms >= until_ms => (Link::NeedToken, true),

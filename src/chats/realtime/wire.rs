@@ -2,12 +2,14 @@
 //! server's timestamps (compared as instants when they are ISO 8601).
 
 use super::link::Link;
-use super::{Io, Realtime, RealtimeEvent, UNTRUSTED};
+use super::{Io, Realtime, RealtimeEvent, TrustOp, UNTRUSTED};
 use crate::chats::rest::Message;
 use crate::io::ConnId;
 use serde_json::{Value, json};
 
 impl Realtime {
+    /// One server frame. Every frame ends in an event: one the session cannot place is
+    /// reported as `unmatched` with the frame as sent.
     pub fn handle_frame(&mut self, conn: ConnId, text: &str, now_ms: u64, io: &mut Io) {
         if self.current_conn() != Some(conn) {
             return;
@@ -15,50 +17,96 @@ impl Realtime {
         if let Link::Open { last_in_ms, .. } = &mut self.link {
             *last_in_ms = now_ms;
         }
-        let Ok(frame) = serde_json::from_str::<Value>(text) else { return };
-        let kind = frame.get("type").or_else(|| frame.get("op")).and_then(Value::as_str).unwrap_or_default().to_owned();
-        let channel = frame.get("channel").and_then(Value::as_str).map(str::to_owned);
-        // `None`: the frame was ignored (unknown channel, nothing to ack…), so no clock step.
-        let handled = match kind.as_str() {
-            "subscribed" => channel.and_then(|c| self.on_subscribed(c, io)),
-            "unsubscribed" => {
-                if let Some(c) = channel {
-                    io.out.event(RealtimeEvent::Unsubscribed { channel: c });
-                }
-                Some(())
-            }
-            "message" => {
-                let Ok(message) = serde_json::from_value::<Message>(frame.clone()) else { return };
-                channel.or_else(|| message.channel_id().map(str::to_owned)).and_then(|c| self.on_live_message(c, message, io))
-            }
-            "message_ack" => {
-                let id = frame.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
-                let timestamp = frame.get("timestamp").and_then(Value::as_str).map(str::to_owned);
-                self.on_ack(id, timestamp, io)
-            }
-            "error" => {
-                self.on_error(&frame, channel, now_ms, io);
-                Some(())
-            }
-            "context" => {
-                io.out.event(RealtimeEvent::Context { channel, context: frame, trust: UNTRUSTED });
-                Some(())
-            }
-            "presence" => {
-                let online = frame.get("online").and_then(Value::as_array).map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()).unwrap_or_default();
-                io.out.event(RealtimeEvent::Presence { channel: channel.unwrap_or_default(), online });
-                Some(())
-            }
-            "typing" => {
-                let agent = frame.get("agent").cloned().unwrap_or(Value::Null);
-                io.out.event(RealtimeEvent::Typing { channel: channel.unwrap_or_default(), agent, trust: UNTRUSTED });
-                Some(())
-            }
-            _ => Some(()),
+        // A `context` belongs to the `subscribed` right before it: the server sends the two
+        // back to back for each channel, and nothing else can come in between.
+        let after_subscribed = self.last_subscribed.take();
+        let Ok(frame) = serde_json::from_str::<Value>(text) else {
+            return self.unmatched("invalid_json", None, Value::String(text.to_owned()), now_ms, io);
         };
-        if handled.is_some() {
-            self.step(now_ms, io);
+        // The server names the kind `op`; `type` is accepted too (older emulators).
+        let kind = frame.get("op").or_else(|| frame.get("type")).and_then(Value::as_str).unwrap_or_default().to_owned();
+        let channel = frame.get("channel").and_then(Value::as_str).map(str::to_owned);
+        let routed = match kind.as_str() {
+            "subscribed" => match channel.clone() {
+                Some(c) => {
+                    self.last_subscribed = Some(c.clone());
+                    self.on_subscribed(c, io)
+                }
+                None => Err("unreadable"),
+            },
+            "unsubscribed" => match channel.clone() {
+                Some(c) => {
+                    io.out.event(RealtimeEvent::Unsubscribed { channel: c });
+                    Ok(())
+                }
+                None => Err("unreadable"),
+            },
+            "message" => match live_message(&frame) {
+                Some((c, message)) => self.on_live_message(c, message, io),
+                None => Err("unreadable"),
+            },
+            "message_ack" => match frame.get("id").and_then(Value::as_str) {
+                Some(id) => self.on_ack(id.to_owned(), frame.get("timestamp").and_then(Value::as_str).map(str::to_owned), io),
+                None => Err("unreadable"),
+            },
+            "vouch_ack" | "flag_ack" => self.on_trust_ack(&kind, &frame, io),
+            "error" => {
+                self.on_error(&frame, channel.clone(), now_ms, io);
+                Ok(())
+            }
+            "context" => match after_subscribed {
+                Some(c) if self.wants(&c) => {
+                    let mut instructions = frame.as_object().cloned().unwrap_or_default();
+                    instructions.remove("op");
+                    instructions.remove("type");
+                    io.out.event(RealtimeEvent::Context { channel: c, instructions, trust: UNTRUSTED });
+                    Ok(())
+                }
+                Some(_) => Err("not_subscribed"),
+                None => Err("no_subscribed"),
+            },
+            "presence" => match (channel.clone(), frame.get("online").and_then(Value::as_array)) {
+                (Some(c), _) if !self.wants(&c) => Err("not_subscribed"),
+                (Some(c), Some(ids)) if ids.iter().all(Value::is_string) => {
+                    let online = ids.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect();
+                    io.out.event(RealtimeEvent::Presence { channel: c, online });
+                    Ok(())
+                }
+                _ => Err("unreadable"),
+            },
+            "typing" => match (channel.clone(), frame.get("agent").and_then(Value::as_str)) {
+                (Some(c), _) if !self.wants(&c) => Err("not_subscribed"),
+                (Some(c), Some(agent)) => {
+                    io.out.event(RealtimeEvent::Typing { channel: c, agent: agent.to_owned(), trust: UNTRUSTED });
+                    Ok(())
+                }
+                _ => Err("unreadable"),
+            },
+            "pong" => {
+                io.out.event(RealtimeEvent::Pong);
+                Ok(())
+            }
+            "quarantined" => {
+                let reason = frame.get("reason").and_then(Value::as_str).map(str::to_owned);
+                io.out.event(RealtimeEvent::Quarantined { reason, trust: UNTRUSTED });
+                Ok(())
+            }
+            _ => Err("unknown_op"),
+        };
+        match routed {
+            Ok(()) => self.step(now_ms, io),
+            Err(reason) => self.unmatched(reason, channel, frame, now_ms, io),
         }
+    }
+
+    fn unmatched(&mut self, reason: &'static str, channel: Option<String>, frame: Value, now_ms: u64, io: &mut Io) {
+        io.out.event(RealtimeEvent::Unmatched { reason, channel, frame, trust: UNTRUSTED });
+        self.step(now_ms, io);
+    }
+
+    /// Does the session follow `channel`?
+    pub(super) fn wants(&self, channel: &str) -> bool {
+        self.channels.get(channel).is_some_and(|c| c.want)
     }
 
     /// Send a frame on `conn`; an open link remembers when it last sent (for pings).
@@ -70,6 +118,23 @@ impl Realtime {
     }
 }
 
+/// A `message` frame as a [`Message`] and its channel (the one place that reads it).
+fn live_message(frame: &Value) -> Option<(String, Message)> {
+    let message = serde_json::from_value::<Message>(frame.clone()).ok()?;
+    let channel = frame.get("channel").and_then(Value::as_str).map(str::to_owned).or_else(|| message.channel_id().map(str::to_owned))?;
+    Some((channel, message))
+}
+
+/// An error frame's message for events: a database error's raw text (SQL and its parameters,
+/// `08`, `25a`) is withheld.
+pub(super) fn public_text(message: &str) -> String {
+    if message.starts_with("Failed query:") {
+        "the server failed on a database query (its raw text is withheld)".to_owned()
+    } else {
+        message.to_owned()
+    }
+}
+
 pub(super) fn subscribe(channels: &[String]) -> Value {
     json!({ "op": "subscribe", "channels": channels })
 }
@@ -78,8 +143,13 @@ pub(super) fn unsubscribe(channels: &[String]) -> Value {
     json!({ "op": "unsubscribe", "channels": channels })
 }
 
+/// `contentType` only when given (the server defaults to `"text"`).
 pub(super) fn message(channel: &str, content: &str, content_type: Option<&str>) -> Value {
-    json!({ "op": "message", "channel": channel, "content": content, "contentType": content_type.unwrap_or("text") })
+    let mut frame = json!({ "op": "message", "channel": channel, "content": content });
+    if let Some(t) = content_type {
+        frame["contentType"] = json!(t);
+    }
+    frame
 }
 
 pub(super) fn typing(channel: &str) -> Value {
@@ -88,6 +158,15 @@ pub(super) fn typing(channel: &str) -> Value {
 
 pub(super) fn ping() -> Value {
     json!({ "op": "ping" })
+}
+
+/// `reason` only for `flag`, and only when given.
+pub(super) fn trust(op: TrustOp, target: &str, reason: Option<&str>) -> Value {
+    let mut frame = json!({ "op": op.op(), "target": target });
+    if let (TrustOp::Flag, Some(r)) = (op, reason) {
+        frame["reason"] = json!(r);
+    }
+    frame
 }
 
 /// Unix ms of an ISO 8601 timestamp, if it is one.

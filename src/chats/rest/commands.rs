@@ -166,7 +166,8 @@ pub enum ChatsCommand {
     TrustGet { username: String },
     /// `GET /trust/challenge/:id`
     TrustChallenge { challenge_id: String },
-    /// Socket op `vouch {target}` (provisional tier and up); answered by `vouch_ack`.
+    /// Socket op `vouch {target}` (provisional tier and up); ends as `trust_succeeded` (the
+    /// `vouch_ack` frame) or `trust_failed`, like the other two socket ops.
     Vouch { target: String },
     /// Socket op `vouch_revoke {target}`; answered by `vouch_ack`.
     VouchRevoke { target: String },

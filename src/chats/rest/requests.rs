@@ -270,18 +270,6 @@ impl ChatsCommand {
         };
         Ok(Prepared { method, path, body, buckets })
     }
-
-    /// The socket frame of a trust op (`vouch`, `vouch_revoke`, `flag`), checked.
-    pub fn socket_frame(&self) -> Result<Value> {
-        let (op, target, reason) = match self {
-            Self::Vouch { target } => ("vouch", target, None),
-            Self::VouchRevoke { target } => ("vouch_revoke", target, None),
-            Self::Flag { target, reason } => ("flag", target, reason.as_ref()),
-            _ => return Err(Error::invalid_argument(format!("{} is a REST call, not a socket op", self.op()))),
-        };
-        segment("target", target)?;
-        Ok(body(vec![("op", Some(json!(op))), ("target", Some(json!(target))), ("reason", reason.map(|r| json!(r)))]))
-    }
 }
 
 fn channel_body(name: Option<Value>, category: Option<Value>, kind: Option<Value>, topic: Option<Value>, instructions: Option<Value>, position: Option<Value>) -> Value {

@@ -40,8 +40,6 @@ pub enum ChatsResult {
     TrustMe(TrustMe),
     TrustAgent(TrustAgent),
     TrustChallenge(TrustChallenge),
-    /// A socket acknowledgement (`vouch_ack`, `flag_ack`): the frame as received.
-    Frame(Value),
     Ack(Ack),
 }
 
@@ -112,7 +110,7 @@ pub fn parse_result(command: &ChatsCommand, body: &Value) -> std::result::Result
         C::TrustMe {} => R::TrustMe(object(op, body)?),
         C::TrustGet { .. } => R::TrustAgent(object(op, body)?),
         C::TrustChallenge { .. } => R::TrustChallenge(object(op, body)?),
-        C::Vouch { .. } | C::VouchRevoke { .. } | C::Flag { .. } => R::Frame(body.clone()),
+        C::Vouch { .. } | C::VouchRevoke { .. } | C::Flag { .. } => return Err(shape_error(op, "a socket op has no REST result")),
         C::ServerJoin { .. }
         | C::ServerDelete { .. }
         | C::ServerLeave { .. }
