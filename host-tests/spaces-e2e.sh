@@ -26,11 +26,15 @@ grep -q '^MOLTSPACES_API_KEY=moltspaces_' "$dir/registration.env"
 grep -q '"rooms":\[\]' "$dir/search0.json"
 "$bin" spaces create "space rocks" "${reg[@]}" --json | grep -q '"room_name":"space-rocks-001"'
 "$bin" spaces token space-rocks-001 "${reg[@]}" --json | grep -q '"reason":"token"'
-"$bin" spaces search "space rocks" "${reg[@]}" | grep -q "space-rocks-001 (2 participants)"
-# camelCase answers are accepted too.
-curl -fsS -XPOST "$root/moltspaces/_sandbox/config" -d '{"camel_case":true}' > /dev/null
+# The newer skill generation (the sandbox's default) lists rooms with a url and no count;
+# its token answer is camelCase.
+"$bin" spaces search "space rocks" "${reg[@]}" | grep -q "space-rocks-001 (? participants) https://sandbox.daily.co/space-rocks-001"
 "$bin" spaces token space-rocks-001 "${reg[@]}" --json | grep -q '"room_url":"https://sandbox.daily.co/space-rocks-001"'
-curl -fsS -XPOST "$root/moltspaces/_sandbox/config" -d '{"camel_case":false}' > /dev/null
+# The older generation: participant counts, snake_case, create by topic.
+curl -fsS -XPOST "$root/moltspaces/_sandbox/config" -d '{"generation":"older"}' > /dev/null
+"$bin" spaces search "space rocks" "${reg[@]}" | grep -q "space-rocks-001 (3 participants)"
+"$bin" spaces create "moon dust" "${reg[@]}" --json | grep -q '"room_name":"moon-dust-001"'
+curl -fsS -XPOST "$root/moltspaces/_sandbox/config" -d '{"generation":"newer"}' > /dev/null
 # A missing key is a clear error.
 if MOLTSPACES_API_KEY= "$bin" spaces search x --registration "$dir/none.env" 2> "$dir/err.txt"; then exit 1; fi
 grep -q "MOLTSPACES_API_KEY" "$dir/err.txt"

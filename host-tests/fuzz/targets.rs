@@ -355,6 +355,7 @@ pub fn dm_session(data: &[u8]) {
         api_key: moltlink::io::Secret::new("moltbook_fuzz_key".to_owned()),
         seed: [5; 32],
         heartbeat: Default::default(),
+        agent_name: None,
     })
     .unwrap();
     let hooks = Hooks { canned: |_, _| None, command: dm_command };

@@ -196,8 +196,8 @@ fn a_full_session_logs_no_key_token_or_api_key() {
     // Moltbook DMs with an API key.
     let key = sandbox.moltbook_add_agent("KeeperBot", "keeper_x").unwrap();
     scan.secret(&key);
-    let mut dm = host(DmClient::new(DmConfig { api_base: Some(MOLTBOOK.into()), api_key: moltlink::io::Secret::new(key.clone()), seed: [3; 32], heartbeat: Default::default() }).unwrap(), &sandbox, now);
-    scan.loggable.push(format!("{:?}", DmConfig { api_base: None, api_key: moltlink::io::Secret::new(key.clone()), seed: [3; 32], heartbeat: Default::default() }));
+    let mut dm = host(DmClient::new(DmConfig { api_base: Some(MOLTBOOK.into()), api_key: moltlink::io::Secret::new(key.clone()), seed: [3; 32], heartbeat: Default::default(), agent_name: None }).unwrap(), &sandbox, now);
+    scan.loggable.push(format!("{:?}", DmConfig { api_base: None, api_key: moltlink::io::Secret::new(key.clone()), seed: [3; 32], heartbeat: Default::default(), agent_name: None }));
     for cmd in [r#"{"command":"check"}"#, r#"{"command":"requests"}"#, r#"{"command":"conversations"}"#, r#"{"command":"read","conversation_id":"nope"}"#, r#"{"command":"bogus"}"#] {
         let r = dm.client.command_json(cmd, now);
         scan.err(r);

@@ -18,7 +18,7 @@ impl GuestClient for Client {
     fn open(api_base: Option<String>, api_key: String, seed: Vec<u8>) -> Res<super::exports::moltlink::core::dm::Client> {
         let seed: [u8; 32] =
             seed.as_slice().try_into().map_err(|_| invalid(format!("seed must be 32 bytes, got {}", seed.len())))?;
-        let config = DmConfig { api_base, api_key: Secret::new(api_key), seed, heartbeat: Default::default() };
+        let config = DmConfig { api_base, api_key: Secret::new(api_key), seed, heartbeat: Default::default(), agent_name: None };
         let client = DmClient::new(config).map_err(err)?;
         Ok(super::exports::moltlink::core::dm::Client::new(Client { inner: Driven::new(client) }))
     }

@@ -23,7 +23,8 @@ pub enum DmCommand {
         to_owner: Option<String>,
         message: String,
     },
-    /// `GET /agents/dm/requests`.
+    /// `GET /agents/dm/requests`, passed through. Retired by the server in May 2026 (it answers
+    /// 404): pending requests come from `check`, which the client relies on instead.
     Requests {},
     /// Approve their request (only on your human's word).
     Approve { conversation_id: String },
@@ -183,7 +184,7 @@ impl DmClient {
             }
         };
         let purpose = match command {
-            DmCommand::Check {} => Purpose::Check { call },
+            DmCommand::Check {} => Purpose::Check { call, sync: false },
             DmCommand::Requests {} => Purpose::Requests { call, sync: false },
             DmCommand::Conversations {} => Purpose::List { call, sync: false },
             command => Purpose::Command(call_id, command),
@@ -193,13 +194,13 @@ impl DmClient {
         }
     }
 
-    /// Fetch both server lists once, then settle the parked commands.
+    /// Fetch the check (pending requests) and the inbox once, then settle the parked commands.
     fn sync(&mut self) {
         if self.syncs_in_flight > 0 {
             return;
         }
         let lists = [
-            ("/agents/dm/requests", Purpose::Requests { call: None, sync: true }),
+            ("/agents/dm/check", Purpose::Check { call: None, sync: true }),
             ("/agents/dm/conversations", Purpose::List { call: None, sync: true }),
         ];
         for (path, purpose) in lists {
@@ -220,7 +221,12 @@ impl DmClient {
                 Ok(_) => self.dispatch(call_id, command, now_ms),
                 Err(why) => {
                     let code = if state == ConvState::None { "UNKNOWN_CONVERSATION" } else { "INVALID_STATE" };
-                    let error = local_error(code, format!("conversation {id}: {why}"));
+                    // A listed status this client cannot read is said, not guessed at.
+                    let status = self.conv_by_id(id).and_then(|i| self.convs[i].status.clone());
+                    let unread = status.filter(|_| state == ConvState::None).map_or_else(String::new, |s| {
+                        format!(" (the inbox lists it with status {s:?}, which this client does not understand)")
+                    });
+                    let error = local_error(code, format!("conversation {id}: {why}{unread}"));
                     self.out.event(CallEvent::CallFailed { call_id, error });
                 }
             }

@@ -21,11 +21,29 @@ pub enum EscalationReason {
 }
 
 /// A conversation with unread messages (from the listing, which does not mark anything read).
+/// When the listing has no `unread_count` (the captured shape), the count is the number of
+/// the last check's `latest` previews in that conversation: a lower bound.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Unread {
     pub conversation_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub with: Option<String>,
     pub unread_count: u64,
+    /// The count as the server wrote it (Moltbook has sent counts as strings such as `"00"`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unread_count_as_sent: Option<serde_json::Value>,
+}
+
+/// The counts of a check exactly as the server wrote them (strings such as `"00"` in the
+/// captured responses, numbers in the documentation); absent ones are left out.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CountsAsSent {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests_count: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_unread: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conversations_with_unread: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -36,6 +54,12 @@ pub enum DmEvent {
         has_activity: bool,
         pending_requests: u64,
         total_unread: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        conversations_with_unread: Option<u64>,
+        /// The server's own one-line summary, when it sent one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        summary: Option<String>,
+        counts_as_sent: CountsAsSent,
         /// When the next heartbeat check is due (Unix ms), if the heartbeat runs.
         next_check_at_ms: Option<u64>,
     },
@@ -44,7 +68,9 @@ pub enum DmEvent {
     DmEscalation {
         reason: EscalationReason,
         conversation_id: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
         from: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
         from_owner: Option<String>,
         text: Untrusted,
         ask_human: &'static str,
@@ -55,14 +81,27 @@ pub enum DmEvent {
     /// A message from the other agent, from a `read` the host asked for.
     DmMessage {
         conversation_id: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
         message_id: Option<String>,
+        /// The sender's name (`sender.name`).
+        #[serde(skip_serializing_if = "Option::is_none")]
         from: Option<String>,
         text: Untrusted,
         needs_human_input: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
         created_at: Option<String>,
     },
     /// A conversation changed state.
-    DmStateChanged { conversation_id: String, with: Option<String>, from: ConvState, to: ConvState },
+    DmStateChanged {
+        conversation_id: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        with: Option<String>,
+        from: ConvState,
+        to: ConvState,
+        /// The inbox listing's `status` word (verbatim) when the change came from it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        status: Option<String>,
+    },
     /// A heartbeat check failed. It is retried at `next_check_at_ms` (backing off); `None`
     /// when the key was refused (401): the heartbeat stops, the human must fix the key.
     DmHeartbeatFailed { error: ApiError, next_check_at_ms: Option<u64> },

@@ -2,7 +2,7 @@
 //! to the base interval on news, never before a rate-limit cool-down ends. A check escalates
 //! new requests and flagged messages from its preview, and never reads a conversation.
 
-use super::event::{DmEvent, EscalationReason};
+use super::event::{CountsAsSent, DmEvent, EscalationReason};
 use super::state::ConvState;
 use super::{DmClient, Purpose, parse, registry::message_key};
 use crate::io::unit_random;
@@ -47,7 +47,7 @@ impl DmClient {
 
     pub(super) fn tick(&mut self, now_ms: u64) {
         let due = self.heartbeat.as_ref().is_some_and(|h| !h.checking && now_ms >= h.next_at.max(self.cooldown_until));
-        if due && self.send(http::Method::GET, "/agents/dm/check", None, Purpose::Check { call: None }).is_ok() {
+        if due && self.send(http::Method::GET, "/agents/dm/check", None, Purpose::Check { call: None, sync: false }).is_ok() {
             if let Some(h) = self.heartbeat.as_mut() {
                 h.checking = true;
             }
@@ -81,11 +81,13 @@ impl DmClient {
         self.on_requests(items);
         let messages = body.get("messages");
         let unread = parse::count(messages.and_then(|m| m.get("total_unread")));
+        self.latest_unread.clear();
         for m in parse::items(messages.and_then(|m| m.get("latest"))) {
+            let Some(cid) = parse::conversation_id_of_message(m) else { continue };
+            *self.latest_unread.entry(cid.clone()).or_default() += 1;
             if parse::flag(m.get("needs_human_input")) != Some(true) {
                 continue;
             }
-            let Some(cid) = parse::conversation_id_of_message(m) else { continue };
             let key = message_key(&cid, m);
             let (from, _) = parse::agent(m.get("from").or(m.get("sender")));
             let text = parse::text(m, &["message_preview", "preview", "message", "content", "text"]).unwrap_or_default();
@@ -93,9 +95,6 @@ impl DmClient {
         }
         // The check says nothing about approvals of our own requests: list the inbox (this
         // does not mark anything read) when there is activity or a request is waiting.
-        if pending as usize > items.len() {
-            let _ = self.send(http::Method::GET, "/agents/dm/requests", None, Purpose::Requests { call: None, sync: false });
-        }
         let awaiting = self.convs.iter().any(|c| matches!(c.state, ConvState::Requested | ConvState::AwaitingOwner));
         let busy = parse::flag(body.get("has_activity")).unwrap_or(false) || pending > 0 || unread > 0;
         if heartbeat && (busy || awaiting) && !self.listing {
@@ -115,8 +114,16 @@ impl DmClient {
 pub(super) fn check_summary(body: &Value, next_check_at_ms: Option<u64>) -> DmEvent {
     let requests = body.get("requests");
     let messages = body.get("messages");
-    let pending_requests = parse::count(requests.and_then(|r| r.get("count"))).max(parse::items(requests).len() as u64);
-    let total_unread = parse::count(messages.and_then(|m| m.get("total_unread")));
+    let sent = |v: Option<&Value>, key: &str| v.and_then(|v| v.get(key)).cloned();
+    let counts_as_sent = CountsAsSent {
+        requests_count: sent(requests, "count"),
+        total_unread: sent(messages, "total_unread"),
+        conversations_with_unread: sent(messages, "conversations_with_unread"),
+    };
+    let pending_requests = parse::count(counts_as_sent.requests_count.as_ref()).max(parse::items(requests).len() as u64);
+    let total_unread = parse::count(counts_as_sent.total_unread.as_ref());
+    let conversations_with_unread = counts_as_sent.conversations_with_unread.as_ref().map(|v| parse::count(Some(v)));
     let has_activity = parse::flag(body.get("has_activity")).unwrap_or(pending_requests + total_unread > 0);
-    DmEvent::DmChecked { has_activity, pending_requests, total_unread, next_check_at_ms }
+    let summary = body.get("summary").and_then(Value::as_str).map(str::to_owned);
+    DmEvent::DmChecked { has_activity, pending_requests, total_unread, conversations_with_unread, summary, counts_as_sent, next_check_at_ms }
 }

@@ -23,9 +23,11 @@ mod response;
 pub mod state;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod wire_tests;
 
 pub use commands::DmCommand;
-pub use event::{DmEvent, EscalationReason, Unread, Untrusted};
+pub use event::{CountsAsSent, DmEvent, EscalationReason, Unread, Untrusted};
 pub use heartbeat::HeartbeatPolicy;
 pub use state::{ConvState, Input};
 
@@ -50,6 +52,9 @@ pub struct DmConfig {
     /// Seed for jitter: from the host's secure random source.
     pub seed: [u8; 32],
     pub heartbeat: HeartbeatPolicy,
+    /// This agent's Moltbook name: a read message whose `sender.name` is this name is ours
+    /// (the server sends no `is_from_me`). `None`: learnt from the first read that shows it.
+    pub agent_name: Option<String>,
 }
 
 /// Why a request is in flight.
@@ -57,8 +62,9 @@ pub struct DmConfig {
 enum Purpose {
     Command(CallId, DmCommand),
     /// `call` is set for an explicit `check`/`requests`/`conversations` command; `sync` marks
-    /// the fetches that parked commands wait for.
-    Check { call: Option<CallId> },
+    /// the fetches that parked commands wait for (pending requests come from the check: the
+    /// `GET /agents/dm/requests` route answers 404 since May 2026).
+    Check { call: Option<CallId>, sync: bool },
     Requests { call: Option<CallId>, sync: bool },
     List { call: Option<CallId>, sync: bool },
 }
@@ -81,6 +87,11 @@ pub struct DmClient {
     /// (pending requests, unread messages) at the last heartbeat check.
     last_seen: (u64, u64),
     cooldown_until: u64,
+    /// Unread messages per conversation in the last check's `latest` previews: the captured
+    /// inbox listing has no `unread_count`, so this is what tells which conversations wait.
+    latest_unread: BTreeMap<String, u64>,
+    /// Our own agent name (configured, or learnt from a read).
+    me: Option<String>,
     /// Escalations already raised and messages already delivered (by id), so a repeated
     /// check or read does not raise them again.
     escalated: BTreeSet<String>,
@@ -152,6 +163,8 @@ impl DmClient {
             cooldown_until: 0,
             escalated: BTreeSet::new(),
             delivered: BTreeSet::new(),
+            latest_unread: BTreeMap::new(),
+            me: config.agent_name.map(|n| n.trim().trim_start_matches('@').to_owned()).filter(|n| !n.is_empty()),
         })
     }
 

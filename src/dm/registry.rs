@@ -20,6 +20,8 @@ pub(super) struct Conv {
     with_key: Option<String>,
     owner_key: Option<String>,
     pub(super) state: ConvState,
+    /// The `status` the main inbox last gave (verbatim), for errors about unknown statuses.
+    pub(super) status: Option<String>,
 }
 
 pub(super) fn fold(name: &str) -> String {
@@ -47,6 +49,23 @@ impl DmClient {
         }
     }
 
+    /// `GET /agents/dm/requests` while it existed: `{incoming{requests[]}, outgoing{requests[]}}`
+    /// (captured), or a plain list of incoming requests (`requests`, `items`, a bare array).
+    pub(super) fn on_request_lists(&mut self, body: &Value) {
+        let incoming = body.get("incoming").map(|i| i.get("requests").unwrap_or(i));
+        self.on_requests(parse::items(incoming.or(body.get("requests")).or(body.get("items")).or(Some(body))));
+        let outgoing = body.get("outgoing").map(|o| o.get("requests").unwrap_or(o));
+        for item in parse::items(outgoing) {
+            let Some(cid) = parse::conversation_id(item) else { continue };
+            let (to, owner) = parse::agent(item.get("to").or(item.get("to_agent")).or(item.get("agent")));
+            let i = self.conv_for_peer(to.as_deref(), owner.as_deref(), Some(&cid));
+            self.apply(i, Input::RequestAccepted);
+        }
+    }
+
+    /// The main inbox. Each item's `status` decides its state: the captured server lists
+    /// rejected conversations here too, so a listing is not an approval. Only the documented
+    /// shape, which has no `status` and lists active conversations only, means approved.
     pub(super) fn on_listing(&mut self, body: &Value) {
         let mut unread = Vec::new();
         for item in parse::items(body.get("conversations").or(body.get("items"))) {
@@ -56,10 +75,16 @@ impl DmClient {
             if self.convs[i].owner_key.is_none() {
                 self.convs[i].owner_key = owner.as_deref().map(fold);
             }
-            self.apply(i, Input::SeenActive);
-            let count = parse::count(item.get("unread_count").or(item.get("unread")));
+            let status = item.get("status");
+            self.convs[i].status = status.map(|s| s.as_str().map_or_else(|| s.to_string(), str::to_owned));
+            if let Some(input) = listed_as(status, parse::flag(item.get("you_initiated"))) {
+                self.apply_seen(i, input, self.convs[i].status.clone());
+            }
+            let sent = item.get("unread_count").or(item.get("unread"));
+            // No count in the item (the captured shape): the last check's previews tell.
+            let count = if sent.is_some() { parse::count(sent) } else { self.latest_unread.get(&cid).copied().unwrap_or(0) };
             if count > 0 {
-                unread.push(Unread { conversation_id: cid, with, unread_count: count });
+                unread.push(Unread { conversation_id: cid, with, unread_count: count, unread_count_as_sent: sent.cloned() });
             }
         }
         if !unread.is_empty() {
@@ -77,15 +102,24 @@ impl DmClient {
         self.apply(i, input);
     }
 
+    /// A conversation read (the host asked). A message is ours when its sender is our own
+    /// agent name; the server has no `is_from_me`. Without our name, a sender other than the
+    /// peer is us (and teaches us our name).
     pub(super) fn on_read(&mut self, cid: &str, body: &Value) {
         let i = self.conv_for_peer(None, None, Some(cid));
         self.apply(i, Input::SeenActive);
         let (with, _) = parse::agent(body.get("with_agent").or(body.get("with")));
         let with = with.or_else(|| self.convs[i].with.clone());
         for m in parse::items(body.get("messages").or(body.get("items"))) {
-            let (from, _) = parse::agent(m.get("from").or(m.get("sender")).or(m.get("author")));
-            let mine = parse::flag(m.get("is_from_me").or(m.get("from_me")).or(m.get("you_sent")).or(m.get("sent_by_you")))
-                .unwrap_or_else(|| matches!((&from, &with), (Some(f), Some(w)) if fold(f) != fold(w)));
+            let (from, _) = parse::agent(m.get("sender").or(m.get("from")).or(m.get("author")));
+            let mine = match (&from, &self.me, &with) {
+                (Some(f), Some(me), _) => fold(f) == fold(me),
+                (Some(f), None, Some(w)) if fold(f) != fold(w) => {
+                    self.me = Some(f.clone());
+                    true
+                }
+                _ => false,
+            };
             if mine {
                 continue;
             }
@@ -93,7 +127,7 @@ impl DmClient {
             if !self.delivered.insert(key.clone()) {
                 continue;
             }
-            let text = parse::text(m, &["message", "content", "text", "body"]).unwrap_or_default();
+            let text = parse::text(m, &["content", "message", "text", "body"]).unwrap_or_default();
             let needs_human_input = parse::flag(m.get("needs_human_input")).unwrap_or(false);
             self.out.event(DmEvent::DmMessage {
                 conversation_id: cid.to_owned(),
@@ -141,7 +175,7 @@ impl DmClient {
             None => self.conv_by_peer(name, owner),
         };
         let i = found.unwrap_or_else(|| {
-            self.convs.push(Conv { id: None, with: None, with_key: None, owner_key: None, state: ConvState::None });
+            self.convs.push(Conv { id: None, with: None, with_key: None, owner_key: None, state: ConvState::None, status: None });
             self.convs.len() - 1
         });
         let conv = &mut self.convs[i];
@@ -166,6 +200,11 @@ impl DmClient {
     /// Apply a transition; an event when the state changes. Commands were checked before
     /// sending, and the server's word wins, so a refusal here is ignored.
     pub(super) fn apply(&mut self, i: usize, input: Input) {
+        self.apply_seen(i, input, None);
+    }
+
+    /// As [`Self::apply`], naming the server's `status` word that caused the change.
+    pub(super) fn apply_seen(&mut self, i: usize, input: Input, status: Option<String>) {
         let conv = &mut self.convs[i];
         let Ok(to) = state::next(conv.state, input) else { return };
         let from = std::mem::replace(&mut conv.state, to);
@@ -175,9 +214,28 @@ impl DmClient {
                 with: conv.with.clone(),
                 from,
                 to,
+                status,
             };
             self.out.event(event);
         }
+    }
+}
+
+/// What a main-inbox item's `status` says happened. Absent: the documented shape, which lists
+/// active conversations only. `pending` needs `you_initiated` to tell whose request it is.
+/// Anything else (an unknown word, `null`, a number) changes nothing: a status this client does
+/// not understand is never read as an approval.
+pub(super) fn listed_as(status: Option<&Value>, you_initiated: Option<bool>) -> Option<Input> {
+    let Some(status) = status else { return Some(Input::SeenActive) };
+    match status.as_str()?.trim().to_ascii_lowercase().as_str() {
+        "approved" | "active" | "accepted" => Some(Input::SeenActive),
+        "rejected" | "declined" => Some(Input::SeenRejected),
+        "blocked" => Some(Input::RefusedBlocked),
+        "pending" | "requested" => match you_initiated? {
+            true => Some(Input::RequestAccepted),
+            false => Some(Input::SeenRequest),
+        },
+        _ => None,
     }
 }
 

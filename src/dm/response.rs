@@ -57,25 +57,28 @@ impl DmClient {
         let result = if response.status().is_success() {
             parse_json_body(&response).and_then(|body| {
                 if parse::flag(body.get("success")) == Some(false) {
-                    Err(ApiError::from_moltbook(status, response.body()))
+                    Err(server_error(status, response.body()))
                 } else {
                     Ok((status, body))
                 }
             })
         } else {
-            Err(ApiError::from_moltbook(status, response.body()))
+            Err(server_error(status, response.body()))
         };
         result.map_err(|e| self.scrub(e))
     }
 
     pub(super) fn finish(&mut self, purpose: Purpose, outcome: std::result::Result<(u16, Value), ApiError>, now_ms: u64) {
         match purpose {
-            Purpose::Check { call } => {
+            Purpose::Check { call, sync } => {
+                let heartbeat = call.is_none() && !sync;
                 let active = match &outcome {
-                    Ok((_, body)) => self.on_check(body, call.is_none(), now_ms),
+                    Ok((_, body)) => self.on_check(body, heartbeat, now_ms),
                     Err(_) => false,
                 };
-                if call.is_none() {
+                if sync {
+                    // A look before judging a parked command: its outcome is that command's.
+                } else if call.is_none() {
                     self.reschedule(active, now_ms);
                     if matches!(&outcome, Err(e) if e.status == 401) {
                         self.heartbeat = None;
@@ -90,10 +93,11 @@ impl DmClient {
                     self.out.event(check_summary(body, self.next_deadline()));
                 }
                 self.report(call, outcome);
+                self.sync_done(sync, now_ms);
             }
             Purpose::Requests { call, sync } => {
                 if let Ok((_, body)) = &outcome {
-                    self.on_requests(parse::items(body.get("requests").or(body.get("items")).or(Some(body))));
+                    self.on_request_lists(body);
                 }
                 self.report(call, outcome);
                 self.sync_done(sync, now_ms);
@@ -146,4 +150,21 @@ impl DmClient {
             }
         }
     }
+}
+
+/// An error answer: Moltbook's `{success:false, error, hint}`, or the framework envelope
+/// `{statusCode, message, error:"Not Found"}` (captured for retired routes), whose `message`
+/// says more than its reason phrase. A 5xx keeps its status and code but not its text: a
+/// server error's message can carry raw SQL and parameters.
+pub(super) fn server_error(status: u16, body: &[u8]) -> ApiError {
+    let mut error = ApiError::from_moltbook(status, body);
+    let value: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    if status >= 500 {
+        error.message = format!("the server failed (HTTP {status}); its error text is withheld");
+    } else if value.get("statusCode").is_some()
+        && let Some(message) = value.get("message").and_then(Value::as_str).filter(|m| !m.is_empty())
+    {
+        error.message = message.chars().take(512).collect();
+    }
+    error
 }

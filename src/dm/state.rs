@@ -19,7 +19,8 @@ pub enum ConvState {
     AwaitingOwner,
     /// Both sides may send.
     Approved,
-    /// Our human rejected their request (they may ask again).
+    /// Rejected by a human: ours rejected their request, or theirs rejected ours (the server
+    /// lists it in the main inbox with `status:"rejected"`). A new request may be sent.
     Rejected,
     /// Blocked: our human blocked them, or they blocked us. No new requests.
     Blocked,
@@ -39,8 +40,10 @@ pub enum Input {
     Read,
     /// Observed: the server lists their pending request to us.
     SeenRequest,
-    /// Observed: the server lists the conversation in the main inbox (approved).
+    /// Observed: the server lists the conversation as approved (or a read succeeded).
     SeenActive,
+    /// Observed: the server lists the conversation with `status:"rejected"`.
+    SeenRejected,
     /// Observed: the server accepted our request (pending their owner).
     RequestAccepted,
     /// Observed: the server refused our request because they blocked us.
@@ -85,6 +88,9 @@ pub fn next(state: ConvState, input: Input) -> Result<ConvState, &'static str> {
         (None | Rejected, SeenRequest) => Ok(AwaitingOwner),
         (_, SeenRequest) => Ok(state),
         (_, SeenActive) => Ok(Approved),
+        // A block is the stronger word: a reject-and-block may still be listed as rejected.
+        (Blocked, SeenRejected) => Ok(Blocked),
+        (_, SeenRejected) => Ok(Rejected),
         (Approved, RequestAccepted) => Ok(Approved),
         (_, RequestAccepted) => Ok(Requested),
         (_, RefusedBlocked) => Ok(Blocked),
@@ -98,7 +104,7 @@ mod tests {
     use super::*;
 
     const STATES: [ConvState; 6] = [None, Requested, AwaitingOwner, Approved, Rejected, Blocked];
-    const INPUTS: [Input; 10] = [Request, Approve, Reject, Block, Send, Read, SeenRequest, SeenActive, RequestAccepted, RefusedBlocked];
+    const INPUTS: [Input; 11] = [Request, Approve, Reject, Block, Send, Read, SeenRequest, SeenActive, SeenRejected, RequestAccepted, RefusedBlocked];
 
     /// Every (state, input) pair, spelled out: the expected next state or `Err`.
     #[test]
@@ -106,14 +112,14 @@ mod tests {
         let ok = |s| Ok::<_, ()>(s);
         let no = Err(());
         #[rustfmt::skip]
-        let table: [(ConvState, [Result<ConvState, ()>; 10]); 6] = [
-            //              Request        Approve        Reject         Block          Send           Read           SeenRequest        SeenActive     RequestAccepted RefusedBlocked
-            (None,          [ok(None),     no,            no,            no,            no,            no,            ok(AwaitingOwner), ok(Approved),  ok(Requested),  ok(Blocked)]),
-            (Requested,     [no,           no,            no,            no,            no,            no,            ok(Requested),     ok(Approved),  ok(Requested),  ok(Blocked)]),
-            (AwaitingOwner, [no,           ok(Approved),  ok(Rejected),  ok(Blocked),   no,            no,            ok(AwaitingOwner), ok(Approved),  ok(Requested),  ok(Blocked)]),
-            (Approved,      [no,           no,            no,            no,            ok(Approved),  ok(Approved),  ok(Approved),      ok(Approved),  ok(Approved),   ok(Blocked)]),
-            (Rejected,      [ok(Rejected), no,            no,            no,            no,            no,            ok(AwaitingOwner), ok(Approved),  ok(Requested),  ok(Blocked)]),
-            (Blocked,       [no,           no,            no,            no,            no,            no,            ok(Blocked),       ok(Approved),  ok(Requested),  ok(Blocked)]),
+        let table: [(ConvState, [Result<ConvState, ()>; 11]); 6] = [
+            //              Request        Approve        Reject         Block          Send           Read           SeenRequest        SeenActive     SeenRejected   RequestAccepted RefusedBlocked
+            (None,          [ok(None),     no,            no,            no,            no,            no,            ok(AwaitingOwner), ok(Approved),  ok(Rejected),  ok(Requested),  ok(Blocked)]),
+            (Requested,     [no,           no,            no,            no,            no,            no,            ok(Requested),     ok(Approved),  ok(Rejected),  ok(Requested),  ok(Blocked)]),
+            (AwaitingOwner, [no,           ok(Approved),  ok(Rejected),  ok(Blocked),   no,            no,            ok(AwaitingOwner), ok(Approved),  ok(Rejected),  ok(Requested),  ok(Blocked)]),
+            (Approved,      [no,           no,            no,            no,            ok(Approved),  ok(Approved),  ok(Approved),      ok(Approved),  ok(Rejected),  ok(Approved),   ok(Blocked)]),
+            (Rejected,      [ok(Rejected), no,            no,            no,            no,            no,            ok(AwaitingOwner), ok(Approved),  ok(Rejected),  ok(Requested),  ok(Blocked)]),
+            (Blocked,       [no,           no,            no,            no,            no,            no,            ok(Blocked),       ok(Approved),  ok(Blocked),   ok(Requested),  ok(Blocked)]),
         ];
         for (state, row) in table {
             for (input, expected) in INPUTS.into_iter().zip(row) {

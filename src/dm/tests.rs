@@ -90,7 +90,7 @@ fn client_agent(sandbox: &Rc<Sandbox>, client: DmClient, key: &str) -> Agent {
 }
 
 fn open(base: &str, key: &str, seed: u8) -> DmClient {
-    DmClient::new(DmConfig { api_base: Some(base.into()), api_key: Secret::new(key.to_owned()), seed: [seed; 32], heartbeat: HeartbeatPolicy::default() })
+    DmClient::new(DmConfig { api_base: Some(base.into()), api_key: Secret::new(key.to_owned()), seed: [seed; 32], heartbeat: HeartbeatPolicy::default(), agent_name: None })
         .unwrap()
 }
 
@@ -323,7 +323,7 @@ fn illegal_transitions_are_clear_errors_before_sending() {
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(*w.a.sent(), vec!["GET /agents/dm/requests", "GET /agents/dm/conversations"]);
+        assert_eq!(*w.a.sent(), vec!["GET /agents/dm/check", "GET /agents/dm/conversations"]);
     }
     let sent_before = w.a.sent().len();
     // Approving our own request, a second request to the same agent: refused at once.
@@ -334,7 +334,7 @@ fn illegal_transitions_are_clear_errors_before_sending() {
     assert_eq!(w.a.sent().len(), sent_before, "nothing was sent");
 
     // B approves on its owner's word; approving twice is refused.
-    w.ok('b', DmCommand::Requests {});
+    w.ok('b', DmCommand::Check {});
     assert_eq!(w.b.client.state_of(&cid), ConvState::AwaitingOwner);
     w.ok('b', DmCommand::Approve { conversation_id: cid.clone() });
     assert_eq!(w.b.client.state_of(&cid), ConvState::Approved);
@@ -371,7 +371,7 @@ fn reject_and_block_then_requests_are_refused() {
 fn a_plain_reject_lets_them_ask_again() {
     let mut w = World::new();
     let cid = w.a_requests_b();
-    w.ok('b', DmCommand::Requests {});
+    w.ok('b', DmCommand::Check {});
     w.ok('b', DmCommand::Reject { conversation_id: cid.clone(), block: false });
     assert_eq!(w.b.client.state_of(&cid), ConvState::Rejected);
     w.a.client = open(API, &w.a.key, 5);
@@ -438,7 +438,7 @@ fn a_new_process_syncs_before_judging_an_unknown_conversation() {
         DmEvent::Call(CallEvent::CallFailed { error, .. }) => assert_eq!(error.code.as_deref(), Some("UNKNOWN_CONVERSATION"), "{error}"),
         other => panic!("{other:?}"),
     }
-    assert_eq!(*w.a.sent(), vec!["GET /agents/dm/requests", "GET /agents/dm/conversations"]);
+    assert_eq!(*w.a.sent(), vec!["GET /agents/dm/check", "GET /agents/dm/conversations"]);
 
     // A restarted B approves by id (found among pending requests), and a restarted A can then send.
     w.b.client = open(API, &w.b.key, 4);
@@ -486,7 +486,7 @@ fn idle_heartbeat_backs_off_and_activity_resets_it() {
 
 #[test]
 fn rate_limits_are_respected_with_every_hint() {
-    for (shape, wait) in [(Shape::Documented, 30_000), (Shape::Alternate, 120_000)] {
+    for (shape, wait) in [(Shape::Documented, 30_000), (Shape::Captured, 120_000)] {
         let mut w = World::new();
         w.sandbox.moltbook_set_shape(shape);
         w.sandbox.moltbook_rate_limit_next("AliceBot", 1);
@@ -504,26 +504,41 @@ fn rate_limits_are_respected_with_every_hint() {
     }
 }
 
+/// The whole consent story against each generation of the server (PROTOCOL.md §2): the
+/// documented one and the captured one (string counts, no requests route, statuses in the
+/// main inbox, `sender`/`content` messages without `is_from_me`).
 #[test]
-fn drifted_shapes_are_understood() {
-    let mut w = World::new();
-    w.sandbox.moltbook_set_shape(Shape::Alternate);
-    let body = {
-        let c = w.run('a', request_to("BensBot", "Hello from Alice, may we chat?"));
-        w.a.body(c)
-    };
-    assert!(body.get("conversation_id").is_none(), "alternate shape nests the id");
-    let cid = conversation_id(&body);
-    assert_eq!(w.a.client.state_of(&cid), ConvState::Requested);
-    w.ok('b', DmCommand::Check {});
-    assert_eq!(w.b.client.state_of(&cid), ConvState::AwaitingOwner);
-    assert_eq!(w.b.escalations().len(), 1);
-    w.sandbox.moltbook_owner_decide(&cid, true, false).unwrap();
-    w.ok('a', DmCommand::Conversations {});
-    assert_eq!(w.a.client.state_of(&cid), ConvState::Approved);
-    w.ok('b', send(&cid, "Needs your human", true));
-    w.ok('a', DmCommand::Read { conversation_id: cid.clone() });
-    assert!(w.a.dm_events().iter().any(|e| matches!(e, DmEvent::DmMessage { text, needs_human_input: true, .. } if text.untrusted_text == "Needs your human")));
+fn both_generations_request_approve_and_talk() {
+    for shape in [Shape::Documented, Shape::Captured] {
+        let mut w = World::new();
+        w.sandbox.moltbook_set_shape(shape);
+        let cid = w.a_requests_b();
+        assert_eq!(w.a.client.state_of(&cid), ConvState::Requested);
+        w.ok('b', DmCommand::Check {});
+        assert_eq!(w.b.client.state_of(&cid), ConvState::AwaitingOwner, "{shape:?}");
+        assert_eq!(w.b.escalations().len(), 1, "{shape:?}");
+        w.sandbox.moltbook_owner_decide(&cid, true, false).unwrap();
+        w.ok('a', DmCommand::Conversations {});
+        assert_eq!(w.a.client.state_of(&cid), ConvState::Approved, "{shape:?}");
+        w.ok('a', send(&cid, "My own words, not news to me", false));
+        w.ok('b', send(&cid, "Needs your human", true));
+        w.ok('a', DmCommand::Read { conversation_id: cid.clone() });
+        let messages: Vec<_> = w.a.dm_events().into_iter().filter_map(|e| match e {
+            DmEvent::DmMessage { text, from, needs_human_input, .. } => Some((text.untrusted_text.clone(), from.clone(), *needs_human_input)),
+            _ => None,
+        }).collect();
+        assert_eq!(messages, [("Needs your human".to_owned(), Some("BensBot".to_owned()), true)], "{shape:?}: only B's message");
+        // The requests route: answered by the documented server, gone (404) from the captured one.
+        let c = w.run('b', DmCommand::Requests {});
+        match (shape, w.b.outcome(c)) {
+            (Shape::Documented, DmEvent::Call(CallEvent::CallSucceeded { body, .. })) => assert_eq!(body["inbox"], "other"),
+            (Shape::Captured, DmEvent::Call(CallEvent::CallFailed { error, .. })) => {
+                assert_eq!(error.status, 404);
+                assert_eq!(error.message, "Cannot GET /api/v1/agents/dm/requests");
+            }
+            (_, other) => panic!("{shape:?}: {other:?}"),
+        }
+    }
 }
 
 #[test]
@@ -537,15 +552,15 @@ fn the_key_goes_only_to_the_www_host() {
         ("ftp://127.0.0.1/x", "http(s)"),
         ("not a url", "not a URL"),
     ] {
-        let err = DmClient::new(DmConfig { api_base: Some(base.into()), api_key: Secret::new("k".into()), seed: [0; 32], heartbeat: HeartbeatPolicy::default() }).unwrap_err();
+        let err = DmClient::new(DmConfig { api_base: Some(base.into()), api_key: Secret::new("k".into()), seed: [0; 32], heartbeat: HeartbeatPolicy::default(), agent_name: None }).unwrap_err();
         assert!(err.message.contains(words), "{base}: {err}");
     }
     for base in ["https://www.moltbook.com/api/v1/", "http://127.0.0.1:8787/moltbook/api/v1", "http://localhost/x", "http://[::1]:9/x"] {
         assert!(validate_api_base(base).is_ok(), "{base}");
     }
-    let default = DmClient::new(DmConfig { api_base: None, api_key: Secret::new("k".into()), seed: [0; 32], heartbeat: HeartbeatPolicy::default() }).unwrap();
+    let default = DmClient::new(DmConfig { api_base: None, api_key: Secret::new("k".into()), seed: [0; 32], heartbeat: HeartbeatPolicy::default(), agent_name: None }).unwrap();
     assert_eq!(default.api_base(), DEFAULT_API_BASE);
-    assert!(DmClient::new(DmConfig { api_base: None, api_key: Secret::new("a b".into()), seed: [0; 32], heartbeat: HeartbeatPolicy::default() }).is_err());
+    assert!(DmClient::new(DmConfig { api_base: None, api_key: Secret::new("a b".into()), seed: [0; 32], heartbeat: HeartbeatPolicy::default(), agent_name: None }).is_err());
 }
 
 /// The sandbox's bare-host route answers 301 like the real bare host: the core reports it and

@@ -39,6 +39,7 @@ pub unsafe extern "C" fn ml_dm_new(
             api_key: Secret::new(api_key.to_owned()),
             seed,
             heartbeat: Default::default(),
+            agent_name: None,
         })?;
         unsafe { out.write(Box::into_raw(Box::new(MlDm(Handle::new(client))))) };
         Ok(())

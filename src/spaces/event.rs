@@ -7,13 +7,19 @@
 use crate::io::{CallEvent, CallId, Untrusted};
 use serde::Serialize;
 
-/// A room as search lists it.
+/// A room as search lists it. The older generation sends `topic` and `participant_count`,
+/// the newer `url` and no count; a field the server did not send is left out, never 0 or null.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Room {
     pub room_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub topic: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub created_at: Option<String>,
-    pub participant_count: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub participant_count: Option<u64>,
 }
 
 /// What a Daily transport joins with. The meeting token is a credential: `Debug` hides it;
@@ -83,11 +89,33 @@ pub struct Latency {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SpacesEvent {
     /// Registration saved (the host acknowledged the persist): the key is in use.
-    SpacesRegistered { call_id: CallId, agent_id: String, name: String },
-    /// Search result (404 = no rooms = an empty list).
-    SpacesRooms { call_id: CallId, topic: String, rooms: Vec<Room> },
-    /// Join this room with a Daily transport (`room_url` + `token`).
-    SpacesTicket { call_id: CallId, reason: TicketReason, ticket: Ticket, topic: Option<String> },
+    SpacesRegistered {
+        call_id: CallId,
+        agent_id: String,
+        name: String,
+        /// Where the human claims the agent (newer servers send it).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        claim_url: Option<String>,
+    },
+    /// Search result (404 = no rooms = an empty list), with the server's answer verbatim
+    /// (`body`, absent on a 404).
+    SpacesRooms {
+        call_id: CallId,
+        topic: String,
+        rooms: Vec<Room>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        body: Option<serde_json::Value>,
+    },
+    /// Join this room with a Daily transport (`room_url` + `token`). `room` is the newer
+    /// create answer's room object (`title`, `room_name`, `room_url`, `created_at`), verbatim.
+    SpacesTicket {
+        call_id: CallId,
+        reason: TicketReason,
+        ticket: Ticket,
+        topic: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        room: Option<serde_json::Value>,
+    },
     /// A join step failed transiently and is retried at `retry_at_ms`.
     SpacesRetrying { call_id: CallId, attempt: u32, retry_at_ms: u64, error: crate::io::ApiError },
     /// The room was left (command) — the host should hang up its transport.

@@ -39,11 +39,18 @@ use turns::Voice;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SpacesCommand {
-    /// `POST /agents/register`; the key is persisted, then used.
-    Register { name: String, description: String },
+    /// `POST /agents/register`; the key is persisted, then used. Older servers read
+    /// `description`, newer ones `bio` (under 160 characters; the description when it fits).
+    Register {
+        name: String,
+        description: String,
+        #[serde(default)]
+        bio: Option<String>,
+    },
     /// `GET /rooms/:topic` → `spaces_rooms` (404 = an empty list).
     Search { topic: String },
-    /// `POST /rooms {topic}` → `spaces_ticket` (reason `create`).
+    /// `POST /rooms {topic, room_name}` (older servers read `topic`, newer `room_name`)
+    /// → `spaces_ticket` (reason `create`).
     Create { topic: String },
     /// `POST /rooms/:room/token` → `spaces_ticket` (reason `token`).
     Token { room: String },
@@ -87,8 +94,8 @@ pub struct SpacesClient {
     out: Outbox<SpacesEvent>,
     next_call: CallId,
     in_flight: BTreeMap<RequestId, Purpose>,
-    /// Registration waiting for the host to acknowledge its persist: (ticket, call, key, id, name).
-    saving: Option<(Ticket, CallId, Secret<String>, String, String)>,
+    /// Registration waiting for the host to acknowledge its persist.
+    saving: Option<Saving>,
     member: Option<Membership>,
     generation: u64,
     voice: Voice,
@@ -98,6 +105,17 @@ impl std::fmt::Debug for SpacesClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SpacesClient").field("config", &self.cfg).field("member", &self.member).finish_non_exhaustive()
     }
+}
+
+/// A registration whose key the host is persisting.
+#[derive(Debug)]
+struct Saving {
+    ticket: Ticket,
+    call: CallId,
+    key: Secret<String>,
+    agent_id: String,
+    name: String,
+    claim_url: Option<String>,
 }
 
 fn local(code: &str, message: impl Into<String>) -> ApiError {
@@ -161,7 +179,7 @@ impl SpacesClient {
     /// for `reply`, 0 otherwise. Invalid input fails here, before anything is sent.
     pub fn command(&mut self, command: SpacesCommand, now_ms: u64) -> Result<CallId> {
         match command {
-            SpacesCommand::Register { name, description } => self.register(name, &description),
+            SpacesCommand::Register { name, description, bio } => self.register(name, &description, bio),
             SpacesCommand::Search { topic } => self.search(&topic),
             SpacesCommand::Create { topic } => self.create(&topic),
             SpacesCommand::Token { room } => self.token(&room),

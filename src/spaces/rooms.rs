@@ -49,7 +49,9 @@ fn clean(s: &str) -> String {
 }
 
 impl SpacesClient {
-    pub(super) fn register(&mut self, name: String, description: &str) -> Result<CallId> {
+    /// Both generations' bodies in one: `description` for older servers, `bio` and
+    /// `metadata.initial_voice_id` for newer ones (each reads its own fields).
+    pub(super) fn register(&mut self, name: String, description: &str, bio: Option<String>) -> Result<CallId> {
         let name = name.trim().to_owned();
         if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
             return Err(Error::invalid_argument("name must be 1-64 characters without control characters"));
@@ -57,8 +59,16 @@ impl SpacesClient {
         if description.chars().count() > 1000 {
             return Err(Error::invalid_argument("description is over 1000 characters"));
         }
+        let bio = match bio {
+            Some(bio) if bio.chars().count() >= 160 => return Err(Error::invalid_argument("bio must be under 160 characters")),
+            Some(bio) => Some(bio),
+            None => Some(description.to_owned()).filter(|d| !d.is_empty() && d.chars().count() < 160),
+        };
         let call = self.call_id();
-        let body = json!({ "name": name, "description": description });
+        let mut body = json!({ "name": name, "description": description, "metadata": { "initial_voice_id": self.cfg.voice_id } });
+        if let Some(bio) = bio {
+            body["bio"] = json!(bio);
+        }
         self.send_api(http::Method::POST, "/agents/register", Some(&body), false, Purpose::Register { call, name })?;
         Ok(call)
     }
@@ -74,7 +84,7 @@ impl SpacesClient {
     pub(super) fn create(&mut self, topic: &str) -> Result<CallId> {
         let topic = check_topic(topic)?;
         let call = self.call_id();
-        self.send_api(http::Method::POST, "/rooms", Some(&json!({ "topic": topic })), true, Purpose::Create { call })?;
+        self.send_api(http::Method::POST, "/rooms", Some(&create_body(&topic)?), true, Purpose::Create { call })?;
         Ok(call)
     }
 
@@ -147,7 +157,7 @@ impl SpacesClient {
         match step {
             Step::Search => self.send_api(http::Method::GET, &format!("/rooms/{}", utf8_percent_encode(&topic, SEGMENT)), None, true, purpose),
             Step::Token(room) => self.send_api(http::Method::POST, &format!("/rooms/{}/token", utf8_percent_encode(&room, SEGMENT)), None, true, purpose),
-            Step::Create => self.send_api(http::Method::POST, "/rooms", Some(&json!({ "topic": topic })), true, purpose),
+            Step::Create => self.send_api(http::Method::POST, "/rooms", Some(&create_body(&topic)?), true, purpose),
         }
         .map(|_| ())
     }
@@ -167,6 +177,10 @@ impl SpacesClient {
             parse_json_body(&response)
         } else {
             let mut e = ApiError::from_moltbook(status, response.body());
+            if status >= 500 {
+                // A server error's text can carry raw SQL and parameters: status and code only.
+                e.message = format!("the server failed (HTTP {status}); its error text is withheld");
+            }
             if status == 429
                 && let Some(s) = response.headers().get("retry-after").and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
             {
@@ -186,12 +200,12 @@ impl SpacesClient {
                 }
             }
             (Purpose::Register { call, name }, Ok(body)) => match parse::registration(&body) {
-                Some((key, agent_id, server_name)) if !key.bytes().any(|b| !(0x21..0x7f).contains(&b)) => {
-                    let (agent_id, name) = (clean(&agent_id), clean(&server_name.unwrap_or(name)));
-                    let key = Secret::new(key);
+                Some(r) if !r.api_key.bytes().any(|b| !(0x21..0x7f).contains(&b)) => {
+                    let (agent_id, name) = (clean(&r.agent_id), clean(&r.name.unwrap_or(name)));
+                    let key = Secret::new(r.api_key);
                     let bytes = config::registration_env(key.expose(), &agent_id, &name);
                     let ticket = self.out.persist(Secret::new(bytes));
-                    self.saving = Some((ticket, call, key, agent_id, name));
+                    self.saving = Some(super::Saving { ticket, call, key, agent_id, name, claim_url: r.claim_url });
                 }
                 _ => self.out.event(CallEvent::CallFailed {
                     call_id: call,
@@ -199,7 +213,9 @@ impl SpacesClient {
                 }),
             },
             (Purpose::Search { call, topic }, Ok(body)) => {
-                self.out.event(ev(SpacesEvent::SpacesRooms { call_id: call, topic, rooms: parse::rooms(&body) }))
+                let rooms = parse::rooms(&body);
+                let body = Some(body).filter(|b| !b.is_null());
+                self.out.event(ev(SpacesEvent::SpacesRooms { call_id: call, topic, rooms, body }))
             }
             (Purpose::Create { call }, Ok(body)) => self.emit_ticket(call, TicketReason::Create, &body, now_ms),
             (Purpose::Token { call }, Ok(body)) => self.emit_ticket(call, TicketReason::Token, &body, now_ms),
@@ -216,7 +232,8 @@ impl SpacesClient {
                 if ticket.expires_at_ms == 0 {
                     ticket.expires_at_ms = now_ms + self.cfg.token_lifetime_ms;
                 }
-                self.out.event(SpacesEvent::SpacesTicket { call_id: call, reason, ticket, topic: None })
+                let room = room_object(body);
+                self.out.event(SpacesEvent::SpacesTicket { call_id: call, reason, ticket, topic: None, room })
             }
             None => self.out.event(CallEvent::CallFailed { call_id: call, error: bad_ticket() }),
         }
@@ -238,7 +255,7 @@ impl SpacesClient {
                 }
             }
             (Step::Token(_) | Step::Create, Ok(body)) => match self.ticket_from(&body) {
-                Some(ticket) => self.joined(ticket, now_ms),
+                Some(ticket) => self.joined(ticket, room_object(&body), now_ms),
                 None => self.fail_join(bad_ticket(), now_ms),
             },
             // The room is gone (rejoin) or vanished between search and token: search again.
@@ -275,7 +292,7 @@ impl SpacesClient {
         }
     }
 
-    pub(super) fn joined(&mut self, mut ticket: event::Ticket, now_ms: u64) {
+    pub(super) fn joined(&mut self, mut ticket: event::Ticket, room: Option<Value>, now_ms: u64) {
         if ticket.expires_at_ms == 0 {
             ticket.expires_at_ms = now_ms + self.cfg.token_lifetime_ms;
         }
@@ -287,7 +304,7 @@ impl SpacesClient {
         m.phase = Phase::Joined { rejoin_at };
         m.attempt = 1;
         let (call, topic) = (m.call, m.topic.clone());
-        self.out.event(SpacesEvent::SpacesTicket { call_id: call, reason, ticket, topic: Some(topic) });
+        self.out.event(SpacesEvent::SpacesTicket { call_id: call, reason, ticket, topic: Some(topic), room });
         self.turn(TurnInput::Joined);
     }
 
@@ -313,11 +330,11 @@ impl SpacesClient {
     /// The host stored the registered key: from now on it is used.
     pub(super) fn on_persisted(&mut self, ticket: Ticket) -> Result<()> {
         match self.saving.take() {
-            Some((t, call, key, agent_id, name)) if t == ticket => {
-                self.cfg.api_key = Some(key);
-                self.cfg.agent_id = Some(agent_id.clone());
-                self.cfg.agent_name = Some(name.clone());
-                self.out.event(SpacesEvent::SpacesRegistered { call_id: call, agent_id, name });
+            Some(s) if s.ticket == ticket => {
+                self.cfg.api_key = Some(s.key);
+                self.cfg.agent_id = Some(s.agent_id.clone());
+                self.cfg.agent_name = Some(s.name.clone());
+                self.out.event(SpacesEvent::SpacesRegistered { call_id: s.call, agent_id: s.agent_id, name: s.name, claim_url: s.claim_url });
                 Ok(())
             }
             other => {
@@ -347,6 +364,19 @@ impl SpacesClient {
             }
         }
     }
+}
+
+/// The newer create answer's `room{title, room_name, room_url, created_at}`, verbatim.
+fn room_object(body: &Value) -> Option<Value> {
+    body.get("room").filter(|r| r.is_object()).cloned()
+}
+
+/// `POST /rooms`: older servers read `topic`, newer ones `room_name` (under 100 characters).
+fn create_body(topic: &str) -> Result<Value> {
+    if topic.chars().count() >= 100 {
+        return Err(Error::invalid_argument("a new room's name (its topic) must be under 100 characters"));
+    }
+    Ok(json!({ "topic": topic, "room_name": topic }))
 }
 
 fn bad_ticket() -> ApiError {

@@ -6,6 +6,7 @@ use crate::io::{CallEvent, Output, SansIo};
 use crate::testkit::sandbox::SandboxPeer;
 use crate::testkit::Driver;
 use moltlink_sandbox::Sandbox;
+use moltlink_sandbox::moltspaces::Generation;
 use std::rc::Rc;
 
 const T0: u64 = 1_790_000_000_000;
@@ -31,7 +32,7 @@ fn harness() -> Harness {
 /// Registered through the client itself; the key comes back from "disk".
 fn registered() -> Harness {
     let mut h = harness();
-    h.command(SpacesCommand::Register { name: "Echo".into(), description: "a test agent".into() });
+    h.command(SpacesCommand::Register { name: "Echo".into(), description: "a test agent".into(), bio: None });
     assert!(h.client.is_registered());
     h
 }
@@ -107,19 +108,33 @@ fn search_404_is_an_empty_list_and_topics_are_encoded() {
     assert_eq!(e.code, ErrorCode::NotRegistered);
 }
 
+fn set_generation(h: &Harness, generation: Generation) {
+    h.peer.sandbox.with_state(|s| s.moltspaces.generation = generation);
+}
+
+/// Registered against a server of `generation`.
+fn registered_on(generation: Generation) -> Harness {
+    let mut h = harness();
+    set_generation(&h, generation);
+    h.command(SpacesCommand::Register { name: "Echo".into(), description: "a test agent".into(), bio: None });
+    assert!(h.client.is_registered(), "{generation:?}: {:?}", h.events);
+    h
+}
+
+/// The older generation lists participant counts (the liveliest room is joined); the newer
+/// lists none (the first listed is joined). Tokens come snake_case or camelCase.
 #[test]
-fn join_picks_the_liveliest_room_in_camel_case_too() {
-    for camel in [false, true] {
-        let mut h = registered();
-        h.peer.sandbox.with_state(|s| s.moltspaces.camel_case = camel);
+fn join_picks_the_liveliest_room_in_both_generations() {
+    for (generation, expected) in [(Generation::Older, "ai-agents-002"), (Generation::Newer, "ai-agents-001")] {
+        let mut h = registered_on(generation);
         h.seed_room("ai-agents-001", "AI agents", 2);
         h.seed_room("ai-agents-002", "AI agents talk", 5);
         h.seed_room("cooking-001", "cooking", 9);
         let call = h.command(SpacesCommand::Join { topic: "ai agents".into() });
         let tickets = h.tickets();
-        assert_eq!(tickets.len(), 1, "camel={camel}");
+        assert_eq!(tickets.len(), 1, "{generation:?}");
         let (reason, t) = &tickets[0];
-        assert_eq!((*reason, t.room_name.as_str(), t.room_url.as_str()), (TicketReason::Join, "ai-agents-002", "https://sandbox.daily.co/ai-agents-002"));
+        assert_eq!((*reason, t.room_name.as_str(), t.room_url.as_str()), (TicketReason::Join, expected, format!("https://sandbox.daily.co/{expected}").as_str()));
         assert_eq!(t.expires_at_ms, (T0 / 1000 + 3600) * 1000, "JWT exp read");
         assert!(matches!(h.spaces().iter().find(|e| matches!(e, SpacesEvent::SpacesTicket { .. })), Some(SpacesEvent::SpacesTicket { call_id, .. }) if *call_id == call));
         assert!(format!("{t:?}").contains("<redacted>") && !format!("{t:?}").contains(&t.token));
@@ -178,7 +193,7 @@ fn a_token_without_exp_uses_the_default_lifetime() {
     let body = serde_json::json!({"roomUrl":"https://x.daily.co/r","token":"opaque","roomName":"r"});
     h.client.member = Some(Membership { call: 9, topic: "t".into(), ticket: None, phase: Phase::InFlight, attempt: 1 });
     let t = h.client.ticket_from(&body).unwrap();
-    h.client.joined(t, h.now_ms);
+    h.client.joined(t, None, h.now_ms);
     assert_eq!(h.client.ticket().unwrap().expires_at_ms, T0 + config::DEFAULT_TOKEN_LIFETIME_MS);
     assert_eq!(h.drive(), Some(T0 + config::DEFAULT_TOKEN_LIFETIME_MS - config::DEFAULT_REJOIN_MARGIN_MS));
 }
@@ -316,4 +331,83 @@ fn voice_errors_are_clear() {
     assert_eq!(c.utterance(&wav(100), T0).unwrap_err().code, ErrorCode::InvalidState);
     assert!(SpacesClient::from_env(b"MOLTSPACES_API_BASE=http://example.com/v1\n", None).is_err(), "plain http off loopback");
     assert!(SpacesCommand::from_json(r#"{"command":"join","topic":"x","extra":1}"#).is_err());
+}
+
+/// Register, search and create against each generation: the bodies carry both generations'
+/// fields, and every answer's fields reach the events (none invented).
+#[test]
+fn register_search_create_in_both_generations() {
+    for generation in [Generation::Older, Generation::Newer] {
+        let mut h = registered_on(generation);
+        let registered = h.spaces().iter().find_map(|e| match e {
+            SpacesEvent::SpacesRegistered { claim_url, .. } => Some(claim_url.clone()),
+            _ => None,
+        });
+        assert_eq!(registered.unwrap().is_some(), generation == Generation::Newer, "{generation:?}: claim_url only from newer servers");
+        h.seed_room("jazz-001", "jazz", 4);
+        let call = h.command(SpacesCommand::Search { topic: "jazz".into() });
+        let (rooms, body) = h.spaces().iter().find_map(|e| match e {
+            SpacesEvent::SpacesRooms { call_id, rooms, body, .. } if *call_id == call => Some((rooms.clone(), body.clone())),
+            _ => None,
+        }).unwrap();
+        let body = body.expect("the answer verbatim");
+        match generation {
+            Generation::Older => {
+                assert_eq!((rooms[0].participant_count, rooms[0].topic.as_deref(), rooms[0].url.as_deref()), (Some(4), Some("jazz"), None));
+                assert!(body.get("search_term").is_none());
+            }
+            Generation::Newer => {
+                assert_eq!((rooms[0].participant_count, rooms[0].topic.as_deref()), (None, None));
+                assert_eq!(rooms[0].url.as_deref(), Some("https://sandbox.daily.co/jazz-001"));
+                assert_eq!((body["search_term"].as_str(), body["count"].as_u64()), (Some("jazz"), Some(1)));
+            }
+        }
+        let call = h.command(SpacesCommand::Create { topic: "Blues night".into() });
+        let (ticket, room) = h.spaces().iter().find_map(|e| match e {
+            SpacesEvent::SpacesTicket { call_id, ticket, room, .. } if *call_id == call => Some((ticket.clone(), room.clone())),
+            _ => None,
+        }).unwrap_or_else(|| panic!("{generation:?}: {:?}", h.events));
+        assert_eq!(ticket.room_name, "blues-night-001");
+        match generation {
+            Generation::Older => assert_eq!(room, None),
+            Generation::Newer => {
+                let room = room.expect("the room object");
+                assert_eq!((room["title"].as_str(), room["room_name"].as_str()), (Some("Blues night"), Some("blues-night-001")));
+            }
+        }
+        h.no_secrets();
+    }
+    // What was sent: both generations' fields in one body.
+    let mut h = harness();
+    h.client.command(SpacesCommand::Register { name: "Echo".into(), description: "short".into(), bio: None }, T0).unwrap();
+    let Output::Http { request, .. } = h.client.poll_output() else { panic!() };
+    let body: serde_json::Value = serde_json::from_slice(request.body()).unwrap();
+    assert_eq!((body["description"].as_str(), body["bio"].as_str()), (Some("short"), Some("short")));
+    assert_eq!(body["metadata"]["initial_voice_id"], config::DEFAULT_VOICE_ID);
+    let e = h.client.command(SpacesCommand::Register { name: "E".into(), description: String::new(), bio: Some("b".repeat(160)) }, T0).unwrap_err();
+    assert!(e.message.contains("bio"), "{e}");
+    let json = SpacesCommand::from_json(r#"{"command":"register","name":"E","description":"d","bio":"b"}"#).unwrap();
+    assert_eq!(json, SpacesCommand::Register { name: "E".into(), description: "d".into(), bio: Some("b".into()) });
+}
+
+/// A 5xx body's text (here raw SQL) never reaches an event: status and code only.
+#[test]
+fn server_error_text_is_withheld() {
+    let mut h = registered();
+    h.peer.sandbox.with_state(|s| {
+        s.moltspaces.fail_next = 1;
+        s.moltspaces.fail_status = 500;
+    });
+    h.command(SpacesCommand::Search { topic: "x".into() });
+    let e = h.failed()[0].clone();
+    assert_eq!(e.status, 500);
+    assert!(e.message.contains("withheld") && !e.message.contains("INSERT"), "{e}");
+    assert!(h.transcript.iter().all(|l| !l.contains("INSERT INTO")), "{:?}", h.transcript);
+    // The join's retry events too.
+    h.peer.sandbox.with_state(|s| s.moltspaces.fail_next = 1);
+    h.command(SpacesCommand::Join { topic: "x".into() });
+    assert!(h.spaces().iter().any(|e| matches!(e, SpacesEvent::SpacesRetrying { error, .. } if error.status == 500 && !error.message.contains("INSERT"))));
+    let e = voice::speech_error(503, br#"{"error":{"message":"SELECT * FROM keys","code":"x"}}"#);
+    assert_eq!((e.status, e.code.as_deref()), (503, Some("x")));
+    assert!(!e.message.contains("SELECT"));
 }

@@ -74,6 +74,8 @@ pub fn speech_error(status: u16, body: &[u8]) -> ApiError {
         .map(|m| m.chars().take(512).collect())
         .unwrap_or_else(|| format!("HTTP {status}"));
     let code = e.and_then(|e| e.get("code").or(e.get("status"))).and_then(|c| c.as_str()).map(str::to_owned);
+    // A server error's text can carry internals: status and code only.
+    let message = if status >= 500 { format!("the server failed (HTTP {status}); its error text is withheld") } else { message };
     ApiError { status, code, message }
 }
 

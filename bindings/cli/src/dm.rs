@@ -64,6 +64,7 @@ pub fn run(command: DmCli, options: DmOptions) -> Result<(), String> {
         api_key: key.into(),
         seed: super::random_seed()?,
         heartbeat: Default::default(),
+        agent_name: std::env::var("MOLTBOOK_AGENT_NAME").ok(),
     })
     .map_err(|e| e.to_string())?;
     let command = match command {
@@ -129,7 +130,7 @@ pub fn describe(event: &DmEvent) -> String {
             if *needs_human_input { " [needs human input]" } else { "" },
             text.untrusted_text
         ),
-        DmEvent::DmStateChanged { conversation_id, with, from, to } => {
+        DmEvent::DmStateChanged { conversation_id, with, from, to, .. } => {
             format!("conversation {conversation_id} with {}: {from:?} -> {to:?}", who(with))
         }
         DmEvent::DmHeartbeatFailed { error, next_check_at_ms: Some(_) } => format!("heartbeat check failed ({error}); retrying later"),

@@ -118,7 +118,7 @@ pub fn run(command: SpacesCli, options: SpacesOptions) -> Result<(), String> {
     let json = options.json;
     host.on_event = Box::new(move |e| print_event(e, json));
     let (command, join) = match command {
-        SpacesCli::Register { name, description } => (SpacesCommand::Register { name, description }, None),
+        SpacesCli::Register { name, description } => (SpacesCommand::Register { name, description, bio: None }, None),
         SpacesCli::Search { topic } => (SpacesCommand::Search { topic }, None),
         SpacesCli::Create { topic } => (SpacesCommand::Create { topic }, None),
         SpacesCli::Token { room } => (SpacesCommand::Token { room }, None),
@@ -151,7 +151,7 @@ fn print_event(event: &SpacesEvent, json: bool) {
         SpacesEvent::SpacesRooms { topic, rooms, .. } => {
             let mut s = format!("{} room(s) on {topic:?}", rooms.len());
             for r in rooms {
-                s.push_str(&format!("\n  {} ({} participants) {}", r.room_name, r.participant_count, r.topic.as_deref().unwrap_or("")));
+                s.push_str(&format!("\n  {} ({} participants) {}", r.room_name, r.participant_count.map_or("?".into(), |n| n.to_string()), r.topic.as_deref().or(r.url.as_deref()).unwrap_or("")));
             }
             s
         }

@@ -5,8 +5,10 @@
 //! the admin routes under [`ADMIN_PREFIX`] so Python/Node tests can drive it) or that the
 //! target agent approves on its owner's instruction. Errors use Moltbook's shape
 //! `{success:false, error, hint}`; 429s carry `Retry-After` and `retry_after_seconds`
-//! (or `retry_after_minutes`). [`Shape::Alternate`] renames fields and nests lists
-//! differently, the way the real responses have drifted, so clients must parse leniently.
+//! (or `retry_after_minutes`). [`Shape`] picks the generation of the responses, each as
+//! PROTOCOL.md §2 evidences it: [`Shape::Captured`] (live responses of May 2026, the default)
+//! or [`Shape::Documented`] (the messaging skill file). Switch with
+//! [`crate::Sandbox::moltbook_set_shape`] or `POST /moltbook/_sandbox/shape`.
 //! [`BARE_PREFIX`] answers every request with a 301 to the `www.` path, like the bare host.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -22,19 +24,28 @@ pub const ADMIN_PREFIX: &str = "/moltbook/_sandbox";
 /// Stands for the bare host `https://moltbook.com/api/v1`: always answers 301 to the `www.` path.
 pub const BARE_PREFIX: &str = "/moltbook-bare/api/v1";
 
-/// How responses are shaped. The client must accept both.
+/// Which generation of the server answers. The client must accept both.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Shape {
-    /// The shapes of the skill file.
+    /// The live server as captured in May 2026 (the newest evidence): counts as strings
+    /// (`"count":"0"`, `"total_unread":"00"`; the sandbox writes unread totals with two digits,
+    /// why the server pads is unknown), `GET /agents/dm/requests` gone (the framework's 404
+    /// envelope, also for every unknown route), the main inbox listing rejected (and blocked)
+    /// conversations with a `status`, `with_agent` as the full profile without `owner`, no
+    /// `unread_count`/`last_message_at`; 429s with `retry_after_minutes`.
     #[default]
+    Captured,
+    /// The messaging skill file: numbers, `GET /agents/dm/requests` answering
+    /// `{inbox:"other", incoming, outgoing}` (its only recorded shape), a main inbox of approved
+    /// conversations with `unread_count`, `last_message_at` and `with_agent.owner`, no
+    /// `status`; 429s with `retry_after_seconds`.
     Documented,
-    /// Drifted shapes: `id` for `conversation_id`, bare arrays instead of `{count, items}`,
-    /// `content` for `message`, numbers as strings, `retry_after_minutes` on 429s.
-    Alternate,
 }
 
 #[derive(Debug, Clone)]
 pub struct Agent {
+    pub id: String,
+    pub created_ms: u64,
     pub name: String,
     pub api_key: String,
     pub description: String,
@@ -136,6 +147,8 @@ impl State {
         self.agents.insert(
             key,
             Agent {
+                id: random_uuid(&mut ctx.rng),
+                created_ms: ctx.now_ms,
                 name: name.to_owned(),
                 api_key: api_key.clone(),
                 description: description.to_owned(),
@@ -200,41 +213,60 @@ impl State {
 
     fn agent_json(&self, name: &str) -> Value {
         let a = &self.agents[name];
-        let karma = if self.shape == Shape::Alternate { json!("42") } else { json!(42) };
-        json!({
-            "name": a.name,
-            "description": a.description,
-            "karma": karma,
-            "owner": {"x_handle": a.owner_handle, "x_name": a.owner_name},
-        })
-    }
-
-    fn list(&self, items: Vec<Value>) -> Value {
         match self.shape {
-            Shape::Documented => json!({"count": items.len(), "items": items}),
-            Shape::Alternate => Value::Array(items),
+            Shape::Documented => json!({
+                "name": a.name,
+                "description": a.description,
+                "karma": 42,
+                "owner": {"x_handle": a.owner_handle, "x_name": a.owner_name},
+            }),
+            Shape::Captured => json!({
+                "id": a.id,
+                "name": a.name,
+                "description": a.description,
+                "avatarUrl": null,
+                "karma": 42,
+                "followerCount": 3,
+                "followingCount": 1,
+                "isClaimed": true,
+                "isActive": true,
+                "createdAt": iso8601(a.created_ms),
+                "lastActive": iso8601(a.created_ms),
+                "deletedAt": null,
+            }),
         }
     }
 
-    fn id_field(&self) -> &'static str {
+    /// A count as this generation writes it: a number, or (captured) a string.
+    fn count(&self, n: usize) -> Value {
         match self.shape {
-            Shape::Documented => "conversation_id",
-            Shape::Alternate => "id",
+            Shape::Documented => json!(n),
+            Shape::Captured => json!(n.to_string()),
         }
     }
 
-    fn pending_for(&self, me: &str) -> Vec<Value> {
+    /// An unread total: a number, or (captured) two-digit text such as `"00"`.
+    fn unread_total(&self, n: usize) -> Value {
+        match self.shape {
+            Shape::Documented => json!(n),
+            Shape::Captured => json!(format!("{n:02}")),
+        }
+    }
+
+    /// Pending requests to `me` (`incoming`) or from `me` (outgoing), as request items.
+    fn pending_for(&self, me: &str, incoming: bool) -> Vec<Value> {
         self.conversations
             .iter()
-            .filter(|c| c.target == me && c.status == Status::Pending)
+            .filter(|c| c.status == Status::Pending && if incoming { c.target == me } else { c.initiator == me })
             .map(|c| {
-                let mut item = json!({
-                    "from": {"name": self.agents[&c.initiator].name, "owner": {"x_handle": self.agents[&c.initiator].owner_handle, "x_name": self.agents[&c.initiator].owner_name}},
+                let (side, other) = if incoming { ("from", &c.initiator) } else { ("to", &c.target) };
+                let a = &self.agents[other];
+                json!({
+                    "conversation_id": c.id,
+                    side: {"name": a.name, "owner": {"x_handle": a.owner_handle, "x_name": a.owner_name}},
                     "message_preview": c.request_message,
                     "created_at": iso8601(c.created_ms),
-                });
-                item[self.id_field()] = json!(c.id);
-                item
+                })
             })
             .collect()
     }
@@ -248,7 +280,7 @@ impl State {
 
     fn check(&mut self, me: &str) -> Res {
         self.stats.check_calls += 1;
-        let requests = self.pending_for(me);
+        let requests = self.pending_for(me, true);
         let unread: Vec<_> = self.unread_for(me).collect();
         let with_unread: BTreeSet<&str> = unread.iter().map(|(c, _)| c.id.as_str()).collect();
         let latest: Vec<Value> = unread
@@ -268,17 +300,17 @@ impl State {
             .collect();
         let has_activity = !requests.is_empty() || !unread.is_empty();
         let summary = format!("{} pending request(s), {} unread message(s)", requests.len(), unread.len());
-        let requests = match self.shape {
-            Shape::Documented => json!({"count": requests.len(), "items": requests}),
-            Shape::Alternate => json!({"count": requests.len().to_string(), "items": requests}),
-        };
-        ok(json!({
+        let mut out = json!({
             "success": true,
             "has_activity": has_activity,
             "summary": summary,
-            "requests": requests,
-            "messages": {"total_unread": unread.len(), "conversations_with_unread": with_unread.len(), "latest": latest},
-        }))
+            "requests": {"count": self.count(requests.len()), "items": requests},
+            "messages": {"total_unread": self.unread_total(unread.len()), "conversations_with_unread": with_unread.len(), "latest": latest},
+        });
+        if self.shape == Shape::Captured {
+            out["tip"] = json!("Reply to unread messages; ask your human about new requests.");
+        }
+        ok(out)
     }
 
     fn request(&mut self, ctx: &mut Ctx, me: &str, body: &Value) -> Res {
@@ -343,18 +375,15 @@ impl State {
             }
         };
         let status = if status == Status::Approved { "approved" } else { "pending" };
-        let mut out = json!({
+        // The response's shape is not documented: this one is the sandbox's own.
+        ok(json!({
             "success": true,
+            "conversation_id": id,
             "status": status,
             "already_exists": existed,
             "to": self.agents[&target].name,
             "message": if existed { "A conversation with this agent already exists" } else { "Chat request sent! Their owner will review it." },
-        });
-        match self.shape {
-            Shape::Documented => out["conversation_id"] = json!(id),
-            Shape::Alternate => out["conversation"] = json!({"id": id, "status": status}),
-        }
-        ok(out)
+        }))
     }
 
     fn decide(&mut self, me: &str, id: &str, approve: bool, body: &Value) -> Res {
@@ -372,27 +401,57 @@ impl State {
         ok(json!({"success": true, "conversation_id": id, "status": if approve { "approved" } else if block { "blocked" } else { "rejected" }}))
     }
 
+    /// `GET /agents/dm/requests`: the documented generation's `{inbox:"other", incoming,
+    /// outgoing}`; the captured server no longer has the route (the framework's 404).
+    fn requests(&self, me: &str, req: &Request<Vec<u8>>) -> Res {
+        if self.shape == Shape::Captured {
+            return Ok(framework_404(req));
+        }
+        let (incoming, outgoing) = (self.pending_for(me, true), self.pending_for(me, false));
+        ok(json!({
+            "success": true,
+            "inbox": "other",
+            "incoming": {"count": incoming.len(), "description": "Requests waiting for your owner's approval", "requests": incoming},
+            "outgoing": {"count": outgoing.len(), "description": "Your requests waiting for their owner's approval", "requests": outgoing},
+        }))
+    }
+
     fn conversations(&self, me: &str) -> Res {
+        let captured = self.shape == Shape::Captured;
         let items: Vec<Value> = self
             .conversations
             .iter()
-            .filter(|c| c.status == Status::Approved && (c.initiator == me || c.target == me))
+            .filter(|c| c.initiator == me || c.target == me)
+            // The documented inbox lists active conversations; the captured one also rejected ones.
+            .filter(|c| c.status == Status::Approved || (captured && c.status != Status::Pending))
             .map(|c| {
                 let other = if c.initiator == me { &c.target } else { &c.initiator };
-                let unread = c.messages.iter().filter(|m| m.from != me && !m.read).count();
-                let last = c.messages.last().map_or(c.created_ms, |m| m.created_ms);
-                let mut item = json!({
-                    "with_agent": self.agent_json(other),
-                    "unread_count": unread,
-                    "last_message_at": iso8601(last),
-                    "you_initiated": c.initiator == me,
-                });
-                item[self.id_field()] = json!(c.id);
+                let mut item = json!({"conversation_id": c.id, "with_agent": self.agent_json(other)});
+                if captured {
+                    item["you_initiated"] = json!(c.initiator == me);
+                    item["status"] = json!(match c.status {
+                        Status::Pending => "pending",
+                        Status::Approved => "approved",
+                        Status::Rejected => "rejected",
+                        Status::Blocked => "blocked",
+                    });
+                } else {
+                    let unread = c.messages.iter().filter(|m| m.from != me && !m.read).count();
+                    let last = c.messages.last().map_or(c.created_ms, |m| m.created_ms);
+                    item["unread_count"] = json!(unread);
+                    item["last_message_at"] = json!(iso8601(last));
+                    item["you_initiated"] = json!(c.initiator == me);
+                }
                 item
             })
             .collect();
         let total: usize = self.unread_for(me).count();
-        ok(json!({"success": true, "inbox": "main", "total_unread": total, "conversations": self.list(items)}))
+        ok(json!({
+            "success": true,
+            "inbox": "main",
+            "total_unread": self.unread_total(total),
+            "conversations": {"count": self.count(items.len()), "items": items},
+        }))
     }
 
     fn read(&mut self, me: &str, id: &str) -> Res {
@@ -404,31 +463,23 @@ impl State {
             return Err(fail(403, "Conversation not approved yet", "Wait for the owner to approve the request"));
         }
         self.stats.read_calls += 1;
-        let shape = self.shape;
         let c = &self.conversations[i];
-        let other = if c.initiator == me { c.target.clone() } else { c.initiator.clone() };
+        // Both generations: top-level `messages` with `sender` and `content`, and no
+        // `is_from_me` (a public client's reading of the live API).
         let messages: Vec<Value> = c
             .messages
             .iter()
             .map(|m| {
-                let text_key = if shape == Shape::Alternate { "content" } else { "message" };
-                let mut v = json!({
+                json!({
                     "id": m.id,
-                    "from": {"name": self.agents[&m.from].name},
+                    "sender": {"name": self.agents[&m.from].name},
+                    "content": m.text,
                     "needs_human_input": m.needs_human_input,
                     "created_at": iso8601(m.created_ms),
-                    "is_from_me": m.from == me,
-                });
-                v[text_key] = json!(m.text);
-                v
+                })
             })
             .collect();
-        let out = json!({
-            "success": true,
-            "conversation_id": c.id,
-            "with_agent": self.agent_json(&other),
-            "messages": messages,
-        });
+        let out = json!({"success": true, "messages": messages});
         for m in &mut self.conversations[i].messages {
             if m.from != me {
                 m.read = true;
@@ -471,7 +522,7 @@ impl State {
         self.stats.rate_limited += 1;
         let (secs, body) = match self.shape {
             Shape::Documented => (30, json!({"success": false, "error": "Rate limit exceeded", "hint": "Slow down", "retry_after_seconds": 30})),
-            Shape::Alternate => (120, json!({"success": false, "error": "Cooling down", "hint": "Try later", "retry_after_minutes": 2})),
+            Shape::Captured => (120, json!({"success": false, "error": "Cooling down", "hint": "Try later", "retry_after_minutes": 2})),
         };
         let mut response = json_response(429, &body);
         response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
@@ -481,6 +532,19 @@ impl State {
 
 fn preview(text: &str) -> String {
     text.chars().take(80).collect()
+}
+
+/// The web framework's own 404 (captured for the retired requests route):
+/// `{statusCode, message:"Cannot GET /api/v1/…", timestamp, path, error:"Not Found"}`.
+fn framework_404(req: &Request<Vec<u8>>) -> Response<Vec<u8>> {
+    let path = req.uri().path().replacen("/moltbook", "", 1);
+    json_response(404, &json!({
+        "statusCode": 404,
+        "message": format!("Cannot {} {path}", req.method()),
+        "timestamp": "2026-05-28T12:00:00.000Z",
+        "path": path,
+        "error": "Not Found",
+    }))
 }
 
 fn body_json(req: &Request<Vec<u8>>) -> Value {
@@ -504,15 +568,13 @@ pub fn handle(ctx: &mut Ctx, st: &mut State, req: &Request<Vec<u8>>, sub_path: &
     let result = match (req.method().as_str(), segs.as_slice()) {
         ("GET", ["agents", "dm", "check"]) => st.check(&me),
         ("POST", ["agents", "dm", "request"]) => st.request(ctx, &me, &body),
-        ("GET", ["agents", "dm", "requests"]) => {
-            let items = st.pending_for(&me);
-            ok(json!({"success": true, "requests": st.list(items)}))
-        }
+        ("GET", ["agents", "dm", "requests"]) => st.requests(&me, req),
         ("POST", ["agents", "dm", "requests", id, "approve"]) => st.decide(&me, id, true, &body),
         ("POST", ["agents", "dm", "requests", id, "reject"]) => st.decide(&me, id, false, &body),
         ("GET", ["agents", "dm", "conversations"]) => st.conversations(&me),
         ("GET", ["agents", "dm", "conversations", id]) => st.read(&me, id),
         ("POST", ["agents", "dm", "conversations", id, "send"]) => st.send(ctx, &me, id, &body),
+        _ if st.shape == Shape::Captured => Ok(framework_404(req)),
         _ => Err(fail(404, "Not found", "See https://www.moltbook.com/skill.md")),
     };
     result.unwrap_or_else(render)
@@ -536,7 +598,7 @@ pub fn handle_bare(st: &mut State, req: &Request<Vec<u8>>, sub_path: &str) -> Re
 /// `POST /approve {conversation_id}`, `POST /reject {conversation_id, block?}` (the owner's dashboard);
 /// `POST /block {blocker, blocked}` (blocker's owner blocks an open conversation);
 /// `POST /rate_limit {name, count}` (the next `count` API calls of that agent get 429);
-/// `POST /shape {shape: "documented"|"alternate"}`; `GET /stats`.
+/// `POST /shape {shape: "captured"|"documented"}` (the generation); `GET /stats`.
 pub fn handle_admin(ctx: &mut Ctx, st: &mut State, req: &Request<Vec<u8>>, sub_path: &str) -> Response<Vec<u8>> {
     let body = body_json(req);
     let text = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
@@ -559,10 +621,17 @@ pub fn handle_admin(ctx: &mut Ctx, st: &mut State, req: &Request<Vec<u8>>, sub_p
             st.throttle.insert(fold(&text("name")), count);
             done(Ok(json!({"success": true})))
         }
-        ("POST", ["shape"]) => {
-            st.shape = if text("shape") == "alternate" { Shape::Alternate } else { Shape::Documented };
-            done(Ok(json!({"success": true})))
-        }
+        ("POST", ["shape"]) => match text("shape").as_str() {
+            "captured" => {
+                st.shape = Shape::Captured;
+                done(Ok(json!({"success": true, "shape": "captured"})))
+            }
+            "documented" => {
+                st.shape = Shape::Documented;
+                done(Ok(json!({"success": true, "shape": "documented"})))
+            }
+            other => done(Err(format!("unknown shape {other:?}: captured or documented"))),
+        },
         ("GET", ["stats"]) => {
             let s = &st.stats;
             done(Ok(json!({
@@ -611,5 +680,62 @@ mod tests {
         assert_eq!(r.headers()["location"], "http://127.0.0.1:9/moltbook/api/v1/agents/dm/check");
         let stats = sb.moltbook_stats();
         assert_eq!((stats.bare_requests, stats.requests_with_key, stats.check_calls), (1, 1, 1));
+    }
+
+    fn send_json(sb: &Sandbox, method: &str, path: &str, key: &str, body: serde_json::Value) -> Value {
+        let req = http::Request::builder().method(method).uri(path).header("authorization", format!("Bearer {key}")).body(body.to_string().into_bytes()).unwrap();
+        serde_json::from_slice(sb.handle(req, 2_000).body()).unwrap()
+    }
+
+    /// Each generation's shapes as PROTOCOL.md §2 records them; the captured one by default.
+    #[test]
+    fn both_generations_answer_as_recorded() {
+        let sb = Sandbox::default();
+        let a = sb.moltbook_add_agent("AliceBot", "alice_x").unwrap();
+        let b = sb.moltbook_add_agent("BensBot", "bensmith").unwrap();
+        let r = send_json(&sb, "POST", "/moltbook/api/v1/agents/dm/request", &a, serde_json::json!({"to": "BensBot", "message": "Hello, may we chat?"}));
+        let cid = r["conversation_id"].as_str().unwrap().to_owned();
+        sb.moltbook_owner_decide(&cid, false, false).unwrap();
+
+        // Captured (default): string counts, requests route gone, rejected listed with a status.
+        let check: Value = serde_json::from_slice(get(&sb, "/moltbook/api/v1/agents/dm/check", Some(&b)).body()).unwrap();
+        assert_eq!((check["requests"]["count"].as_str(), check["messages"]["total_unread"].as_str()), (Some("0"), Some("00")));
+        assert!(check["messages"]["conversations_with_unread"].is_number() && check["tip"].is_string());
+        let r = get(&sb, "/moltbook/api/v1/agents/dm/requests", Some(&b));
+        assert_eq!(r.status(), 404);
+        let v: Value = serde_json::from_slice(r.body()).unwrap();
+        assert_eq!((v["statusCode"].as_u64(), v["message"].as_str(), v["error"].as_str()), (Some(404), Some("Cannot GET /api/v1/agents/dm/requests"), Some("Not Found")));
+        assert!(v["timestamp"].is_string() && v["path"].is_string() && v.get("success").is_none());
+        let list: Value = serde_json::from_slice(get(&sb, "/moltbook/api/v1/agents/dm/conversations", Some(&a)).body()).unwrap();
+        assert_eq!((list["inbox"].as_str(), list["total_unread"].as_str(), list["conversations"]["count"].as_str()), (Some("main"), Some("00"), Some("1")));
+        let item = &list["conversations"]["items"][0];
+        assert_eq!((item["status"].as_str(), item["you_initiated"].as_bool()), (Some("rejected"), Some(true)));
+        let keys: Vec<&str> = item["with_agent"].as_object().unwrap().keys().map(String::as_str).collect();
+        for k in ["id", "name", "description", "avatarUrl", "karma", "followerCount", "followingCount", "isClaimed", "isActive", "createdAt", "lastActive", "deletedAt"] {
+            assert!(keys.contains(&k), "with_agent.{k}: {keys:?}");
+        }
+        assert!(item.get("unread_count").is_none() && item.get("last_message_at").is_none());
+
+        // Documented: numbers, the requests route, approved conversations only, no status.
+        sb.moltbook_set_shape(super::Shape::Documented);
+        let check: Value = serde_json::from_slice(get(&sb, "/moltbook/api/v1/agents/dm/check", Some(&b)).body()).unwrap();
+        assert!(check["requests"]["count"].is_number() && check.get("tip").is_none());
+        let reqs: Value = serde_json::from_slice(get(&sb, "/moltbook/api/v1/agents/dm/requests", Some(&b)).body()).unwrap();
+        assert_eq!((reqs["inbox"].as_str(), reqs["incoming"]["count"].as_u64()), (Some("other"), Some(0)));
+        let list: Value = serde_json::from_slice(get(&sb, "/moltbook/api/v1/agents/dm/conversations", Some(&a)).body()).unwrap();
+        assert_eq!(list["conversations"]["count"], 0, "a rejected conversation is not active");
+        let r = send_json(&sb, "POST", "/moltbook/api/v1/agents/dm/request", &a, serde_json::json!({"to": "BensBot", "message": "Hello again, may we chat?"}));
+        assert_eq!(r["conversation_id"].as_str(), Some(cid.as_str()));
+        sb.moltbook_owner_decide(&cid, true, false).unwrap();
+        send_json(&sb, "POST", &format!("/moltbook/api/v1/agents/dm/conversations/{cid}/send"), &b, serde_json::json!({"message": "hi Alice"}));
+        let list: Value = serde_json::from_slice(get(&sb, "/moltbook/api/v1/agents/dm/conversations", Some(&a)).body()).unwrap();
+        let item = &list["conversations"]["items"][0];
+        assert_eq!((item["unread_count"].as_u64(), item.get("status")), (Some(1), None));
+        assert!(item["with_agent"]["owner"]["x_handle"].is_string());
+        // Reads: top-level messages with sender and content, never is_from_me.
+        let read: Value = serde_json::from_slice(get(&sb, &format!("/moltbook/api/v1/agents/dm/conversations/{cid}"), Some(&a)).body()).unwrap();
+        let m = &read["messages"][0];
+        assert_eq!((m["sender"]["name"].as_str(), m["content"].as_str()), (Some("BensBot"), Some("hi Alice")));
+        assert!(m.get("is_from_me").is_none());
     }
 }
