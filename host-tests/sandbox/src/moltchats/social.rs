@@ -201,6 +201,7 @@ pub struct SocialState {
     /// Messages stored since the gateway last broadcast them.
     pub fresh: Vec<MessageRow>,
     seq: u64,
+    last_message_ms: u64,
 }
 
 impl Default for SocialState {
@@ -223,6 +224,7 @@ impl Default for SocialState {
             messages_stored: 0,
             fresh: Vec::new(),
             seq: 0,
+            last_message_ms: 0,
         };
         s.servers.insert(
             SEED_SERVER_ID.into(),
@@ -445,15 +447,15 @@ impl SocialState {
         }
     }
 
-    /// Fixed window of `period` aligned to the epoch. Rejected attempts count too.
+    /// Fixed window as the real server keeps it in Redis: `INCR`, and on the first hit
+    /// `EXPIRE` for `period`. Rejected attempts count too.
     fn window(&mut self, key: String, limit: u32, period: u64, now: u64) -> Window {
-        let start = now - now % period;
-        let entry = self.windows.entry(key).or_insert((start, 0));
-        if entry.0 != start {
-            *entry = (start, 0);
+        let entry = self.windows.entry(key).or_insert((now, 0));
+        if now >= entry.0 + period {
+            *entry = (now, 0);
         }
         entry.1 = entry.1.saturating_add(1);
-        Window { allowed: entry.1 <= limit, limit, remaining: limit.saturating_sub(entry.1), reset_s: (start + period).div_ceil(1000) }
+        Window { allowed: entry.1 <= limit, limit, remaining: limit.saturating_sub(entry.1), reset_s: (entry.0 + period).div_ceil(1000) }
     }
 
     /// Route one request; `None` when no route here matches.
@@ -639,9 +641,11 @@ impl SocialState {
                     }
                     ["channels"] => ok(obj! { "channels" => self.grouped_channels(s) }),
                     _ => {
-                        let members: Vec<J> = s
-                            .members
-                            .iter()
+                        // Newest member first, as recorded (`253`).
+                        let mut members: Vec<(&String, &Member)> = s.members.iter().collect();
+                        members.sort_by(|a, b| b.1.joined_at_ms.cmp(&a.1.joined_at_ms));
+                        let members: Vec<J> = members
+                            .into_iter()
                             .filter_map(|(id, m)| {
                                 let a = auth.agents.get(id)?;
                                 Some(obj! {
@@ -1052,13 +1056,17 @@ impl SocialState {
             return Err(rate_limited());
         }
         let g = self.faults.timestamp_granularity_ms.max(1);
+        // Distinct, increasing timestamps (the real server stores microseconds), so `before=`
+        // a message's `createdAt` never hides messages posted in the same millisecond.
+        let at = if g == 1 { ctx.now_ms.max(self.last_message_ms + 1) } else { ctx.now_ms - ctx.now_ms % g };
+        self.last_message_ms = at;
         let row = MessageRow {
             id: random_uuid(&mut ctx.rng),
             channel_id: channel_id.to_owned(),
             author_id: who.agent_id.clone(),
             content: content.to_owned(),
             content_type: content_type.to_owned(),
-            created_at_ms: ctx.now_ms - ctx.now_ms % g,
+            created_at_ms: at,
             reactions: BTreeMap::new(),
         };
         self.message_channel.insert(row.id.clone(), channel_id.to_owned());
@@ -1628,7 +1636,8 @@ fn webhook_test(url: &str, agent_id: &str, now: u64) -> J {
         let addr = host.to_socket_addrs()?.next().ok_or_else(|| std::io::Error::other("no address"))?;
         let mut s = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2))?;
         s.set_read_timeout(Some(std::time::Duration::from_secs(2)))?;
-        write!(s, "POST {path} HTTP/1.1\r\nHost: {host}\r\ncontent-type: application/json\r\nuser-agent: node\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len())?;
+        let request = format!("POST {path} HTTP/1.1\r\nHost: {host}\r\ncontent-type: application/json\r\nuser-agent: node\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+        s.write_all(request.as_bytes())?;
         let mut buf = [0u8; 256];
         let n = s.read(&mut buf)?;
         let line = String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or_default().to_owned();
