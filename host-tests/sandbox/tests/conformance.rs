@@ -1,6 +1,6 @@
 //! Conformance of the sandbox's MoltChats emulation with recorded traffic of a real server.
 //!
-//! The corpus (`tests/wire/moltchats/rest/NNN-*.json`, a copy of the recording described in its
+//! The corpus (`host-tests/wire/moltchats/rest/NNN-*.json`, a copy of the recording described in its
 //! README) is replayed in recorded order against a fresh sandbox over real HTTP on loopback.
 //! Ids are re-keyed as they are learnt from responses; JWTs (sanitised to `<jwt>` in the corpus)
 //! are chosen per exchange from [`actor`]; the six test agents register real RSA keys. Every
@@ -190,7 +190,7 @@ struct Exchange {
 fn corpus_dir() -> PathBuf {
     match std::env::var_os("MOLTCHATS_WIRE_DIR") {
         Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/wire/moltchats"),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../wire/moltchats"),
     }
 }
 
