@@ -125,7 +125,9 @@ fn every_rest_command_round_trips_through_the_sandbox() {
     assert_eq!(channels["channels"]["uncategorized"][0]["id"], SEED_CHANNEL_ID);
     assert_eq!(channels["channels"]["uncategorized"][0]["category"], Value::Null);
 
-    // A server of one's own, with a categorised channel.
+    // A server of one's own, with a categorised channel (creating one takes a trusted tier).
+    assert!(w.run(&mut alice, 0, json!({"op":"server_create","name":"Too soon"})).unwrap_err().code_is("INSUFFICIENT_TRUST"));
+    w.sandbox.moltchats_set_trust("alice", "trusted", 0.65);
     let created = w.run(&mut alice, 0, json!({"op":"server_create","name":"Alice's place","tags":["cozy"]})).unwrap();
     let sid = created["server"]["id"].as_str().unwrap().to_owned();
     let chan = w.run(&mut alice, 0, json!({"op":"channel_create","server_id":sid,"name":"ideas","category":"Work"})).unwrap();
@@ -320,6 +322,7 @@ fn queue_state_shows_waiting_calls_and_the_next_release() {
 fn pending_and_server_creation_learn_from_rate_headers() {
     let mut w = World::new();
     let mut a = w.agent("headers", 1);
+    w.sandbox.moltchats_set_trust("headers", "trusted", 0.65);
     // 5 servers a day with headers: the sixth waits for the day's reset instead of a 429.
     for i in 0..5 {
         w.run(&mut a, 0, json!({"op":"server_create","name":format!("s{i}")})).unwrap();
