@@ -3,7 +3,7 @@
 
 use http::{Response, StatusCode, header};
 use rand_core::Rng;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// Content type of every sandbox response.
 pub const JSON_CONTENT_TYPE: &str = "application/json; charset=utf-8";
@@ -26,6 +26,11 @@ impl ApiError {
             code: Some(code),
             message: message.into(),
         }
+    }
+
+    /// A 500 as Fastify renders an uncaught exception: no `code`, the raw exception text.
+    pub fn internal(message: impl Into<String>) -> Self {
+        ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, code: None, message: message.into() }
     }
 
     pub fn validation(message: impl Into<String>) -> Self {
@@ -51,8 +56,128 @@ pub fn reason(status: u16) -> &'static str {
         .unwrap_or("Unknown")
 }
 
-/// JSON response with the given status and body.
-pub fn json_response(status: u16, body: &Value) -> Response<Vec<u8>> {
+/// A JSON value that keeps object keys in insertion order. The real MoltChats server's key
+/// order is part of the recorded contract, and `serde_json::Value` (without `preserve_order`,
+/// which the workspace does not enable) sorts keys.
+#[derive(Debug, Clone, PartialEq)]
+pub enum J {
+    Null,
+    Bool(bool),
+    Num(serde_json::Number),
+    Str(String),
+    Arr(Vec<J>),
+    Obj(Vec<(String, J)>),
+}
+
+impl J {
+    /// Value of `key` if this is an object holding it.
+    pub fn get(&self, key: &str) -> Option<&J> {
+        match self {
+            J::Obj(kv) => kv.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// Convert to a (key-sorted) `serde_json::Value`.
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).expect("J serialises")
+    }
+}
+
+impl serde::Serialize for J {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        match self {
+            J::Null => s.serialize_unit(),
+            J::Bool(b) => s.serialize_bool(*b),
+            J::Num(n) => n.serialize(s),
+            J::Str(v) => s.serialize_str(v),
+            J::Arr(items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for i in items {
+                    seq.serialize_element(i)?;
+                }
+                seq.end()
+            }
+            J::Obj(kv) => {
+                let mut map = s.serialize_map(Some(kv.len()))?;
+                for (k, v) in kv {
+                    map.serialize_entry(k, v)?;
+                }
+                map.end()
+            }
+        }
+    }
+}
+
+impl From<&str> for J {
+    fn from(v: &str) -> Self {
+        J::Str(v.to_owned())
+    }
+}
+impl From<String> for J {
+    fn from(v: String) -> Self {
+        J::Str(v)
+    }
+}
+impl From<&String> for J {
+    fn from(v: &String) -> Self {
+        J::Str(v.clone())
+    }
+}
+impl From<bool> for J {
+    fn from(v: bool) -> Self {
+        J::Bool(v)
+    }
+}
+macro_rules! j_from_int {
+    ($($t:ty),*) => {$(
+        impl From<$t> for J {
+            fn from(v: $t) -> Self {
+                J::Num(serde_json::Number::from(v))
+            }
+        }
+    )*};
+}
+j_from_int!(u64, u32, u16, usize, i64, i32);
+impl From<f64> for J {
+    fn from(v: f64) -> Self {
+        serde_json::Number::from_f64(v).map_or(J::Null, J::Num)
+    }
+}
+impl<T: Into<J>> From<Option<T>> for J {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(J::Null, Into::into)
+    }
+}
+impl<T: Into<J>> From<Vec<T>> for J {
+    fn from(v: Vec<T>) -> Self {
+        J::Arr(v.into_iter().map(Into::into).collect())
+    }
+}
+impl From<&Value> for J {
+    fn from(v: &Value) -> Self {
+        match v {
+            Value::Null => J::Null,
+            Value::Bool(b) => J::Bool(*b),
+            Value::Number(n) => J::Num(n.clone()),
+            Value::String(s) => J::Str(s.clone()),
+            Value::Array(a) => J::Arr(a.iter().map(J::from).collect()),
+            Value::Object(o) => J::Obj(o.iter().map(|(k, v)| (k.clone(), J::from(v))).collect()),
+        }
+    }
+}
+
+/// An ordered JSON object: `obj! { "a" => 1, "b" => "x" }`.
+#[macro_export]
+macro_rules! obj {
+    ($($k:expr => $v:expr),* $(,)?) => {
+        $crate::common::J::Obj(vec![$((($k).to_string(), $crate::common::J::from($v))),*])
+    };
+}
+
+/// JSON response with the given status and body (a `Value`, a [`J`], anything serialisable).
+pub fn json_response<T: serde::Serialize + ?Sized>(status: u16, body: &T) -> Response<Vec<u8>> {
     let bytes = serde_json::to_vec(body).expect("serialize json");
     Response::builder()
         .status(status)
@@ -63,32 +188,18 @@ pub fn json_response(status: u16, body: &Value) -> Response<Vec<u8>> {
 
 /// Error body with a machine `code`.
 pub fn json_error(status: u16, code: &str, message: &str) -> Response<Vec<u8>> {
-    json_response(
-        status,
-        &json!({
-            "statusCode": status,
-            "code": code,
-            "error": reason(status),
-            "message": message,
-        }),
-    )
+    json_response(status, &crate::obj! { "statusCode" => status, "code" => code, "error" => reason(status), "message" => message })
 }
 
 /// Error body without `code` (framework-level: unknown route, 413, 500).
 pub fn json_error_no_code(status: u16, message: &str) -> Response<Vec<u8>> {
-    json_response(
-        status,
-        &json!({
-            "statusCode": status,
-            "error": reason(status),
-            "message": message,
-        }),
-    )
+    json_response(status, &crate::obj! { "statusCode" => status, "error" => reason(status), "message" => message })
 }
 
-/// Fastify-style unknown-route 404: `Route GET:/x not found`.
+/// Fastify's default unknown-route 404 (its own key order): `Route GET:/x not found`.
 pub fn route_not_found(method: &http::Method, path_and_query: &str) -> Response<Vec<u8>> {
-    json_error_no_code(404, &format!("Route {method}:{path_and_query} not found"))
+    let message = format!("Route {method}:{path_and_query} not found");
+    json_response(404, &crate::obj! { "message" => message, "error" => "Not Found", "statusCode" => 404 })
 }
 
 /// Parse a JSON object body. Empty body or malformed JSON → 400 VALIDATION_ERROR.
@@ -102,6 +213,37 @@ pub fn parse_json_body(body: &[u8]) -> Result<Value, ApiError> {
         return Err(ApiError::validation("body must be object"));
     }
     Ok(v)
+}
+
+/// A MoltChats request body as the handlers see it. No body (and no JSON content type) and
+/// non-JSON content types (Fastify's text parser) give an empty object; a JSON content type with
+/// an empty or malformed body is a 500, as on the real server (`030`, `031`).
+pub fn moltchats_body<B: AsRef<[u8]>>(req: &http::Request<B>) -> Result<Value, ApiError> {
+    let body = req.body().as_ref();
+    let is_json = header_str(req, "content-type").is_some_and(|c| c.to_ascii_lowercase().contains("json"));
+    if !is_json {
+        return Ok(Value::Object(Default::default()));
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::internal("Cannot destructure property of 'request.body' as it is undefined."));
+    }
+    serde_json::from_slice(body).map_err(|_| ApiError::internal("Unexpected end of JSON input"))
+}
+
+/// Is `s` a UUID (8-4-4-4-12 hex)? Ids that are not fail in Postgres with a 500.
+pub fn is_uuid(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| if [8, 13, 18, 23].contains(&i) { *c == b'-' } else { c.is_ascii_hexdigit() })
+}
+
+/// The 500 a non-UUID id causes (the real server leaks the failed SQL; `081`).
+pub fn uuid_or_500(id: &str, table: &str) -> Result<(), ApiError> {
+    if is_uuid(id) {
+        Ok(())
+    } else {
+        Err(ApiError::internal(format!("Failed query: select from \"{table}\" where \"{table}\".\"id\" = $1 limit $2\nparams: {id},1")))
+    }
 }
 
 /// Required string field of a JSON object body.
@@ -191,6 +333,7 @@ pub fn path_and_query<B>(req: &http::Request<B>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn iso_dates() {

@@ -159,6 +159,9 @@ impl Sandbox {
         if let Some(sub) = strip_prefix(&path, MOLTCHATS_API_PREFIX) {
             return moltchats::handle(&mut st.ctx, &mut st.moltchats, &req, sub);
         }
+        if let Some(resp) = moltchats::meta(&st.ctx, &req) {
+            return resp;
+        }
         if let Some(sub) = strip_prefix(&path, MOLTBOOK_API_PREFIX) {
             return moltbook::handle(&mut st.ctx, &mut st.moltbook, &req, sub);
         }
@@ -290,6 +293,41 @@ impl Sandbox {
     /// MoltChats WS: the server closes session `id` with `code` (fault hook).
     pub fn ws_close(&self, id: moltchats::gateway::SessionId, code: u16, reason: &str) {
         self.lock().moltchats.gateway.close(id, code, reason)
+    }
+
+    /// MoltChats test fixture: give an agent a trust row (`tier` like `trusted`, `quarantined`),
+    /// as the recording did directly in Postgres. In-process only, not an HTTP route.
+    pub fn moltchats_set_trust(&self, username: &str, tier: &str, score: f64) -> bool {
+        let st = &mut *self.lock();
+        let now = st.ctx.now_ms;
+        let Some(id) = st.moltchats.auth.agent_id_by_username(username) else { return false };
+        let agent = st.moltchats.auth.agents.get_mut(&id).expect("indexed agent");
+        agent.trust = Some(moltchats::auth::Trust { tier: tier.to_owned(), score, computed_at_ms: now });
+        true
+    }
+
+    /// MoltChats test fixture: a trust challenge against `suspect` in `channel_id` with one
+    /// `ai` vote by `voter` (the recording inserted one in Postgres). Returns its id.
+    pub fn moltchats_add_trust_challenge(&self, suspect: &str, channel_id: &str, voter: &str) -> Option<String> {
+        let st = &mut *self.lock();
+        let auth = &st.moltchats.auth;
+        let (suspect, voter) = (auth.agent_id_by_username(suspect)?, auth.agent_id_by_username(voter)?);
+        let id = common::random_uuid(&mut st.ctx.rng);
+        let now = st.ctx.now_ms;
+        st.moltchats.social.challenges.push(moltchats::social::TrustChallenge {
+            id: id.clone(),
+            suspect,
+            channel_id: channel_id.to_owned(),
+            created_at_ms: now,
+            votes: vec![(voter, "ai".to_owned(), now)],
+        });
+        Some(id)
+    }
+
+    /// MoltChats test fixture: forget the registration rate-limit window (the recording
+    /// deleted the Redis key between registration batches).
+    pub fn moltchats_reset_register_limit(&self) {
+        self.lock().moltchats.auth.reset_register_window();
     }
 
     /// MoltChats: revoke one access token by its `jti` (requests with it get 401 TOKEN_REVOKED).

@@ -211,7 +211,8 @@ fn register_verify_and_profile() {
     assert_eq!(v["username"], "test_agent");
     assert_eq!(v["capabilities"], json!(["chat"]));
     assert_eq!(v["createdAt"], "2026-01-01T00:00:00.000Z");
-    assert_eq!(v["lastSeenAt"], "2026-01-01T00:00:02.000Z");
+    // Only WebSocket presence sets lastSeenAt on the real server (recorded `035`).
+    assert!(v["lastSeenAt"].is_null());
     assert_eq!(v["karma"], 0);
     assert!(v["trustTier"].is_null() && v["displayName"].is_null());
 
@@ -356,10 +357,11 @@ fn bad_signature_keeps_challenge_and_bad_key_or_agent() {
     );
     let id = v["agentId"].as_str().unwrap();
     let ch = v["challenge"].as_str().unwrap();
+    // A key that is not PEM fails as a bad signature (recorded `025`).
     expect(
         verify(&sb, id, &sign(ch), T0),
         400,
-        Some("INVALID_PUBLIC_KEY"),
+        Some("INVALID_SIGNATURE"),
     );
 }
 
@@ -397,8 +399,10 @@ fn reauth_challenge_mints_independent_pair() {
             T0,
         )
     };
-    expect(ch(&unverified), 403, Some("AGENT_NOT_VERIFIED"));
-    expect(ch("nope"), 404, Some("AGENT_NOT_FOUND"));
+    // Never-verified agents are "not found" (recorded `038`); a non-UUID id is a 500 (`028`).
+    expect(ch(&unverified), 404, Some("AGENT_NOT_FOUND"));
+    expect(ch("00000000-0000-4000-8000-000000000000"), 404, Some("AGENT_NOT_FOUND"));
+    assert_eq!(ch("nope").status(), 500);
 
     let first = login(&sb, "reauth", T0);
     let v = expect(ch(&first.agent_id), 200, None);
@@ -416,7 +420,7 @@ fn reauth_challenge_mints_independent_pair() {
     expect(me(&sb, &second.token, T0), 200, None);
     expect(refresh(&sb, &first.refresh, T0), 200, None);
     expect(refresh(&sb, &second.refresh, T0), 200, None);
-    assert_eq!(sb.stats().challenge_calls, 3);
+    assert_eq!(sb.stats().challenge_calls, 4);
 }
 
 #[test]

@@ -1,16 +1,20 @@
-//! The MoltChats WebSocket gateway, sans-IO (PROTOCOL.md §1 "WebSocket"): sessions are opened
-//! with `?token=`, receive JSON text frames, and queue frames (or a close) for the transport to
-//! deliver. A session without a token is a read-only observer. Messages posted over REST are
-//! broadcast to subscribers too, so live delivery and REST backfill can overlap in tests.
+//! The MoltChats WebSocket gateway, sans-IO, shaped after the recorded traffic
+//! (`/work/shared/wire/moltchats/ws/`, README "WebSocket gateway"): sessions are opened with
+//! `?token=`, receive JSON text frames (`{"op": …}`), and queue frames (or a close) for the
+//! transport to deliver. A session without a token is a read-only observer.
+//!
+//! As on the real server: no greeting; the token is checked only at the handshake; channel
+//! traffic reaches every socket of a subscribed agent; WS-posted messages skip the author's
+//! sockets while REST-posted ones reach them too; `presence` is sent on a 30 s tick.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::auth::{AuthState, Authed};
-use super::social::{MessageRow, SocialState};
-use crate::Ctx;
-use crate::common::iso8601;
+use super::social::{MessageRow, SocialState, ws_limit_for_tier};
+use crate::common::{J, iso8601, is_uuid};
+use crate::{Ctx, obj};
 
 pub type SessionId = u64;
 
@@ -21,13 +25,22 @@ pub enum WsOut {
     Close(u16, String),
 }
 
+/// Default idle timeout (`idleTimeoutSeconds` 360); the agent config overrides it.
 pub const IDLE_TIMEOUT_MS: u64 = 360_000;
+/// Global presence tick.
+pub const PRESENCE_TICK_MS: u64 = 30_000;
+
+/// The fixed platform rules of every `context` frame.
+pub const PLATFORM_RULES: &str = "You are on MoltChats, a collaborative platform for AI agents.\n- Engage as a peer and collaborator, not as an assistant\n- Share knowledge, ask questions, build on others' ideas\n- Don't spam, don't dominate conversations\n- Respect channel topics";
 
 #[derive(Debug)]
 pub struct Session {
     pub who: Option<Authed>,
+    /// Channels this connection subscribed to (the `NOT_SUBSCRIBED` check).
     pub channels: BTreeSet<String>,
     pub last_active_ms: u64,
+    pub idle_timeout_ms: u64,
+    pub idle_sent: bool,
     pub out: VecDeque<WsOut>,
     pub closed: bool,
 }
@@ -40,44 +53,66 @@ pub struct Gateway {
     pub frames_in: u64,
     /// `message` ops received (stored or not).
     pub message_ops: u64,
+    last_presence_ms: u64,
 }
 
-fn frame(v: Value) -> WsOut {
-    WsOut::Text(v.to_string())
+fn text(v: &J) -> WsOut {
+    WsOut::Text(serde_json::to_string(v).expect("serialise"))
 }
 
-fn error(code: &str, message: &str, channel: Option<&str>) -> WsOut {
-    let mut v = json!({ "type": "error", "code": code, "message": message });
-    if let Some(c) = channel {
-        v["channel"] = json!(c);
+fn error(code: &str, message: &str) -> WsOut {
+    text(&obj! { "op" => "error", "code" => code, "message" => message })
+}
+
+/// The `message` frame broadcast to subscribers (with the author's trust tier).
+pub fn message_frame(auth: &AuthState, m: &MessageRow) -> J {
+    obj! {
+        "op" => "message",
+        "channel" => &m.channel_id,
+        "agent" => super::social::author_json(auth, &m.author_id),
+        "content" => &m.content,
+        "contentType" => &m.content_type,
+        "id" => &m.id,
+        "timestamp" => iso8601(m.created_at_ms),
+        "trustTier" => auth.tier(&m.author_id),
     }
-    frame(v)
-}
-
-/// The `message` frame broadcast to subscribers.
-pub fn message_frame(auth: &AuthState, m: &MessageRow) -> Value {
-    json!({
-        "type": "message",
-        "channel": m.channel_id,
-        "id": m.id,
-        "content": m.content,
-        "contentType": m.content_type,
-        "timestamp": iso8601(m.created_at_ms),
-        "agent": super::social::author_json(auth, &m.author_id),
-    })
 }
 
 impl Gateway {
     /// Open a session. A bad token closes it at once with 4001 (as the real server does after
-    /// the upgrade); no token gives a read-only observer.
+    /// the upgrade); a quarantined agent gets 4003; no token gives a read-only observer.
     pub fn open(&mut self, ctx: &Ctx, auth: &mut AuthState, token: Option<&str>) -> SessionId {
         self.next += 1;
         let id = self.next;
-        let mut s = Session { who: None, channels: BTreeSet::new(), last_active_ms: ctx.now_ms, out: VecDeque::new(), closed: false };
-        match token.map(|t| auth.check_token(ctx, t)) {
-            Some(Ok(who)) => s.who = Some(who),
-            Some(Err(e)) => {
-                s.out.push_back(error("AUTH_FAILED", &e.message, None));
+        let mut s = Session {
+            who: None,
+            channels: BTreeSet::new(),
+            last_active_ms: ctx.now_ms,
+            idle_timeout_ms: IDLE_TIMEOUT_MS,
+            idle_sent: false,
+            out: VecDeque::new(),
+            closed: false,
+        };
+        match token.filter(|t| !t.is_empty()).map(|t| auth.check_token(ctx, t)) {
+            Some(Ok(who)) if auth.tier(&who.agent_id) == "quarantined" => {
+                s.out.push_back(text(&obj! { "op" => "quarantined", "reason" => "Agent is quarantined" }));
+                s.out.push_back(WsOut::Close(4003, "Agent is quarantined".into()));
+                s.closed = true;
+            }
+            Some(Ok(who)) => {
+                if let Some(a) = auth.agents.get_mut(&who.agent_id) {
+                    a.last_seen_at_ms = Some(ctx.now_ms);
+                    s.idle_timeout_ms = a.config.idle_timeout_s * 1000;
+                }
+                s.who = Some(who);
+            }
+            Some(Err(e)) if e.code == Some("TOKEN_REVOKED") || e.code == Some("INVALID_CREDENTIALS") && auth_has_valid_signature(ctx, token) => {
+                s.out.push_back(error("TOKEN_INVALID", "Token is invalid or revoked"));
+                s.out.push_back(WsOut::Close(4001, "Token invalid".into()));
+                s.closed = true;
+            }
+            Some(Err(_)) => {
+                s.out.push_back(error("AUTH_FAILED", "Token verification failed"));
                 s.out.push_back(WsOut::Close(4001, "Authentication failed".into()));
                 s.closed = true;
             }
@@ -107,105 +142,161 @@ impl Gateway {
         }
     }
 
-    /// Time passes: idle sessions get 4002, sessions whose token was revoked or expired 4001.
-    pub fn tick(&mut self, ctx: &Ctx, auth: &AuthState) {
+    /// Agents subscribed to `channel` on any of their sockets.
+    fn subscribers(&self, channel: &str) -> BTreeSet<String> {
+        self.sessions
+            .values()
+            .filter(|s| !s.closed && s.channels.contains(channel))
+            .filter_map(|s| s.who.as_ref().map(|w| w.agent_id.clone()))
+            .collect()
+    }
+
+    /// Time passes: idle sessions get `IDLE_TIMEOUT` + 4002; every 30 s a `presence` snapshot
+    /// goes to every subscriber of every channel. The token is not re-checked (`19a`, `20`).
+    pub fn tick(&mut self, ctx: &Ctx, _auth: &AuthState) {
         for s in self.sessions.values_mut().filter(|s| !s.closed) {
-            if ctx.now_ms >= s.last_active_ms + IDLE_TIMEOUT_MS {
-                s.out.push_back(error("IDLE_TIMEOUT", "Connection idle", None));
+            if ctx.now_ms >= s.last_active_ms + s.idle_timeout_ms {
+                s.out.push_back(error("IDLE_TIMEOUT", "Disconnected due to inactivity"));
                 s.out.push_back(WsOut::Close(4002, "Idle timeout".into()));
                 s.closed = true;
-            } else if s.who.as_ref().is_some_and(|w| auth.revoked_jtis.contains(&w.jti)) {
-                s.out.push_back(WsOut::Close(4001, "Token revoked".into()));
-                s.closed = true;
+            }
+        }
+        if self.last_presence_ms == 0 {
+            self.last_presence_ms = ctx.now_ms;
+        }
+        if ctx.now_ms >= self.last_presence_ms + PRESENCE_TICK_MS {
+            self.last_presence_ms = ctx.now_ms;
+            let channels: BTreeSet<String> = self.sessions.values().filter(|s| !s.closed).flat_map(|s| s.channels.iter().cloned()).collect();
+            for c in channels {
+                self.send_presence(&c);
             }
         }
     }
 
-    /// Broadcast a stored message to every open session subscribed to its channel.
-    pub fn broadcast(&mut self, auth: &AuthState, m: &MessageRow, except: Option<SessionId>) {
-        let text = message_frame(auth, m).to_string();
-        for (id, s) in self.sessions.iter_mut() {
-            if !s.closed && Some(*id) != except && s.channels.contains(&m.channel_id) {
-                s.out.push_back(WsOut::Text(text.clone()));
+    /// `presence {channel, online:[agent ids]}` to every socket subscribed to `channel`.
+    fn send_presence(&mut self, channel: &str) {
+        let online: Vec<String> = self.subscribers(channel).into_iter().collect();
+        let frame = text(&obj! { "op" => "presence", "channel" => channel, "online" => online });
+        for s in self.sessions.values_mut().filter(|s| !s.closed && s.channels.contains(channel)) {
+            s.out.push_back(frame.clone());
+        }
+    }
+
+    /// Deliver a stored message to every socket of every agent subscribed to its channel
+    /// (sockets that never subscribed included, `23b`), except the sockets of `skip_agent`.
+    fn fan_out(&mut self, auth: &AuthState, m: &MessageRow, skip_agent: Option<&str>) {
+        let frame = text(&message_frame(auth, m));
+        let agents = self.subscribers(&m.channel_id);
+        let observers_too: Vec<SessionId> = self.sessions.iter().filter(|(_, s)| s.who.is_none() && s.channels.contains(&m.channel_id)).map(|(id, _)| *id).collect();
+        for (id, s) in self.sessions.iter_mut().filter(|(_, s)| !s.closed) {
+            let agent = s.who.as_ref().map(|w| w.agent_id.as_str());
+            let wanted = agent.is_some_and(|a| agents.contains(a) && Some(a) != skip_agent) || observers_too.contains(id);
+            if wanted {
+                s.out.push_back(frame.clone());
             }
         }
+    }
+
+    /// Broadcast a message posted over REST (the author's own sockets get it too, `12`).
+    pub fn broadcast(&mut self, auth: &AuthState, m: &MessageRow, _except: Option<SessionId>) {
+        self.fan_out(auth, m, None);
     }
 
     /// A text frame from the client.
-    pub fn receive(&mut self, ctx: &mut Ctx, auth: &mut AuthState, social: &mut SocialState, id: SessionId, text: &str) {
+    pub fn receive(&mut self, ctx: &mut Ctx, auth: &mut AuthState, social: &mut SocialState, id: SessionId, raw: &str) {
         self.frames_in += 1;
         let Some(s) = self.sessions.get_mut(&id) else { return };
         if s.closed {
             return;
         }
-        s.last_active_ms = ctx.now_ms;
-        let Ok(v) = serde_json::from_str::<Value>(text) else {
-            s.out.push_back(error("INVALID_JSON", "Invalid JSON", None));
+        let Ok(v) = serde_json::from_str::<Value>(raw) else {
+            s.out.push_back(error("INVALID_JSON", "Could not parse message as JSON"));
             return;
         };
-        let channels = || -> Vec<String> {
-            v.get("channels").and_then(Value::as_array).map(|a| a.iter().filter_map(|c| c.as_str().map(str::to_owned)).collect()).unwrap_or_default()
-        };
-        match v.get("op").and_then(Value::as_str) {
-            Some("ping") => s.out.push_back(frame(json!({ "type": "pong" }))),
-            Some("subscribe") => {
-                for c in channels() {
-                    let readable = match social.channels.get(&c) {
-                        None => false,
-                        Some(ch) => match &ch.server_id {
-                            None => s.who.as_ref().is_some_and(|w| ch.participants.contains(&w.agent_id)),
-                            Some(sid) => social.servers.get(sid).is_some_and(|srv| srv.is_public || s.who.as_ref().is_some_and(|w| srv.members.contains(&w.agent_id))),
-                        },
-                    };
-                    if !readable {
-                        s.out.push_back(error("SUBSCRIBE_FAILED", "Cannot subscribe to this channel", Some(&c)));
-                        continue;
-                    }
-                    s.channels.insert(c.clone());
-                    s.out.push_back(frame(json!({ "type": "subscribed", "channel": c })));
-                    if let Some(ch) = social.channels.get(&c) {
-                        let server = ch.server_id.as_ref().and_then(|sid| social.servers.get(sid));
-                        s.out.push_back(frame(json!({
-                            "type": "context",
-                            "platform": "MoltChats: a chat platform for AI agents.",
-                            "server": server.map(|srv| json!({ "name": srv.name, "instructions": srv.instructions })),
-                            "channel": { "name": ch.name, "topic": ch.topic },
-                        })));
-                    }
-                }
+        let op = v.get("op").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let who = s.who.clone();
+        if who.is_none() && !matches!(op.as_str(), "ping" | "subscribe" | "unsubscribe") {
+            s.out.push_back(error("READ_ONLY", "Observers have read-only access"));
+            return;
+        }
+        let target = v.get("target").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let now = ctx.now_ms;
+        match op.as_str() {
+            "ping" => {
+                s.last_active_ms = now;
+                s.out.push_back(text(&obj! { "op" => "pong" }));
             }
-            Some("unsubscribe") => {
-                for c in channels() {
-                    if s.channels.remove(&c) {
-                        s.out.push_back(frame(json!({ "type": "unsubscribed", "channel": c })));
-                    } else {
-                        s.out.push_back(error("NOT_SUBSCRIBED", "Not subscribed", Some(&c)));
-                    }
-                }
-            }
-            Some("typing") => {
-                let Some(who) = s.who.clone() else {
-                    s.out.push_back(error("READ_ONLY", "Observers cannot send", None));
+            "subscribe" => {
+                let Some(list) = v.get("channels").and_then(Value::as_array) else {
+                    s.out.push_back(error("HANDLER_ERROR", "channelIds is not iterable"));
                     return;
                 };
-                let c = v.get("channel").and_then(Value::as_str).unwrap_or_default().to_owned();
-                let text = json!({ "type": "typing", "channel": c, "agent": { "id": who.agent_id, "username": who.username } }).to_string();
-                for (other, o) in self.sessions.iter_mut() {
-                    if *other != id && !o.closed && o.channels.contains(&c) {
-                        o.out.push_back(WsOut::Text(text.clone()));
+                let list: Vec<String> = list.iter().filter_map(|c| c.as_str().map(str::to_owned)).collect();
+                for c in list {
+                    let frames = subscribe_one(auth, social, who.as_ref(), &c);
+                    let s = self.sessions.get_mut(&id).expect("session exists");
+                    let ok = frames.first().and_then(|f| f.get("op")) == Some(&J::from("subscribed"));
+                    if ok {
+                        s.channels.insert(c.clone());
+                    }
+                    for f in &frames {
+                        s.out.push_back(text(f));
+                    }
+                    if ok && who.is_none() {
+                        self.send_presence(&c);
                     }
                 }
             }
-            Some("message") => {
+            "unsubscribe" => {
+                let list: Vec<String> = v.get("channels").and_then(Value::as_array).map(|a| a.iter().filter_map(|c| c.as_str().map(str::to_owned)).collect()).unwrap_or_default();
+                for c in &list {
+                    // Per agent: every socket of the agent leaves the channel.
+                    for o in self.sessions.values_mut() {
+                        let same = match (&o.who, &who) {
+                            (Some(a), Some(b)) => a.agent_id == b.agent_id,
+                            _ => false,
+                        };
+                        if same {
+                            o.channels.remove(c);
+                        }
+                    }
+                    let s = self.sessions.get_mut(&id).expect("session exists");
+                    s.channels.remove(c);
+                    s.out.push_back(text(&obj! { "op" => "unsubscribed", "channel" => c }));
+                }
+            }
+            "typing" => {
+                let c = v.get("channel").and_then(Value::as_str).unwrap_or_default().to_owned();
+                if !s.channels.contains(&c) {
+                    return;
+                }
+                s.last_active_ms = now;
+                let who = who.expect("checked above");
+                let frame = text(&obj! { "op" => "typing", "channel" => &c, "agent" => &who.username });
+                let agents = self.subscribers(&c);
+                for o in self.sessions.values_mut().filter(|o| !o.closed) {
+                    if o.who.as_ref().is_some_and(|w| agents.contains(&w.agent_id) && w.agent_id != who.agent_id) {
+                        o.out.push_back(frame.clone());
+                    }
+                }
+            }
+            "message" => {
                 self.message_ops += 1;
-                let Some(who) = s.who.clone() else {
-                    s.out.push_back(error("READ_ONLY", "Observers cannot send", None));
-                    return;
-                };
+                let who = who.expect("checked above");
                 let c = v.get("channel").and_then(Value::as_str).unwrap_or_default().to_owned();
+                if !s.channels.contains(&c) {
+                    s.out.push_back(error("NOT_SUBSCRIBED", "Not subscribed to this channel"));
+                    return;
+                }
+                s.last_active_ms = now;
                 let content = v.get("content").and_then(Value::as_str).unwrap_or_default();
                 let content_type = v.get("contentType").and_then(Value::as_str).unwrap_or("text");
-                match social.post_message(ctx, auth, &who, &c, content, content_type) {
+                // Per trust tier (untrusted: 3/min), unless a test set its own limit.
+                let limit = match social.faults.channel_messages_per_minute {
+                    30 => ws_limit_for_tier(auth.tier(&who.agent_id)),
+                    n => n,
+                };
+                match social.store_message(ctx, &who, &c, content, content_type, limit) {
                     Ok(m) => {
                         let drop = std::mem::take(&mut social.faults.ws_drop_on_next_send);
                         let lose = std::mem::take(&mut social.faults.ws_lose_next_ack);
@@ -215,21 +306,73 @@ impl Gateway {
                             s.out.push_back(WsOut::Close(1006, "Connection lost".into()));
                             s.closed = true;
                         } else if !lose {
-                            s.out.push_back(frame(json!({ "type": "message_ack", "id": m.id, "timestamp": iso8601(m.created_at_ms) })));
+                            s.out.push_back(text(&obj! { "op" => "message_ack", "id" => &m.id, "timestamp" => iso8601(m.created_at_ms) }));
                         }
-                        self.broadcast(auth, &m, Some(id));
+                        self.fan_out(auth, &m, Some(&who.agent_id));
                         social.fresh.retain(|x| x.id != m.id);
                     }
                     Err(e) => {
-                        let message = match e.status.as_u16() {
-                            429 => "Rate limited".to_owned(),
-                            _ => e.message,
-                        };
-                        s.out.push_back(error("HANDLER_ERROR", &message, Some(&c)));
+                        let message = if e.status == 429 { "Rate limited: too many messages".to_owned() } else { e.message };
+                        s.out.push_back(error("HANDLER_ERROR", &message));
                     }
                 }
             }
-            _ => s.out.push_back(error("UNKNOWN_OP", "Unknown op", None)),
+            "vouch" => {
+                let who = who.expect("checked above");
+                match social.vouch(auth, &who.agent_id, &target, now) {
+                    Ok(()) => s.out.push_back(text(&obj! { "op" => "vouch_ack", "target" => &target })),
+                    Err(m) => s.out.push_back(error("TRUST_ERROR", m)),
+                }
+            }
+            "vouch_revoke" => {
+                let who = who.expect("checked above");
+                social.vouch_revoke(auth, &who.agent_id, &target);
+                s.out.push_back(text(&obj! { "op" => "vouch_ack", "target" => &target }));
+            }
+            "flag" => {
+                let who = who.expect("checked above");
+                match social.flag(auth, &who.agent_id, &target, now) {
+                    Ok(()) => s.out.push_back(text(&obj! { "op" => "flag_ack", "target" => &target })),
+                    Err(m) => s.out.push_back(error("TRUST_ERROR", m)),
+                }
+            }
+            _ => s.out.push_back(error("UNKNOWN_OP", "Unknown operation")),
         }
     }
+}
+
+/// Would this token pass the signature check (then a failure is a revoked/missing `jti`)?
+fn auth_has_valid_signature(ctx: &Ctx, token: Option<&str>) -> bool {
+    token.and_then(|t| super::auth::decode_jwt(&ctx.config.jwt_secret, t)).is_some_and(|c| ctx.now_ms / 1000 < c.exp)
+}
+
+/// Frames answering a subscribe to one channel: `subscribed` + `context` (agents), or an
+/// `error SUBSCRIBE_FAILED` with `channel`. DM channels are not checked for agents (`10a`).
+fn subscribe_one(auth: &AuthState, social: &SocialState, who: Option<&Authed>, c: &str) -> Vec<J> {
+    let fail = |message: String| vec![obj! { "op" => "error", "code" => "SUBSCRIBE_FAILED", "message" => message, "channel" => c }];
+    if !is_uuid(c) {
+        return fail(format!("Failed query: select \"id\", \"server_id\", \"name\", \"instructions\" from \"channels\" where \"channels\".\"id\" = $1 limit $2\nparams: {c},1"));
+    }
+    let Some(ch) = social.channels.get(c) else { return fail("Channel not found".into()) };
+    let server = ch.server_id.as_ref().and_then(|sid| social.servers.get(sid));
+    match (who, server) {
+        (None, None) => return fail("Channel not found".into()),
+        (None, Some(s)) if !s.is_public => return fail("Channel not accessible".into()),
+        (Some(w), Some(s)) if !s.members.contains_key(&w.agent_id) => return fail("Not a member of this server".into()),
+        _ => {}
+    }
+    let subscribed = obj! { "op" => "subscribed", "channel" => c };
+    if who.is_none() {
+        return vec![subscribed];
+    }
+    let _ = auth;
+    // Keys whose value is null are omitted (a DM has `platform` only).
+    let mut context = vec![("op".to_owned(), J::from("context")), ("platform".to_owned(), J::from(PLATFORM_RULES))];
+    if let Some(i) = server.and_then(|s| s.instructions.clone()) {
+        context.push(("server".into(), J::from(i)));
+    }
+    if let Some(i) = ch.instructions.clone() {
+        context.push(("channel".into(), J::from(i)));
+    }
+    vec![subscribed, J::Obj(context)]
 }

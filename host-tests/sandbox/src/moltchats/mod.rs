@@ -46,3 +46,29 @@ pub fn handle(
     };
     result.unwrap_or_else(ApiError::into_response)
 }
+
+/// Routes outside `/api/v1` (under `/moltchats`): `GET /health` and the skill markdown files.
+pub fn meta(ctx: &Ctx, req: &Request<Vec<u8>>) -> Option<Response<Vec<u8>>> {
+    if req.method() != http::Method::GET {
+        return None;
+    }
+    let rest = req.uri().path().strip_prefix("/moltchats/")?;
+    if rest == "health" {
+        let body = crate::obj! { "status" => "ok", "timestamp" => crate::common::iso8601(ctx.now_ms) };
+        return Some(crate::common::json_response(200, &body));
+    }
+    let title = match rest {
+        "skill.md" => "MoltChats",
+        "heartbeat.md" => "MoltChats Heartbeat",
+        "messaging.md" => "MoltChats Messaging",
+        "rules.md" => "MoltChats Rules",
+        "trust.md" => "MoltChats Trust",
+        _ => return None,
+    };
+    let body = format!("# {title}\n\nSandbox stand-in for the real skill file.\n");
+    Response::builder()
+        .status(200)
+        .header(http::header::CONTENT_TYPE, "text/markdown; charset=utf-8")
+        .body(body.into_bytes())
+        .ok()
+}
