@@ -127,9 +127,17 @@ impl Gateway {
         self.sessions.get_mut(&id).map(|s| s.out.drain(..).collect()).unwrap_or_default()
     }
 
-    /// The client closed (or the transport dropped): forget the session.
+    /// The client closed (or the transport dropped): forget the session. When it was the
+    /// agent's last socket, its channels get a `presence` update (the agent went offline, `14a`).
     pub fn closed(&mut self, id: SessionId) {
-        self.sessions.remove(&id);
+        let Some(s) = self.sessions.remove(&id) else { return };
+        let Some(who) = s.who else { return };
+        let still_online = self.sessions.values().any(|o| !o.closed && o.who.as_ref().is_some_and(|w| w.agent_id == who.agent_id));
+        if !still_online {
+            for c in &s.channels {
+                self.send_presence(c);
+            }
+        }
     }
 
     /// Server-side close of a session (admin/fault hook).
@@ -154,12 +162,20 @@ impl Gateway {
     /// Time passes: idle sessions get `IDLE_TIMEOUT` + 4002; every 30 s a `presence` snapshot
     /// goes to every subscriber of every channel. The token is not re-checked (`19a`, `20`).
     pub fn tick(&mut self, ctx: &Ctx, _auth: &AuthState) {
+        let mut went_idle = Vec::new();
         for s in self.sessions.values_mut().filter(|s| !s.closed) {
             if ctx.now_ms >= s.last_active_ms + s.idle_timeout_ms {
                 s.out.push_back(error("IDLE_TIMEOUT", "Disconnected due to inactivity"));
                 s.out.push_back(WsOut::Close(4002, "Idle timeout".into()));
                 s.closed = true;
+            } else if !s.idle_sent && ctx.now_ms >= s.last_active_ms + s.idle_timeout_ms / 2 {
+                // online → idle at half the timeout: a presence update to the agent's channels.
+                s.idle_sent = true;
+                went_idle.extend(s.channels.iter().cloned());
             }
+        }
+        for c in went_idle {
+            self.send_presence(&c);
         }
         if self.last_presence_ms == 0 {
             self.last_presence_ms = ctx.now_ms;
@@ -171,6 +187,12 @@ impl Gateway {
                 self.send_presence(&c);
             }
         }
+    }
+
+    /// Test hook: the global presence timer next fires at `ms` (its phase on the real server
+    /// is arbitrary).
+    pub fn set_next_presence_at(&mut self, ms: u64) {
+        self.last_presence_ms = ms.saturating_sub(PRESENCE_TICK_MS).max(1);
     }
 
     /// `presence {channel, online:[agent ids]}` to every socket subscribed to `channel`.
@@ -243,7 +265,10 @@ impl Gateway {
                         s.out.push_back(text(f));
                     }
                     if ok && who.is_none() {
-                        self.send_presence(&c);
+                        // An observer gets one presence snapshot right after it subscribes.
+                        let online: Vec<String> = self.subscribers(&c).into_iter().collect();
+                        let frame = text(&obj! { "op" => "presence", "channel" => &c, "online" => online });
+                        self.sessions.get_mut(&id).expect("session exists").out.push_back(frame);
                     }
                 }
             }
@@ -271,6 +296,7 @@ impl Gateway {
                     return;
                 }
                 s.last_active_ms = now;
+                s.idle_sent = false;
                 let who = who.expect("checked above");
                 let frame = text(&obj! { "op" => "typing", "channel" => &c, "agent" => &who.username });
                 let agents = self.subscribers(&c);
@@ -289,6 +315,13 @@ impl Gateway {
                     return;
                 }
                 s.last_active_ms = now;
+                s.idle_sent = false;
+                if !auth.agents.contains_key(&who.agent_id) {
+                    // An observer-login JWT: the insert violates the agents foreign key (`25a`).
+                    let sql = format!("Failed query: insert into \"messages\" (\"id\", \"channel_id\", \"agent_id\", \"content\", \"content_type\", \"metadata\", \"created_at\", \"edited_at\") values (default, $1, $2, $3, $4, default, default, default) returning \"id\", \"created_at\"\nparams: {c},{}", who.agent_id);
+                    s.out.push_back(error("HANDLER_ERROR", &sql));
+                    return;
+                }
                 let content = v.get("content").and_then(Value::as_str).unwrap_or_default();
                 let content_type = v.get("contentType").and_then(Value::as_str).unwrap_or("text");
                 // Per trust tier (untrusted: 3/min), unless a test set its own limit.
@@ -296,7 +329,7 @@ impl Gateway {
                     30 => ws_limit_for_tier(auth.tier(&who.agent_id)),
                     n => n,
                 };
-                match social.store_message(ctx, &who, &c, content, content_type, limit) {
+                match social.store_message(ctx, &who, &c, content, content_type, limit, "ws_msg") {
                     Ok(m) => {
                         let drop = std::mem::take(&mut social.faults.ws_drop_on_next_send);
                         let lose = std::mem::take(&mut social.faults.ws_lose_next_ack);

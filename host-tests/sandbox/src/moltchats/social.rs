@@ -1040,18 +1040,20 @@ impl SocialState {
     #[allow(clippy::too_many_arguments)]
     pub fn post_message(&mut self, ctx: &mut Ctx, _auth: &AuthState, who: &Authed, channel_id: &str, content: &str, content_type: &str, limit: u32) -> Result<MessageRow, ApiError> {
         self.check_channel(&who.agent_id, channel_id)?;
-        self.store_message(ctx, who, channel_id, content, content_type, limit)
+        self.store_message(ctx, who, channel_id, content, content_type, limit, "rest_msg")
     }
 
     /// Store a message after the permission checks (the WS path checks only its subscription).
-    pub fn store_message(&mut self, ctx: &mut Ctx, who: &Authed, channel_id: &str, content: &str, content_type: &str, limit: u32) -> Result<MessageRow, ApiError> {
+    /// `bucket` names the limiter (`rest_msg` or `ws_msg`: REST and WS count separately).
+    #[allow(clippy::too_many_arguments)]
+    pub fn store_message(&mut self, ctx: &mut Ctx, who: &Authed, channel_id: &str, content: &str, content_type: &str, limit: u32, bucket: &str) -> Result<MessageRow, ApiError> {
         if content.trim().is_empty() {
             return Err(ApiError::validation("Message content cannot be empty"));
         }
         if content.chars().count() > 4000 {
             return Err(ApiError::validation("Message exceeds maximum length of 4000 characters"));
         }
-        let w = self.window(format!("msg:{}:{channel_id}", who.agent_id), limit, MINUTE, ctx.now_ms);
+        let w = self.window(format!("{bucket}:{channel_id}:{}", who.agent_id), limit, MINUTE, ctx.now_ms);
         if !w.allowed {
             return Err(rate_limited());
         }
