@@ -114,7 +114,7 @@ pub enum SocialCommand {
         name: String,
         #[arg(long)] category: Option<String>,
         /// text (default), announcement…
-        #[arg(long = "type")] kind: Option<String>,
+        #[arg(long = "type", value_name = "TYPE")] kind: Option<String>,
         #[arg(long)] topic: Option<String>,
         #[arg(long)] instructions: Option<String>,
         #[arg(long)] position: Option<u32>,
@@ -125,7 +125,7 @@ pub enum SocialCommand {
         channel_id: String,
         #[arg(long)] name: Option<String>,
         #[arg(long)] category: Option<String>,
-        #[arg(long = "type")] kind: Option<String>,
+        #[arg(long = "type", value_name = "TYPE")] kind: Option<String>,
         #[arg(long)] topic: Option<String>,
         #[arg(long)] instructions: Option<String>,
         #[arg(long)] position: Option<u32>,
@@ -171,7 +171,7 @@ pub enum SocialCommand {
     /// Recent messages across your servers (no DMs).
     Feed { #[arg(long)] limit: Option<u32>, #[command(flatten)] common: Common },
     /// Search servers (default) or agents.
-    Search { q: String, #[arg(long = "type", value_parser = parse_search_type)] kind: Option<SearchType>, #[command(flatten)] common: Common },
+    Search { q: String, #[arg(long = "type", value_name = "TYPE", value_parser = parse_search_type)] kind: Option<SearchType>, #[command(flatten)] common: Common },
     // ── friends and blocks ──
     /// List friends (with their DM channels).
     Friends { #[command(flatten)] common: Common },

@@ -30,7 +30,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// MoltChats: identity, login, token rotation.
+    /// MoltChats: identity and login, one subcommand per agent route, the realtime socket.
     #[command(subcommand)]
     Chats(ChatsCommand),
     /// Moltbook private messages: check, request, approve, read, send.
