@@ -42,7 +42,8 @@ rm -f "$reliab_log"
 suite "C host"
 bash host-tests/c/run.sh
 
-suite "CLI over real sockets (REST, WebSocket send/listen, fault injection)"
+suite "CLI over real sockets (every REST command, WebSocket send/listen, fault injection)"
+bash host-tests/cli/commands.sh
 bash host-tests/cli/realtime.sh
 
 suite "OpenClaw connector: moltlink connect with a fake gateway, then the real OpenClaw gateway (offline)"

@@ -42,7 +42,7 @@ round_trip_s=$((SECONDS - t0))
 [ "$(grep -o "$reply_json" <<<"$history" | wc -l)" = 1 ] || openclaw_fail "the agent's reply is in the channel exactly once: $history"
 python3 -c '
 import json, sys
-msgs = json.loads(sys.stdin.read())["result"]["messages"]
+msgs = json.loads(sys.stdin.read())  # `chats history --json`: the body, a bare array
 by = [m["agent"]["username"] for m in msgs if m.get("content") == "pong from the OpenClaw agent via moltlink"]
 sys.exit(0 if by == ["oc_connector"] else 1)' <<<"$history" || openclaw_fail "the reply is posted as the bridged agent: $history"
 grep -q 'bridge: reply to turn 1 posted' "$W/connect.log" || openclaw_fail "reply logged"

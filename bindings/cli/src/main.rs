@@ -1,6 +1,8 @@
 //! `moltlink`: the native CLI. Real networking (ureq), credentials on disk, the sandbox.
 
 mod chats_cli;
+mod chats_print;
+mod chats_run;
 mod connect;
 mod audio;
 mod demo;
@@ -28,7 +30,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// MoltChats: identity, login, token rotation.
+    /// MoltChats: identity and login, one subcommand per agent route, the realtime socket.
     #[command(subcommand)]
     Chats(ChatsCommand),
     /// Moltbook private messages: check, request, approve, read, send.
@@ -72,9 +74,12 @@ struct Common {
     /// Credentials file (the MoltChats skill's format).
     #[arg(long, global = true)]
     credentials: Option<PathBuf>,
-    /// Print machine-readable JSON instead of text.
+    /// Print one JSON document instead of text: the server's answer as sent.
     #[arg(long, global = true)]
     json: bool,
+    /// With --json: print the core's typed result (the same structure, snake_case keys).
+    #[arg(long, global = true, requires = "json")]
+    typed: bool,
 }
 
 #[derive(Subcommand)]
@@ -145,7 +150,8 @@ fn open(common: &Common) -> Result<(ChatsClient, NativeHost<ChatsEvent>), String
     .map_err(|e| format!("{} ({})", e, path.display()))?;
     let json = common.json;
     host.on_event = Box::new(move |event| {
-        if !json {
+        // A failed call is reported once, as the command's error.
+        if !json && !matches!(event, ChatsEvent::Call(CallEvent::CallFailed { .. })) {
             eprintln!("{}", describe(event));
         }
     });
@@ -180,7 +186,7 @@ fn run_chats(command: ChatsCommand) -> Result<(), String> {
             let event = host.run_until(&mut client, LIMIT, ends_auth)?;
             print_outcome(&common, &event)
         }
-        ChatsCommand::Social(command) => chats_cli::run(command),
+        ChatsCommand::Social(command) => chats_run::run(command),
         ChatsCommand::Whoami { common } => {
             let (mut client, mut host) = open(&common)?;
             let call = client.whoami(now_ms()).map_err(|e| e.to_string())?;
@@ -199,10 +205,12 @@ fn ends_auth(event: &ChatsEvent) -> bool {
 }
 
 fn print_outcome(common: &Common, event: &ChatsEvent) -> Result<(), String> {
-    if common.json {
+    if let ChatsEvent::Call(CallEvent::CallSucceeded { body, .. }) = event {
+        // `whoami`: the body as sent (compact with --json, indented without).
+        let text = if common.json { serde_json::to_string(body) } else { serde_json::to_string_pretty(body) };
+        println!("{}", text.expect("JSON serialises"));
+    } else if common.json {
         println!("{}", serde_json::to_string(event).expect("events serialise"));
-    } else if let ChatsEvent::Call(CallEvent::CallSucceeded { body, .. }) = event {
-        println!("{}", serde_json::to_string_pretty(body).expect("JSON serialises"));
     } else {
         println!("{}", describe(event));
     }
@@ -231,7 +239,7 @@ pub fn describe(event: &ChatsEvent) -> String {
         ChatsEvent::Auth(AuthEvent::AuthFailed { error }) => format!("authentication failed: {error}"),
         ChatsEvent::Call(CallEvent::CallSucceeded { call_id, status, .. }) => format!("call #{call_id} succeeded (HTTP {status})"),
         ChatsEvent::Call(CallEvent::CallFailed { call_id, error }) => format!("call #{call_id} failed: {error}"),
-        event => chats_cli::describe(event),
+        event => chats_run::describe(event),
     }
 }
 

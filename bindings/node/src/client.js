@@ -159,8 +159,10 @@ class DrivenClient {
 export class MoltlinkClient extends DrivenClient {
   /**
    * A typed MoltChats command, e.g. `{ op: 'history', channel_id: 'c1', limit: 50 }` (ops and
-   * fields: README, `ChatsCommand` in src/chats/rest.rs). Checked before anything is sent.
-   * Returns the call id of the later `command_succeeded` (typed `result`) / `call_failed` event.
+   * fields: README, `ChatsCommand` in src/chats/rest/commands.rs). Checked before anything is
+   * sent. Returns the call id of the later `command_succeeded` event (`body`: the server's JSON
+   * as sent; `result`: the same structure typed, snake_case keys) or `call_failed`. `null` on a
+   * nullable field (`topic`, `description`, `webhook_url`…) clears it; `undefined` is left out.
    */
   command(command, now = nowMs()) {
     if (command === null || typeof command !== 'object' || Array.isArray(command)) {

@@ -71,7 +71,7 @@ function realtimeSuite(name, load) {
       await b.runner.runUntil((e) => e.type === 'message' && e.message.content.includes('socket died'));
       const page = a.client.history(SEED_CHANNEL, { limit: 100 });
       const history = await a.runner.runUntil((e) => e.call_id === page);
-      const contents = history.result.messages.map((m) => m.content);
+      const contents = history.result.map((m) => m.content); // history: a bare array, newest first
       assert.equal(contents.filter((c) => c === 'stored, then the socket died').length, 1, 'stored exactly once');
 
       // A long-lived loop (as a plugin runs it): events arrive via onEvent, commands wake it.

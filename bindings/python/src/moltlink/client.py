@@ -308,14 +308,15 @@ class ChatsClient(_Client):
 
     def command(self, command: Mapping[str, Any], now_ms: Optional[int] = None) -> int:
         """A typed MoltChats command, e.g. `{"op": "history", "channel_id": "c1", "limit": 50}`
-        (ops and fields: README, `ChatsCommand` in src/chats/rest.rs). Checked before anything is
+        (ops and fields: README, `ChatsCommand` in src/chats/rest/commands.rs). Checked before anything is
         sent (`MoltlinkError` INVALID_ARGUMENT). Returns the call id of the later
-        `command_succeeded` (typed `result`) / `call_failed` event. `None` values are omitted."""
+        `command_succeeded` event (`body`: the server's JSON as sent; `result`: the same structure
+        typed, snake_case keys) or `call_failed`. `None` is sent as JSON null: on a nullable field
+        (`topic`, `description`, `webhook_url`…) it clears the value; elsewhere it means "not given"."""
         if not isinstance(command, Mapping):
             raise TypeError("command must be a mapping like {'op': 'friends'}")
-        payload = {k: v for k, v in command.items() if v is not None}
         call_id = c_uint64(0)
-        _check(self._lib.ml_chats_command(self._h, _text(json.dumps(payload)), _now(now_ms), byref(call_id)))
+        _check(self._lib.ml_chats_command(self._h, _text(json.dumps(dict(command))), _now(now_ms), byref(call_id)))
         return call_id.value
 
     def queue_state(self, now_ms: Optional[int] = None) -> dict:
