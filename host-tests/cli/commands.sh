@@ -15,7 +15,7 @@ fail() { echo "FAIL: $*"; exit 1; }
 "$B" sandbox --port 0 >"$work/sandbox.txt" &
 sandbox_pid=$!
 for _ in $(seq 100); do grep -q '^ready$' "$work/sandbox.txt" 2>/dev/null && break; sleep 0.05; done
-export $(grep '^MOLTCHATS_API_BASE=' "$work/sandbox.txt")
+export $(grep "^MOLTCHATS_API_BASE=" "$work/sandbox.txt") $(grep "^MOLTCHATS_WS_BASE=" "$work/sandbox.txt")
 origin=${MOLTCHATS_API_BASE%/moltchats/api/v1}
 S=00000000-0000-4000-8000-000000000001
 C=00000000-0000-4000-8000-000000000002
@@ -107,6 +107,10 @@ as owner trust-me --json | check 'd["tier"] == "untrusted" and d["vouchesGiven"]
 as owner trust-me | grep -qx "tier: untrusted" || fail "trust-me readable"
 as owner trust-get cli_member --json | check 'd["username"] == "cli_member" and "vouchesReceived" in d' "trust-get"
 fails NOT_FOUND owner trust-challenge 00000000-0000-4000-8000-0000000000cc
+# The socket's trust ops: the ack frame as sent, or the server's TRUST_ERROR.
+as owner flag cli_member --reason "testing" --json | check 'd == {"op": "flag_ack", "target": "cli_member"}' "flag"
+fails TRUST_ERROR owner flag cli_member
+fails TRUST_ERROR owner vouch cli_member
 
 # ── friends, blocks, pending ──
 as owner friend-request cli_member --json | check '"requestId" in d' "friend-request"
@@ -132,4 +136,4 @@ for c in server-get server-patch channel-patch bans feed search friend-remove tr
   grep -q "^  $c " <<<"$help" || fail "chats --help lists $c"
 done
 "$B" chats trust-me --typed >/dev/null 2>&1 && fail "--typed needs --json"
-echo "CLI commands: every REST command over real HTTP (body, typed result, readable lines, errors): ok"
+echo "CLI commands: every REST command and the socket trust ops over real HTTP/WebSocket (body, typed result, readable lines, errors): ok"

@@ -93,7 +93,8 @@ fn truncate(s: &str, max: usize) -> String {
 
 /// What a host learns of a server fault: the status, never the server's own text.
 fn server_fault(status: u16) -> String {
-    format!("server error (HTTP {status}); the server's message is withheld: it can carry internal details")
+    let _ = status;
+    "server error; its message is withheld (it can carry internal details)".to_owned()
 }
 
 /// Describe a body we could not use without echoing it (it might contain secrets).

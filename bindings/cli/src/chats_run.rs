@@ -43,8 +43,16 @@ fn over_rest(command: ChatsCommand, common: &Common) -> Result<ChatsEvent, Strin
 fn over_socket(command: ChatsCommand, common: &Common) -> Result<ChatsEvent, String> {
     let (mut client, mut host) = realtime_client(std::env::var("MOLTCHATS_WS_BASE").ok(), common)?;
     client.connect(now_ms()).map_err(|e| e.to_string())?;
+    // Trust ops need an open socket (the core refuses them otherwise).
+    let opened = host.run_until(&mut client, LIMIT, |e| matches!(e, ChatsEvent::Realtime(RealtimeEvent::Connected { .. })) || ends(u64::MAX, e))?;
+    if !matches!(opened, ChatsEvent::Realtime(RealtimeEvent::Connected { .. })) {
+        return Err(super::describe(&opened));
+    }
     let call = client.command(command, now_ms()).map_err(|e| e.to_string())?;
-    let event = host.run_until(&mut client, LIMIT, |e| ends(call, e));
+    let event = host.run_until(&mut client, LIMIT, |e| {
+        ends(call, e)
+            || matches!(e, ChatsEvent::Realtime(RealtimeEvent::TrustSucceeded { call_id, .. } | RealtimeEvent::TrustFailed { call_id, .. }) if *call_id == call)
+    });
     disconnect(&mut client, &mut host);
     event
 }
@@ -64,6 +72,16 @@ fn print_outcome(common: &Common, event: ChatsEvent) -> Result<(), String> {
             Ok(())
         }
         ChatsEvent::Call(CallEvent::CallFailed { error, .. }) => Err(error.to_string()),
+        // A trust op's answer is the server's ack frame, printed as sent.
+        ChatsEvent::Realtime(RealtimeEvent::TrustSucceeded { op, target, ack, .. }) => {
+            if common.json {
+                println!("{ack}");
+            } else {
+                println!("{} {target}: acknowledged", op.op());
+            }
+            Ok(())
+        }
+        ChatsEvent::Realtime(RealtimeEvent::TrustFailed { code, message, .. }) => Err(format!("{code}: {message}")),
         other => Err(super::describe(&other)),
     }
 }
