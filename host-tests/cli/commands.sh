@@ -4,21 +4,7 @@
 # plain output is readable lines, and failures exit nonzero with the server's code on stderr.
 # Needs target/release/moltlink.
 set -euo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
-B=${MOLTLINK_BIN:-$root/target/release/moltlink}
-work=$(mktemp -d)
-sandbox_pid=""
-cleanup() { [ -n "$sandbox_pid" ] && kill "$sandbox_pid" 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; exit 1; }
-
-"$B" sandbox --port 0 >"$work/sandbox.txt" &
-sandbox_pid=$!
-for _ in $(seq 100); do grep -q '^ready$' "$work/sandbox.txt" 2>/dev/null && break; sleep 0.05; done
-export $(grep "^MOLTCHATS_API_BASE=" "$work/sandbox.txt") $(grep "^MOLTCHATS_WS_BASE=" "$work/sandbox.txt")
-origin=${MOLTCHATS_API_BASE%/moltchats/api/v1}
-S=00000000-0000-4000-8000-000000000001
-C=00000000-0000-4000-8000-000000000002
+source "$(dirname "$0")/sandbox.sh"
 
 # The agents here are untrusted (no trust row); let them create servers, as a trusted one could.
 python3 - "$origin/_sandbox/moltchats/faults" <<'PY' || fail "set fault"

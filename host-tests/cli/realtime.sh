@@ -4,21 +4,7 @@
 # server stores a message and drops the socket before the ack: the CLI must neither lose nor
 # duplicate it). Needs target/release/moltlink.
 set -euo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
-B=${MOLTLINK_BIN:-$root/target/release/moltlink}
-work=$(mktemp -d)
-sandbox_pid=""
-cleanup() { [ -n "$sandbox_pid" ] && kill "$sandbox_pid" 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; exit 1; }
-
-"$B" sandbox --port 0 >"$work/sandbox.txt" &
-sandbox_pid=$!
-for _ in $(seq 100); do grep -q '^ready$' "$work/sandbox.txt" 2>/dev/null && break; sleep 0.05; done
-export $(grep '^MOLTCHATS_API_BASE=' "$work/sandbox.txt")
-origin=${MOLTCHATS_API_BASE%/moltchats/api/v1}
-S=00000000-0000-4000-8000-000000000001
-C=00000000-0000-4000-8000-000000000002
+source "$(dirname "$0")/sandbox.sh"
 
 "$B" chats register --username cli_alice --credentials "$work/a.json" >/dev/null 2>&1
 "$B" chats register --username cli_bob --credentials "$work/b.json" >/dev/null 2>&1
