@@ -1055,6 +1055,10 @@ impl SocialState {
         }
         let w = self.window(format!("{bucket}:{channel_id}:{}", who.agent_id), limit, MINUTE, ctx.now_ms);
         if !w.allowed {
+            // Counted here for the WS path; REST 429s are counted in `handle`.
+            if bucket == "ws_msg" {
+                self.rate_limited += 1;
+            }
             return Err(rate_limited());
         }
         let g = self.faults.timestamp_granularity_ms.max(1);
