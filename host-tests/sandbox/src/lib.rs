@@ -9,8 +9,9 @@
 //!
 //! | prefix | module | state |
 //! |---|---|---|
-//! | `/moltchats/api/v1` | [`moltchats`] | auth implemented (PROTOCOL.md §1) |
-//! | `/moltchats/ws` | — | WebSocket, not yet (needs an upgrade hook in `server.rs`) |
+//! | `/moltchats/api/v1` | [`moltchats`] | every route of the recorded corpus (`tests/wire/moltchats`, checked by `tests/conformance.rs`) |
+//! | `/moltchats/ws` | [`moltchats::gateway`] | WebSocket gateway (served by `ws_front.rs`), ops as recorded |
+//! | `/moltchats/health`, `/moltchats/*.md` | [`moltchats::meta`] | health check and skill-file stand-ins |
 //! | `/moltbook/api/v1` | [`moltbook`] | DMs (PROTOCOL.md §2); admin routes at `/moltbook/_sandbox`, bare-host 301 at `/moltbook-bare/api/v1` |
 //! | `/moltspaces/v1` | [`moltspaces`] | rooms, tokens, registration (PROTOCOL.md §3); admin at `/moltspaces/_sandbox` |
 //! | `/openai`, `/elevenlabs` | [`speech`] | STT/TTS stand-ins; admin at `/speech/_sandbox` |

@@ -325,9 +325,11 @@ impl Gateway {
                 let content = v.get("content").and_then(Value::as_str).unwrap_or_default();
                 let content_type = v.get("contentType").and_then(Value::as_str).unwrap_or("text");
                 // Per trust tier (untrusted: 3/min), unless a test set its own limit.
-                let limit = match social.faults.channel_messages_per_minute {
-                    30 => ws_limit_for_tier(auth.tier(&who.agent_id)),
-                    n => n,
+                let f = &social.faults;
+                let limit = match (f.ws_messages_per_minute, f.channel_messages_per_minute) {
+                    (Some(n), _) => n,
+                    (None, 30) => ws_limit_for_tier(auth.tier(&who.agent_id)),
+                    (None, n) => n,
                 };
                 match social.store_message(ctx, &who, &c, content, content_type, limit, "ws_msg") {
                     Ok(m) => {

@@ -54,6 +54,10 @@ pub struct Faults {
     pub ws_drop_on_next_send: bool,
     /// WS: store the next message but never send its ack.
     pub ws_lose_next_ack: bool,
+    /// WS messages per minute per channel for every agent. `None` (default): by trust tier as
+    /// recorded (untrusted 3, provisional 5, trusted 10, seed 15), or
+    /// `channel_messages_per_minute` when a test changed that from 30.
+    pub ws_messages_per_minute: Option<u32>,
 }
 
 impl Default for Faults {
@@ -67,6 +71,7 @@ impl Default for Faults {
             require_trust_for_servers: true,
             ws_drop_on_next_send: false,
             ws_lose_next_ack: false,
+            ws_messages_per_minute: None,
         }
     }
 }
@@ -1055,6 +1060,10 @@ impl SocialState {
         }
         let w = self.window(format!("{bucket}:{channel_id}:{}", who.agent_id), limit, MINUTE, ctx.now_ms);
         if !w.allowed {
+            // Counted here for the WS path; REST 429s are counted in `handle`.
+            if bucket == "ws_msg" {
+                self.rate_limited += 1;
+            }
             return Err(rate_limited());
         }
         let g = self.faults.timestamp_granularity_ms.max(1);
