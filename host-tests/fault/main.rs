@@ -34,6 +34,9 @@ struct Run {
 fn run(seed: u64, minutes: u64) -> FaultStats {
     let config = SandboxConfig { access_token_lifetime_s: 600, seed, ..Default::default() };
     let mut r = Run { sandbox: Sandbox::new(config), rng: Rng::new(seed), now: T0, faults: Faults::chaos(), stats: FaultStats::default() };
+    // The sender posts about 12 messages a minute over the socket: the limit of a seed-tier
+    // agent's socket (an untrusted one may send 3, capture 16), so faults, not the tier, are tested.
+    r.sandbox.with_state(|s| s.moltchats.social.faults.ws_messages_per_minute = Some(30));
     let channel = SEED_CHANNEL_ID.to_owned();
     let mut a = Host::chats(&r.sandbox, "sender", 1 + (seed as u8 % 100), r.now);
     let mut b = Host::chats(&r.sandbox, "receiver", 101 + (seed as u8 % 100), r.now);
