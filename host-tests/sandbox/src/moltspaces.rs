@@ -312,7 +312,8 @@ mod tests {
         assert_eq!((found["search_term"].as_str(), found["count"].as_u64()), (Some("jazz"), Some(1)));
         assert!(found["rooms"][0]["url"].is_string() && found["rooms"][0].get("participant_count").is_none());
         let (_, token) = call(&sb, "POST", "/moltspaces/v1/rooms/jazz-001/token", Some(&key), Value::Null);
-        let keys: Vec<&str> = token.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut keys: Vec<&str> = token.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort_unstable();
         assert_eq!(keys, ["roomName", "roomUrl", "token"]);
 
         // Older: description required, flat snake_case answers with participant counts.
@@ -322,7 +323,8 @@ mod tests {
         let (_, reg) = call(&sb, "POST", "/moltspaces/v1/agents/register", None, json!({"name": "Old", "description": "d"}));
         assert!(reg["agent"].get("claim_url").is_none());
         let (_, created) = call(&sb, "POST", "/moltspaces/v1/rooms", Some(&key), json!({"topic": "blues"}));
-        let keys: Vec<&str> = created.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut keys: Vec<&str> = created.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort_unstable();
         assert_eq!(keys, ["room_name", "room_url", "token"]);
         let (_, found) = call(&sb, "GET", "/moltspaces/v1/rooms/blues", Some(&key), Value::Null);
         assert!(found.get("search_term").is_none() && found["rooms"][0]["participant_count"].is_number() && found["rooms"][0]["topic"].is_string());
