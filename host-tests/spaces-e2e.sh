@@ -5,6 +5,9 @@
 # reply → streamed TTS (espeak-ng) → pipeline playback → output WAV (checked: speech, length);
 # then a WAV that interrupts the agent: barge-in cuts playback. Prints the time per stage.
 set -euo pipefail
+# `… | has PATTERN`: like `grep -q`, but reads all its input. `grep -q` exits at the first
+# match, and the writer's next line then fails with EPIPE (a flaky failure under pipefail).
+has() { grep "$@" >/dev/null; }
 cd "$(dirname "$0")/.."
 bin=$PWD/target/release/moltlink
 dir=$(mktemp -d)
@@ -24,16 +27,16 @@ grep -q '^MOLTSPACES_API_KEY=moltspaces_' "$dir/registration.env"
 [ "$(stat -c %a "$dir/registration.env")" = 600 ]
 "$bin" spaces search "space rocks" "${reg[@]}" --json > "$dir/search0.json"
 grep -q '"rooms":\[\]' "$dir/search0.json"
-"$bin" spaces create "space rocks" "${reg[@]}" --json | grep -q '"room_name":"space-rocks-001"'
-"$bin" spaces token space-rocks-001 "${reg[@]}" --json | grep -q '"reason":"token"'
+"$bin" spaces create "space rocks" "${reg[@]}" --json | has '"room_name":"space-rocks-001"'
+"$bin" spaces token space-rocks-001 "${reg[@]}" --json | has '"reason":"token"'
 # The newer skill generation (the sandbox's default) lists rooms with a url and no count;
 # its token answer is camelCase.
-"$bin" spaces search "space rocks" "${reg[@]}" | grep -q "space-rocks-001 (? participants) https://sandbox.daily.co/space-rocks-001"
-"$bin" spaces token space-rocks-001 "${reg[@]}" --json | grep -q '"room_url":"https://sandbox.daily.co/space-rocks-001"'
+"$bin" spaces search "space rocks" "${reg[@]}" | has "space-rocks-001 (? participants) https://sandbox.daily.co/space-rocks-001"
+"$bin" spaces token space-rocks-001 "${reg[@]}" --json | has '"room_url":"https://sandbox.daily.co/space-rocks-001"'
 # The older generation: participant counts, snake_case, create by topic.
 curl -fsS -XPOST "$root/moltspaces/_sandbox/config" -d '{"generation":"older"}' > /dev/null
-"$bin" spaces search "space rocks" "${reg[@]}" | grep -q "space-rocks-001 (3 participants)"
-"$bin" spaces create "moon dust" "${reg[@]}" --json | grep -q '"room_name":"moon-dust-001"'
+"$bin" spaces search "space rocks" "${reg[@]}" | has "space-rocks-001 (3 participants)"
+"$bin" spaces create "moon dust" "${reg[@]}" --json | has '"room_name":"moon-dust-001"'
 curl -fsS -XPOST "$root/moltspaces/_sandbox/config" -d '{"generation":"newer"}' > /dev/null
 # A missing key is a clear error.
 if MOLTSPACES_API_KEY= "$bin" spaces search x --registration "$dir/none.env" 2> "$dir/err.txt"; then exit 1; fi
@@ -76,5 +79,5 @@ dropped=$(sed -n 's/.*barge-in: playback cut, \([0-9]*\) ms dropped/\1/p' "$dir/
 [ "$dropped" -gt 1000 ] || { echo "barge-in dropped only $dropped ms"; exit 1; }
 echo "turn 2: playback cut after $cut_ms ms, $dropped ms of queued speech dropped"
 curl -fsS "$root/speech/_sandbox/stats"; echo
-curl -fsS "$root/speech/_sandbox/stats" | grep -q '"espeak":[1-9]'
+curl -fsS "$root/speech/_sandbox/stats" | has '"espeak":[1-9]'
 echo "spaces e2e: ok"

@@ -34,11 +34,11 @@ fails() {
 sid=$(as owner server-create "CLI Lab" --description "a lab" --tag test --json | get 'd["server"]["id"]')
 as owner server-get "$sid" --json | check 'd["name"] == "CLI Lab" and d["memberCount"] == 1 and d["channels"][0]["name"] == "general" and list(d)[:2] == ["id", "name"]' "server-get --json is the body"
 as owner server-get "$sid" --json --typed | check 'd["member_count"] == 1 and "memberCount" not in d and d["owner_agent_id"]' "server-get --typed is the typed result"
-as owner server-get "$sid" | grep -q "^$sid  CLI Lab  (1 members)$" || fail "server-get readable line"
+as owner server-get "$sid" | has "^$sid  CLI Lab  (1 members)$" || fail "server-get readable line"
 as owner server-patch "$sid" --name "CLI Lab 2" --clear description --private --report-threshold 5 --json \
   | check 'd["server"]["name"] == "CLI Lab 2" and d["server"]["description"] is None and d["server"]["isPublic"] is False and d["server"]["reportThreshold"] == 5' "server-patch"
 as owner server-instructions "$sid" "be precise" --json | check 'd == {"success": True}' "server-instructions"
-as owner server-instructions "$sid" "be precise" | grep -qx "server_instructions: ok" || fail "ack line"
+as owner server-instructions "$sid" "be precise" | has -x "server_instructions: ok" || fail "ack line"
 as owner server-get "$sid" --json | check 'd["instructions"] == "be precise"' "instructions stored"
 as owner servers --mine --json | check '[s["role"] for s in d["servers"] if s["id"] == "'"$sid"'"] == ["owner"]' "servers --mine"
 fails NOT_SERVER_OWNER member server-patch "$sid" --name nope --json
@@ -46,7 +46,7 @@ fails NOT_SERVER_OWNER member server-patch "$sid" --name nope --json
 # ── channels ──
 cid=$(as owner channel-create "$sid" lab --category Wire --type announcement --topic "the lab" --position 2 --json | get 'd["channel"]["id"]')
 as owner channels "$sid" --json | check '[c["name"] for c in d["channels"]["Wire"]] == ["lab"] and d["channels"]["Wire"][0]["type"] == "announcement"' "channels grouped by category"
-as owner channels "$sid" | grep -q "^$cid  #lab  \[Wire\]  — the lab$" || fail "channels readable line"
+as owner channels "$sid" | has "^$cid  #lab  \[Wire\]  — the lab$" || fail "channels readable line"
 as owner channel-patch "$cid" --topic "new topic" --clear category --position 1 --json \
   | check 'd["channel"]["topic"] == "new topic" and d["channel"]["category"] is None and d["channel"]["position"] == 1' "channel-patch"
 as owner channel-patch "$cid" --topic x --clear topic >/dev/null 2>&1 && fail "--topic with --clear topic is refused"
@@ -57,7 +57,7 @@ as owner server-get "$sid" --json | check '[c["instructions"] for c in d["channe
 as member join "$sid" --json | check 'd == {"ok": True}' "join"
 as owner ban "$sid" cli_member --reason spam --json | check 'd == {"success": True}' "ban"
 as owner bans "$sid" --json | check 'isinstance(d, list) and d[0]["username"] == "cli_member" and d[0]["reason"] == "spam" and d[0]["autoBan"] is False' "bans is a bare array"
-as owner bans "$sid" | grep -qx "@cli_member  spam" || fail "bans readable line"
+as owner bans "$sid" | has -x "@cli_member  spam" || fail "bans readable line"
 fails BANNED_FROM_SERVER member join "$sid" --json
 as owner unban "$sid" cli_member --json | check 'd == {"success": True}' "unban"
 as owner bans "$sid" --json | check 'd == []' "no bans left"
@@ -70,7 +70,7 @@ as owner join "$S" >/dev/null
 as member join "$S" >/dev/null
 as owner send "$C" "hello from the CLI" --rest --json | check 'd["content"] == "hello from the CLI" and "channelId" in d' "send --rest --json"
 as member feed --limit 5 --json | check 'isinstance(d, list) and d[0]["content"] == "hello from the CLI" and d[0]["serverName"]' "feed is a bare array"
-as member feed --limit 5 | grep -q '#general in .*  cli_owner: hello from the CLI$' || fail "feed readable line"
+as member feed --limit 5 | has '#general in .*  cli_owner: hello from the CLI$' || fail "feed readable line"
 as member history "$C" --limit 5 --json --typed | check 'd[0]["agent"]["username"] == "cli_owner" and "created_at" in d[0]' "history --typed"
 as member search cli_ --type agents --json | check 'd["type"] == "agents" and {r["username"] for r in d["results"]} >= {"cli_owner", "cli_member"}' "search agents"
 as member search Sandbox --json | check 'd["type"] == "servers" and any(r["id"] == "'"$S"'" for r in d["results"])' "search servers (default type)"
@@ -78,7 +78,7 @@ as member channel-report "$C" cli_owner --reason test --json | check 'd == {"suc
 
 # ── agents, config, webhooks ──
 as member agent-get cli_owner --json | check 'd["username"] == "cli_owner" and "trustTier" in d' "agent-get"
-as member agent-get cli_owner | grep -qx "username: cli_owner" || fail "agent-get readable"
+as member agent-get cli_owner | has -x "username: cli_owner" || fail "agent-get readable"
 as owner agent-config-get --json | check 'd["idleTimeoutSeconds"] == 360' "agent-config-get"
 as owner agent-config-patch --idle-timeout-seconds 120 --webhook-event dm.received --json | check 'd["idleTimeoutSeconds"] == 120 and d["webhookEvents"] == ["dm.received"]' "agent-config-patch"
 if as owner agent-config-patch --idle-timeout-seconds 10; then fail "idle timeout 10 is refused"; fi
@@ -90,7 +90,7 @@ as owner webhooks-config-put --clear webhook-url --json | check 'd["webhookUrl"]
 
 # ── trust ──
 as owner trust-me --json | check 'd["tier"] == "untrusted" and d["vouchesGiven"] == []' "trust-me"
-as owner trust-me | grep -qx "tier: untrusted" || fail "trust-me readable"
+as owner trust-me | has -x "tier: untrusted" || fail "trust-me readable"
 as owner trust-get cli_member --json | check 'd["username"] == "cli_member" and "vouchesReceived" in d' "trust-get"
 fails NOT_FOUND owner trust-challenge 00000000-0000-4000-8000-0000000000cc
 # The socket's trust ops: the ack frame as sent, or the server's TRUST_ERROR.
@@ -122,4 +122,14 @@ for c in server-get server-patch channel-patch bans feed search friend-remove tr
   grep -q "^  $c " <<<"$help" || fail "chats --help lists $c"
 done
 "$B" chats trust-me --typed >/dev/null 2>&1 && fail "--typed needs --json"
+
+# ── one-shot commands end ──
+# An unreachable API base: a bounded retry, then the last error and a non-zero exit.
+started=$SECONDS
+out=$(MOLTCHATS_API_BASE=http://127.0.0.1:9/api/v1 "$B" chats whoami --credentials "$work/owner.json" --timeout 3 2>&1) && fail "whoami against an unreachable base succeeded"
+grep -q "gave up after 3 s.*last error: .*refused" <<<"$out" || fail "unreachable base: no clear error: $out"
+[ $((SECONDS - started)) -le 15 ] || fail "whoami --timeout 3 took $((SECONDS - started)) s"
+# A missing identity names the file looked for.
+out=$("$B" chats whoami --credentials "$work/nobody.json" 2>&1) && fail "whoami without an identity succeeded"
+grep -q "$work/nobody.json does not exist" <<<"$out" || fail "missing identity: $out"
 echo "CLI commands: every REST command and the socket trust ops over real HTTP/WebSocket (body, typed result, readable lines, errors): ok"

@@ -8,22 +8,22 @@ source "$(dirname "$0")/sandbox.sh"
 
 "$B" chats register --username cli_alice --credentials "$work/a.json" >/dev/null 2>&1
 "$B" chats register --username cli_bob --credentials "$work/b.json" >/dev/null 2>&1
-"$B" chats servers --credentials "$work/a.json" 2>/dev/null | grep -q "$S" || fail "servers lists the seeded server"
+"$B" chats servers --credentials "$work/a.json" 2>/dev/null | has "$S" || fail "servers lists the seeded server"
 "$B" chats join "$S" --credentials "$work/a.json" >/dev/null 2>&1
 "$B" chats join "$S" --credentials "$work/b.json" >/dev/null 2>&1
-"$B" chats channels "$S" --json --credentials "$work/a.json" 2>/dev/null | grep -q '"category":null' || fail "channels --json"
+"$B" chats channels "$S" --json --credentials "$work/a.json" 2>/dev/null | has '"category":null' || fail "channels --json"
 
 # bob listens; alice sends twice over the socket, the second with the socket dropped before its ack.
 "$B" chats listen --channel "$C" --seconds 6 --credentials "$work/b.json" >"$work/listen.jsonl" 2>/dev/null &
 listen_pid=$!
 sleep 1.5
-"$B" chats send "$C" "first over ws" --credentials "$work/a.json" 2>/dev/null | grep -q '^sent ' || fail "send over ws"
+"$B" chats send "$C" "first over ws" --credentials "$work/a.json" 2>/dev/null | has '^sent ' || fail "send over ws"
 python3 - "$origin/_sandbox/moltchats/faults" <<'PY' || fail "set fault"
 import sys, urllib.request
 req = urllib.request.Request(sys.argv[1], data=b'{"wsDropOnNextSend":true}', headers={"content-type": "application/json"}, method="POST")
 urllib.request.build_opener(urllib.request.ProxyHandler({})).open(req, timeout=5).read()
 PY
-"$B" chats send "$C" "second, ack lost" --credentials "$work/a.json" 2>/dev/null | grep -q '^sent ' || fail "send survives a dropped socket"
+"$B" chats send "$C" "second, ack lost" --credentials "$work/a.json" 2>/dev/null | has '^sent ' || fail "send survives a dropped socket"
 wait "$listen_pid" || fail "listen exited with an error"
 
 grep -q '"type":"connected"' "$work/listen.jsonl" || fail "listen connected"

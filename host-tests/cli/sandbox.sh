@@ -7,6 +7,9 @@ sandbox_pid=""
 cleanup() { [ -n "$sandbox_pid" ] && kill "$sandbox_pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; exit 1; }
+# `… | has PATTERN`: like `grep -q`, but reads all its input. `grep -q` exits at the first
+# match, and the writer's next line then fails with EPIPE (a flaky failure under pipefail).
+has() { grep "$@" >/dev/null; }
 
 "$B" sandbox --port 0 >"$work/sandbox.txt" &
 sandbox_pid=$!

@@ -135,7 +135,7 @@ impl ChatsClient {
             }
             Some(Purpose::Pending) => {
                 let result = typed.map(|(_, r, _)| r).map_err(|e| e.to_string());
-                self.with_realtime(now_ms, |rt, io| rt.on_pending(result, io));
+                self.with_realtime(now_ms, |rt, io| rt.on_pending(result, now_ms, io));
             }
             None => self.out.event(match typed {
                 Ok((status, result, body)) => {

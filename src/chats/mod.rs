@@ -204,6 +204,10 @@ impl ChatsClient {
             _ => {}
         }
         let prepared = command.request()?;
+        if matches!(command, ChatsCommand::FriendRequest { .. } | ChatsCommand::FriendAccept { .. }) {
+            // An answer or a first DM may follow soon: watch the pending list closely.
+            self.realtime.expect_activity(now_ms);
+        }
         let mut buckets = vec![Bucket::Api];
         buckets.extend(prepared.buckets);
         self.enqueue(prepared.method, prepared.path, prepared.body, Some(command), buckets, now_ms)

@@ -6,7 +6,7 @@
 use super::chats_cli::SocialCommand;
 use super::chats_print::render;
 use super::host::{NativeHost, now_ms};
-use super::{Common, LIMIT, open};
+use super::{Common, open};
 use moltlink::ChatsClient;
 use moltlink::auth::AuthEvent;
 use moltlink::chats::{ChatsCommand, ChatsEvent, RealtimeEvent};
@@ -36,7 +36,7 @@ fn ends(call: u64, e: &ChatsEvent) -> bool {
 fn over_rest(command: ChatsCommand, common: &Common) -> Result<ChatsEvent, String> {
     let (mut client, mut host) = open(common)?;
     let call = client.command(command, now_ms()).map_err(|e| e.to_string())?;
-    host.run_until(&mut client, LIMIT, |e| ends(call, e))
+    host.run_until(&mut client, common.limit(), |e| ends(call, e))
 }
 
 /// A trust op (`vouch`, `vouch_revoke`, `flag`): connect the socket first, then ask.
@@ -44,12 +44,12 @@ fn over_socket(command: ChatsCommand, common: &Common) -> Result<ChatsEvent, Str
     let (mut client, mut host) = realtime_client(std::env::var("MOLTCHATS_WS_BASE").ok(), common)?;
     client.connect(now_ms()).map_err(|e| e.to_string())?;
     // Trust ops need an open socket (the core refuses them otherwise).
-    let opened = host.run_until(&mut client, LIMIT, |e| matches!(e, ChatsEvent::Realtime(RealtimeEvent::Connected { .. })) || ends(u64::MAX, e))?;
+    let opened = host.run_until(&mut client, common.limit(), |e| matches!(e, ChatsEvent::Realtime(RealtimeEvent::Connected { .. })) || ends(u64::MAX, e))?;
     if !matches!(opened, ChatsEvent::Realtime(RealtimeEvent::Connected { .. })) {
         return Err(super::describe(&opened));
     }
     let call = client.command(command, now_ms()).map_err(|e| e.to_string())?;
-    let event = host.run_until(&mut client, LIMIT, |e| {
+    let event = host.run_until(&mut client, common.limit(), |e| {
         ends(call, e)
             || matches!(e, ChatsEvent::Realtime(RealtimeEvent::TrustSucceeded { call_id, .. } | RealtimeEvent::TrustFailed { call_id, .. }) if *call_id == call)
     });
@@ -121,7 +121,7 @@ fn send_ws(channel: &str, text: &str, ws_base: Option<String>, common: &Common) 
     let now = now_ms();
     client.connect(now).map_err(|e| e.to_string())?;
     let send = client.send_message(channel, text, None, now).map_err(|e| e.to_string())?;
-    let event = host.run_until(&mut client, LIMIT, |e| match e {
+    let event = host.run_until(&mut client, common.limit(), |e| match e {
         ChatsEvent::Realtime(RealtimeEvent::MessageSent { send_id, .. } | RealtimeEvent::SendFailed { send_id, .. }) => *send_id == send,
         ChatsEvent::Realtime(RealtimeEvent::RealtimeFatal { .. }) | ChatsEvent::Auth(AuthEvent::AuthFailed { .. }) => true,
         _ => false,

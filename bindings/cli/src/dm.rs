@@ -16,6 +16,9 @@ pub struct DmOptions {
     /// Print every event as one JSON line instead of text.
     #[arg(long, global = true)]
     json: bool,
+    /// Give up after this many seconds.
+    #[arg(long, global = true, value_name = "SECS", default_value_t = super::DEFAULT_TIMEOUT_S)]
+    timeout: u64,
 }
 
 #[derive(Subcommand)]
@@ -88,7 +91,7 @@ pub fn run(command: DmCli, options: DmOptions) -> Result<(), String> {
             eprintln!("{}", describe(event));
         }
     });
-    let outcome = host.run_until(&mut client, Duration::from_secs(60), |e| {
+    let outcome = host.run_until(&mut client, Duration::from_secs(options.timeout), |e| {
         matches!(e, DmEvent::Call(CallEvent::CallSucceeded { call_id, .. }) | DmEvent::Call(CallEvent::CallFailed { call_id, .. }) if *call_id == call)
     })?;
     match outcome {

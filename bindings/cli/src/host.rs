@@ -68,11 +68,14 @@ impl<E> NativeHost<E> {
         mut done: impl FnMut(&E) -> bool,
     ) -> Result<E, String> {
         let give_up = Instant::now() + limit;
+        // The last failure to reach the server, quoted when we give up.
+        let mut last_trouble: Option<String> = None;
         loop {
             match client.poll_output() {
                 Output::Http { id, request, .. } => {
                     let result = self.perform(request);
                     let now = now_ms();
+                    last_trouble = result.as_ref().err().cloned();
                     match result {
                         Ok(response) => client.handle_response(id, response, now),
                         Err(message) => client.handle_transport_error(id, &message, now),
@@ -97,7 +100,10 @@ impl<E> NativeHost<E> {
                         client.handle_ws_open(conn, now_ms());
                     }
                     // The message may quote the URL (and its token): keep only the kind.
-                    Err(e) => client.handle_ws_closed(conn, 1006, &ws_error_kind(&e), now_ms()),
+                    Err(e) => {
+                        last_trouble = Some(format!("WebSocket: {}", ws_error_kind(&e)));
+                        client.handle_ws_closed(conn, 1006, &ws_error_kind(&e), now_ms())
+                    }
                 },
                 Output::WsSend { conn, text } => {
                     let failed = self.sockets.get_mut(&conn).map(|ws| ws.send(Message::text(text)).is_err());
@@ -119,7 +125,8 @@ impl<E> NativeHost<E> {
                         return Err(STOPPED.into());
                     }
                     if now >= give_up {
-                        return Err(format!("gave up after {} s without the expected outcome", limit.as_secs()));
+                        let last = last_trouble.map(|t| format!("; last error: {t}")).unwrap_or_default();
+                        return Err(format!("gave up after {} s without the expected outcome (--timeout SECS to wait longer){last}", limit.as_secs()));
                     }
                     let wait = until_ms.map(|t| Duration::from_millis(t.saturating_sub(now_ms())));
                     let mut wait = wait.unwrap_or(give_up - now).min(give_up - now);

@@ -80,6 +80,19 @@ struct Common {
     /// With --json: print the core's typed result (the same structure, snake_case keys).
     #[arg(long, global = true, requires = "json")]
     typed: bool,
+    /// Give up after this many seconds (one-shot commands; `listen` runs until --seconds).
+    #[arg(long, global = true, value_name = "SECS", default_value_t = DEFAULT_TIMEOUT_S)]
+    timeout: u64,
+}
+
+/// How long a one-shot command retries (an unreachable server, a slow login) before it gives
+/// up with its last error. Daemons (`listen`, `connect`, the voice loop) retry indefinitely.
+const DEFAULT_TIMEOUT_S: u64 = 30;
+
+impl Common {
+    fn limit(&self) -> Duration {
+        Duration::from_secs(self.timeout)
+    }
 }
 
 #[derive(Subcommand)]
@@ -136,11 +149,22 @@ fn random_seed() -> Result<[u8; 32], String> {
     Ok(seed)
 }
 
-/// Open the client from the credentials file (if any) and a host that saves back to it.
+/// Open the client from the credentials file and a host that saves back to it. Every command
+/// but `register` needs a saved identity: a missing file is an error naming the path looked at.
 fn open(common: &Common) -> Result<(ChatsClient, NativeHost<ChatsEvent>), String> {
+    open_with(common, true)
+}
+
+fn open_with(common: &Common, need_identity: bool) -> Result<(ChatsClient, NativeHost<ChatsEvent>), String> {
     let path = common.credentials.clone().unwrap_or_else(store::default_credentials_path);
     let mut host = NativeHost::new(path.clone());
     let credentials = host.load_credentials()?;
+    if need_identity && credentials.is_none() {
+        return Err(format!(
+            "no agent identity: {} does not exist (run `moltlink chats register --username NAME`, or pass --credentials FILE)",
+            path.display()
+        ));
+    }
     let client = ChatsClient::new(ChatsConfig {
         api_base: common.api_base.clone(),
         credentials,
@@ -158,39 +182,37 @@ fn open(common: &Common) -> Result<(ChatsClient, NativeHost<ChatsEvent>), String
     Ok((client, host))
 }
 
-const LIMIT: Duration = Duration::from_secs(120);
-
 fn run_chats(command: ChatsCommand) -> Result<(), String> {
     match command {
         ChatsCommand::Register { username, common } => {
-            let (mut client, mut host) = open(&common)?;
+            let (mut client, mut host) = open_with(&common, false)?;
             client.register(&username, now_ms()).map_err(|e| e.to_string())?;
-            let event = host.run_until(&mut client, LIMIT, ends_auth)?;
+            let event = host.run_until(&mut client, common.limit(), ends_auth)?;
             print_outcome(&common, &event)
         }
         ChatsCommand::Login { common } => {
             let (mut client, mut host) = open(&common)?;
             client.login(now_ms()).map_err(|e| e.to_string())?;
-            let event = host.run_until(&mut client, LIMIT, ends_auth)?;
+            let event = host.run_until(&mut client, common.limit(), ends_auth)?;
             print_outcome(&common, &event)
         }
         ChatsCommand::Refresh { common } => {
             let (mut client, mut host) = open(&common)?;
             // Logging in may itself rotate (saved refresh token); `refresh` forces one more.
             client.login(now_ms()).map_err(|e| e.to_string())?;
-            let first = host.run_until(&mut client, LIMIT, ends_auth)?;
+            let first = host.run_until(&mut client, common.limit(), ends_auth)?;
             if matches!(first, ChatsEvent::Auth(AuthEvent::AuthFailed { .. })) {
                 return print_outcome(&common, &first);
             }
             client.refresh(now_ms()).map_err(|e| e.to_string())?;
-            let event = host.run_until(&mut client, LIMIT, ends_auth)?;
+            let event = host.run_until(&mut client, common.limit(), ends_auth)?;
             print_outcome(&common, &event)
         }
         ChatsCommand::Social(command) => chats_run::run(command),
         ChatsCommand::Whoami { common } => {
             let (mut client, mut host) = open(&common)?;
             let call = client.whoami(now_ms()).map_err(|e| e.to_string())?;
-            let event = host.run_until(&mut client, LIMIT, |e| match e {
+            let event = host.run_until(&mut client, common.limit(), |e| match e {
                 ChatsEvent::Call(CallEvent::CallSucceeded { call_id, .. }) | ChatsEvent::Call(CallEvent::CallFailed { call_id, .. }) => *call_id == call,
                 ChatsEvent::Auth(AuthEvent::AuthFailed { .. }) => true,
                 _ => false,

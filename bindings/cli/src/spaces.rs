@@ -37,6 +37,9 @@ pub struct SpacesOptions {
     /// Print every event as one JSON line instead of text.
     #[arg(long, global = true)]
     json: bool,
+    /// Give up a one-shot command (or getting a join ticket) after this many seconds.
+    #[arg(long, global = true, value_name = "SECS", default_value_t = super::DEFAULT_TIMEOUT_S)]
+    timeout: u64,
 }
 
 #[derive(Subcommand)]
@@ -90,9 +93,13 @@ fn default_registration() -> PathBuf {
     home.join(".config/moltspaces/registration.env")
 }
 
+fn registration_path(options: &SpacesOptions) -> PathBuf {
+    options.registration.clone().unwrap_or_else(default_registration)
+}
+
 fn config(options: &SpacesOptions) -> Result<SpacesConfig, String> {
     let mut config = SpacesConfig::default();
-    let registration = options.registration.clone().unwrap_or_else(default_registration);
+    let registration = registration_path(options);
     for path in [Some(registration), options.env_file.clone()].into_iter().flatten() {
         if let Some(bytes) = super::store::read(&path)? {
             config.apply_env(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -114,7 +121,7 @@ fn config(options: &SpacesOptions) -> Result<SpacesConfig, String> {
 
 pub fn run(command: SpacesCli, options: SpacesOptions) -> Result<(), String> {
     let mut client = SpacesClient::new(config(&options)?).map_err(|e| e.to_string())?;
-    let mut host = NativeHost::new(options.registration.clone().unwrap_or_else(default_registration));
+    let mut host = NativeHost::new(registration_path(&options));
     let json = options.json;
     host.on_event = Box::new(move |e| print_event(e, json));
     let (command, join) = match command {
@@ -124,8 +131,15 @@ pub fn run(command: SpacesCli, options: SpacesOptions) -> Result<(), String> {
         SpacesCli::Token { room } => (SpacesCommand::Token { room }, None),
         SpacesCli::Join(args) => (SpacesCommand::Join { topic: args.topic.clone() }, Some(args)),
     };
-    let call = client.command(command, now_ms()).map_err(|e| e.to_string())?;
-    let outcome = host.run_until(&mut client, Duration::from_secs(120), |e| match e {
+    let call = client.command(command, now_ms()).map_err(|e| match e.code {
+        // Say where the key was looked for.
+        moltlink::ErrorCode::NotRegistered => {
+            let looked: Vec<String> = [Some(registration_path(&options)), options.env_file.clone()].into_iter().flatten().map(|p| p.display().to_string()).collect();
+            format!("{e} (looked in {} and the environment)", looked.join(", "))
+        }
+        _ => e.to_string(),
+    })?;
+    let outcome = host.run_until(&mut client, Duration::from_secs(options.timeout), |e| match e {
         SpacesEvent::Call(CallEvent::CallFailed { call_id, .. })
         | SpacesEvent::SpacesRegistered { call_id, .. }
         | SpacesEvent::SpacesRooms { call_id, .. }

@@ -53,6 +53,8 @@ impl Realtime {
     /// the session does not follow (the server fans out to every socket of the agent).
     pub(super) fn on_live_message(&mut self, c: String, message: Message, io: &mut Io) -> Result<(), &'static str> {
         let ch = self.channels.get_mut(&c).filter(|ch| ch.want).ok_or("not_subscribed")?;
+        // Another agent is talking to us: a friend request or DM may follow (see `tick_open`).
+        self.poll_soon |= io.agent_id.is_some() && message.author_id() != io.agent_id;
         if ch.backfill.is_some() || !ch.confirmed {
             ch.held.push(message);
         } else {
@@ -145,15 +147,35 @@ impl Realtime {
         self.step(now_ms, io);
     }
 
-    pub fn on_pending(&mut self, result: Result<ChatsResult, String>, io: &mut Io) {
+    /// A pending poll's answer: report activity, and plan the next poll (soon after activity,
+    /// twice as far after a quiet one, up to the idle gap).
+    pub fn on_pending(&mut self, result: Result<ChatsResult, String>, now_ms: u64, io: &mut Io) {
         self.poll_in_flight = false;
+        let mut busy = false;
         if let Ok(ChatsResult::Pending(activity)) = result {
             if let Some(at) = activity.checked_at.get() {
                 self.since = Some(at.clone());
             }
             if activity.has_activity.get() == Some(&true) {
+                busy = true;
                 io.out.event(RealtimeEvent::Activity { activity, trust: UNTRUSTED });
             }
+        }
+        let Some(idle) = self.config.pending_poll_ms else { return };
+        let min = self.config.pending_poll_min_ms.min(idle);
+        self.poll_every_ms = if busy { min } else { (self.poll_every_ms.max(min) * 2).min(idle) };
+        if self.next_poll_ms.is_some() {
+            self.next_poll_ms = Some(now_ms + self.poll_every_ms);
+        }
+    }
+
+    /// Something may soon be pending (the agent sent a friend request, say): poll at the
+    /// fastest pace again.
+    pub fn expect_activity(&mut self, now_ms: u64) {
+        let Some(idle) = self.config.pending_poll_ms else { return };
+        self.poll_every_ms = self.config.pending_poll_min_ms.min(idle);
+        if let Some(at) = self.next_poll_ms {
+            self.next_poll_ms = Some(at.min(now_ms + self.poll_every_ms));
         }
     }
 }

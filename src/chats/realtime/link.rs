@@ -50,6 +50,7 @@ impl Realtime {
             io.out.ws_send(conn, wire::subscribe(&wanted).to_string());
         }
         self.next_poll_ms = self.config.pending_poll_ms.map(|_| now_ms);
+        self.poll_every_ms = self.config.pending_poll_min_ms;
         Link::Open { conn, generation, opened_ms: now_ms, last_out_ms: now_ms, last_in_ms: now_ms }
     }
 
@@ -105,12 +106,16 @@ impl Realtime {
         {
             self.send_frame(conn, wire::ping(), now_ms, io);
         }
-        if let (Some(at), Some(every)) = (self.next_poll_ms, self.config.pending_poll_ms)
+        if std::mem::take(&mut self.poll_soon) {
+            self.expect_activity(now_ms);
+        }
+        if let Some(at) = self.next_poll_ms
             && now_ms >= at
             && !self.poll_in_flight
         {
+            // The next poll is planned when this one's answer arrives (`on_pending`).
             self.poll_in_flight = true;
-            self.next_poll_ms = Some(now_ms + every);
+            self.next_poll_ms = Some(now_ms + self.poll_every_ms);
             io.needs.push(Need::Pending { command: ChatsCommand::Pending { since: self.since.clone() } });
         }
     }

@@ -62,9 +62,13 @@ pub struct RealtimeConfig {
     pub backoff_cap_ms: u64,
     /// A connection open this long resets the backoff.
     pub stable_after_ms: u64,
-    /// Poll `/agents/@me/pending` this often while connected (friend requests and DMs are not
-    /// pushed over the socket today). `None` disables it.
+    /// Poll `/agents/@me/pending` at most this far apart while connected and idle (friend
+    /// requests and DMs are not pushed over the socket today). `None` disables polling.
     pub pending_poll_ms: Option<u64>,
+    /// ... and this often while something may be pending: after connecting, after a poll that
+    /// found activity, after the agent asked someone for something. The endpoint allows 10
+    /// calls a minute; each idle poll doubles the gap up to `pending_poll_ms`.
+    pub pending_poll_min_ms: u64,
     /// History page size used for backfill (1-100).
     pub page: u32,
     /// Message ids remembered per channel for deduplication.
@@ -81,6 +85,7 @@ impl Default for RealtimeConfig {
             backoff_cap_ms: 60_000,
             stable_after_ms: 30_000,
             pending_poll_ms: Some(60_000),
+            pending_poll_min_ms: 6_000,
             page: 100,
             remember: 1024,
         }
@@ -151,6 +156,10 @@ pub struct Realtime {
     /// The channel of the previous frame if it was `subscribed` (its `context` comes next).
     last_subscribed: Option<String>,
     next_poll_ms: Option<u64>,
+    /// The current gap between pending polls (see `RealtimeConfig::pending_poll_min_ms`).
+    poll_every_ms: u64,
+    /// A live message from another agent arrived: poll pending at the fastest pace again.
+    poll_soon: bool,
     poll_in_flight: bool,
     since: Option<String>,
     rng: rand_chacha::ChaCha20Rng,
@@ -177,6 +186,8 @@ impl Realtime {
             trust_queue: VecDeque::new(),
             last_subscribed: None,
             next_poll_ms: None,
+            poll_every_ms: 0,
+            poll_soon: false,
             poll_in_flight: false,
             since: None,
             rng,

@@ -426,12 +426,44 @@ fn pending_is_polled_while_connected() {
     let r = b.client.command(ChatsCommand::FriendRequest { target: "rt_poll".into() }, w.now).unwrap();
     w.drain(&mut b);
     assert!(b.events.iter().any(|e| matches!(e, ChatsEvent::CommandSucceeded { call_id, .. } if *call_id == r)));
-    w.advance(&mut [&mut a], 2 * MINUTE);
+    // Right after connecting the list is watched closely: seen within 12 s, not a minute.
+    w.advance(&mut [&mut a], 12 * SEC);
     let activity = rt(&a).find_map(|e| match e {
         RealtimeEvent::Activity { activity, .. } => Some(activity.clone()),
         _ => None,
     });
-    assert_eq!(activity.unwrap().pending_friend_requests.items()[0].from_username.as_deref(), Some("rt_poll_b"));
-    let polls = sent(&a).iter().filter(|p| p.as_str() == "/agents/@me/pending").count();
-    assert!((2..=4).contains(&polls), "{polls} polls in two minutes");
+    assert_eq!(activity.expect("the friend request within 12 s").pending_friend_requests.items()[0].from_username.as_deref(), Some("rt_poll_b"));
+}
+
+/// Quiet polls back off to once a minute; the agent's own friend request (an answer may
+/// follow) and a live message from another agent bring the fast pace back. Never above the
+/// endpoint's 10 a minute.
+#[test]
+fn pending_polls_back_off_when_idle_and_speed_up_when_something_may_be_pending() {
+    let mut w = World::new();
+    let mut a = w.agent("rt_idle", 1);
+    let mut b = w.agent("rt_idle_b", 2);
+    w.connect(&mut a, &[channel()]);
+    let polls = |a: &Agent| sent(a).iter().filter(|p| p.starts_with("/agents/@me/pending")).count();
+    w.advance(&mut [&mut a], 10 * MINUTE);
+    let idle = polls(&a);
+    // 0, 12, 36, 84 s, then every 60 s: 13 polls in ten minutes (a fixed 6 s pace would be 100).
+    assert!((11..=15).contains(&idle), "{idle} polls in ten idle minutes");
+    // The agent asks for a friendship: the answer is watched for at the fast pace.
+    let r = a.client.command(ChatsCommand::FriendRequest { target: "rt_idle_b".into() }, w.now).unwrap();
+    w.drain(&mut a);
+    assert!(a.events.iter().any(|e| matches!(e, ChatsEvent::CommandSucceeded { call_id, .. } if *call_id == r)));
+    let before = polls(&a);
+    w.advance(&mut [&mut a], 7 * SEC);
+    assert_eq!(polls(&a), before + 1, "a poll within 6 s of the request");
+    // Ten fast minutes never exceed the limit: at most 10 polls in any minute.
+    w.advance(&mut [&mut a], 2 * MINUTE);
+    assert!(polls(&a) - before <= 1 + 10 * 2 + 1, "{} polls", polls(&a) - before);
+    // A live message from another agent: fast again after the idle back-off.
+    w.advance(&mut [&mut a], 5 * MINUTE);
+    w.connect(&mut b, &[channel()]);
+    let before = polls(&a);
+    w.post(&mut b, "hello there");
+    w.advance(&mut [&mut a, &mut b], 7 * SEC);
+    assert!(polls(&a) > before, "a poll within 6 s of another agent's message");
 }
