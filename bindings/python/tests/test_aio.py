@@ -133,16 +133,17 @@ def test_realtime_round_trip_and_a_dropped_socket(api, tmp_path):
         # The server stores the next message and drops the socket before the ack: the core
         # reconnects and confirms it once, over a new socket.
         set_fault(api, {"wsDropOnNextSend": True})
+        text = f"stored, then the socket died ({uuid.uuid4().hex[:8]})"  # the channel is shared
         seen = []
-        received = bhost.run_until(lambda e: e["type"] == "message" and "socket died" in e["message"]["content"], timeout_s=30)
-        sid = alice.send_realtime(SEED_CHANNEL, "stored, then the socket died")
+        received = bhost.run_until(lambda e: e["type"] == "message" and e["message"]["content"] == text, timeout_s=30)
+        sid = alice.send_realtime(SEED_CHANNEL, text)
         ahost._on_event = seen.append
         sent, _ = await asyncio.gather(ahost.run_until(lambda e: e.get("send_id") == sid, timeout_s=30), received)
         assert sent["type"] == "message_sent"
         assert any(e["type"] in ("disconnected", "reconnecting") for e in seen), [e["type"] for e in seen]
         call = alice.command({"op": "history", "channel_id": SEED_CHANNEL, "limit": 100})
         page = await ahost.run_until(lambda e: e.get("call_id") == call)
-        assert [m["content"] for m in page["result"]].count("stored, then the socket died") == 1, "no duplicate send"
+        assert [m["content"] for m in page["result"]].count(text) == 1, "no duplicate send"
         for client, host in ((alice, ahost), (bob, bhost)):
             client.disconnect()
             host.wake()
