@@ -8,8 +8,10 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 venv="$here/.venv"
 wheel=$(bash "$here/build-wheel.sh")
 [[ -x $venv/bin/python ]] || python3 -m venv "$venv"
-"$venv/bin/pip" install -q --disable-pip-version-check "pytest>=8" "websocket-client==1.9.0" "aiohttp==3.13.2"
+"$venv/bin/pip" install -q --disable-pip-version-check "pytest>=8" "websocket-client==1.9.0" "aiohttp==3.13.2" "mypy==2.4.1"
 "$venv/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps "$wheel"
 cd "$here"
 "$venv/bin/python" -c 'import moltlink._ffi as f, sys; p = f.find_library(); print("library:", p); sys.exit("not the bundled library" if p.parent.name != "_native" else 0)'
+# Type hints: the package type-checks (the asyncio host under stricter flags, see pyproject.toml).
+"$venv/bin/python" -m mypy --no-error-summary
 exec "$venv/bin/python" -m pytest -q "$@"
