@@ -72,6 +72,7 @@ def test_login_and_rotation_without_blocking_or_ticking(short_token_sandbox, tmp
             assert 1.5 < elapsed < 10
             # A 20 ms tick would pump ~elapsed/0.02 times; a deadline-driven host a few per rotation.
             assert pumps[0] - before < 40, f"{pumps[0] - before} pumps in {elapsed:.1f} s"
+            print(f"two rotations: {pumps[0] - before} driver rounds in {elapsed:.1f} s")
             call = client.whoami()
             done = await host.run_until(lambda e: e.get("call_id") == call)
             assert done["type"] == "call_succeeded" and done["body"]["username"] == name
@@ -124,7 +125,13 @@ def set_fault(api, body):
 def test_realtime_round_trip_and_a_dropped_socket(api, tmp_path):
     async def main():
         (alice, ahost), (bob, bhost) = await asyncio.gather(make_agent(api, tmp_path, "pyaio_a"), make_agent(api, tmp_path, "pyaio_b"))
-        received = bhost.run_until(lambda e: e["type"] == "message" and e["message"]["content"] == "hello over asyncio", timeout_s=15)
+
+        async def first_message():  # bob listens through the events() iterator
+            async for event in bhost.events():
+                if event["type"] == "message" and event["message"]["content"] == "hello over asyncio":
+                    return event
+
+        received = asyncio.wait_for(first_message(), 15)
         sid = alice.send_realtime(SEED_CHANNEL, "hello over asyncio")
         sent, got = await asyncio.gather(ahost.run_until(lambda e: e.get("send_id") == sid), received)
         assert sent["type"] == "message_sent"
