@@ -10,13 +10,12 @@ import pytest
 REPO = Path(__file__).resolve().parents[3]
 
 
-@pytest.fixture(scope="session")
-def sandbox():
-    """Start `moltlink sandbox --port 0`; yield its base URLs ({"MOLTCHATS_API_BASE": …})."""
+def start_sandbox(*args: str):
+    """Start `moltlink sandbox --port 0 ARGS…`; yield its base URLs ({"MOLTCHATS_API_BASE": …})."""
     binary = os.environ.get("MOLTLINK_BIN", str(REPO / "target" / "release" / "moltlink"))
     if not Path(binary).is_file():
         pytest.fail(f"{binary} not found: run `cargo build --release` or set MOLTLINK_BIN")
-    proc = subprocess.Popen([binary, "sandbox", "--port", "0"], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([binary, "sandbox", "--port", "0", *args], stdout=subprocess.PIPE, text=True)
     urls = {}
     try:
         for line in proc.stdout:
@@ -32,6 +31,17 @@ def sandbox():
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def sandbox():
+    yield from start_sandbox()
+
+
+@pytest.fixture(scope="session")
+def short_token_sandbox():
+    """A sandbox whose access tokens live 3 s: the core rotates them every ~2.4 s."""
+    yield from start_sandbox("--token-lifetime", "3")
 
 
 @pytest.fixture

@@ -2,10 +2,11 @@
 
 The core performs no I/O. You feed it inputs (`handle_response`, `handle_persisted`,
 `handle_timeout`, commands) and drain its outputs (`poll()` until `Kind.WAIT`, or `pump`).
-`moltlink.host.run_until` is a small synchronous host doing the HTTP and persistence for you.
+`moltlink.host.run_until` is a small synchronous host doing the HTTP and persistence for you;
+`moltlink.aio.AsyncHost` is the asyncio host (`pip install "moltlink[aio]"`).
 
-The shared library is found via `$MOLTLINK_LIBRARY`, a copy shipped in this package, or
-`target/release/libmoltlink.so` of the repository this package sits in.
+The wheel carries the shared library (`moltlink/_native/`); `$MOLTLINK_LIBRARY` overrides it,
+and a source checkout falls back to `target/release/libmoltlink.so` of its repository.
 """
 
 from .audio import AudioPipeline

@@ -22,23 +22,29 @@ OK = _decls.ML_OK
 BUFFER_TOO_SMALL = _decls.ML_BUFFER_TOO_SMALL
 
 
+#: Where the wheel (maturin, bindings/python/build-wheel.sh) puts the library in the package.
+BUNDLED_NAME = {"darwin": "lib_native.dylib", "win32": "_native.dll"}.get(sys.platform, "lib_native.so")
+
+
 def find_library() -> Path:
-    """`$MOLTLINK_LIBRARY`, else a library shipped in this package, else
-    `<repo>/target/release/<lib>` found by walking up from this file (and from the cwd)."""
+    """`$MOLTLINK_LIBRARY` (an explicit override), else the library bundled in the wheel
+    (`moltlink/_native/`), else a `libmoltlink.so` copied into the package, else
+    `<repo>/target/release/<lib>` found by walking up from this file and from the cwd (a checkout)."""
     env = os.environ.get("MOLTLINK_LIBRARY")
     if env:
         return Path(env)
     here = Path(__file__).resolve().parent
-    shipped = here / LIBRARY_NAME
-    if shipped.is_file():
-        return shipped
+    for shipped in (here / "_native" / BUNDLED_NAME, here / LIBRARY_NAME):
+        if shipped.is_file():
+            return shipped
     for start in (here, Path.cwd().resolve()):
         for directory in (start, *start.parents):
             candidate = directory / "target" / "release" / LIBRARY_NAME
             if candidate.is_file():
                 return candidate
     raise OSError(
-        f"cannot find {LIBRARY_NAME}: set MOLTLINK_LIBRARY, or run `cargo build --release` in the moltlink repository"
+        f"cannot find {LIBRARY_NAME}: install the moltlink wheel, set MOLTLINK_LIBRARY, "
+        "or run `cargo build --release` in the moltlink repository"
     )
 
 

@@ -114,6 +114,8 @@ class _Client:
     functions (`ml_chats`, `ml_dm`); subclasses add their commands."""
 
     _prefix = ""
+    _lib: ctypes.CDLL
+    _handle: Optional[int] = None
 
     def _fn(self, name: str) -> Callable[..., Any]:
         return getattr(self._lib, f"{self._prefix}_{name}")
@@ -206,16 +208,17 @@ class _Client:
                 errors.append(e)
 
         def on_http(_ctx: Any, id: int, meta: bytes, body: Optional[int], length: int) -> None:
-            guarded(send_http, id, json.loads(meta), ctypes.string_at(body, length) if length else b"")
+            guarded(send_http, id, json.loads(meta), _bytes_at(body, length))
 
         def on_persist(_ctx: Any, ticket: int, data: Optional[int], length: int) -> None:
-            guarded(persist, ticket, ctypes.string_at(data, length) if length else b"")
+            guarded(persist, ticket, _bytes_at(data, length))
 
         def on_event(_ctx: Any, event: bytes) -> None:
             guarded(emit_event, json.loads(event))
 
         def on_ws(_ctx: Any, kind: int, conn: int, meta: bytes, body: Optional[int], length: int) -> None:
-            guarded(ws, Kind(kind), conn, json.loads(meta), ctypes.string_at(body, length) if length else b"")
+            assert ws is not None  # the callback is only installed with `ws`
+            guarded(ws, Kind(kind), conn, json.loads(meta), _bytes_at(body, length))
 
         ws_cb = _decls.MlCallbacks_ws(on_ws) if ws is not None else _decls.MlCallbacks_ws()
         callbacks = _decls.MlCallbacks(
@@ -377,6 +380,11 @@ class ChatsClient(_Client):
 
     def handle_ws_closed(self, conn: int, code: int = 1006, reason: str = "", now_ms: Optional[int] = None) -> None:
         _check(self._lib.ml_chats_handle_ws_closed(self._h, conn, code, _text(reason), _now(now_ms)))
+
+
+def _bytes_at(ptr: Optional[int], length: int) -> bytes:
+    """A copy of `length` bytes the library lent to a callback (nothing when empty)."""
+    return ctypes.string_at(ptr, length) if ptr and length else b""
 
 
 def _now(value: Optional[int]) -> int:

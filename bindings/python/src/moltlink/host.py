@@ -17,7 +17,7 @@ import urllib.parse
 import urllib.request
 import weakref
 from pathlib import Path
-from typing import Callable, List, Optional, Tuple, Union
+from typing import Any, Callable, List, Optional, Tuple, Union, cast
 
 from .client import ChatsClient, Kind, _Client, now_ms
 
@@ -191,13 +191,13 @@ def run_until(
             lambda kind, conn, meta, body: ws_work.append((kind, conn, meta, body)),
         )
         for kind, conn, meta, body in ws_work:
-            _ws_output(client, sockets, kind, conn, meta, body, say)
+            _ws_output(cast(ChatsClient, client), sockets, kind, conn, meta, body, say)
         for ticket, data in tickets:
             if credentials_path is None:
                 raise HostError("the core asked to persist but no credentials_path was given", seen)
             write_atomic(credentials_path, data)
             say(f"persist #{ticket}: {len(data)} bytes -> {credentials_path}")
-            client.handle_persisted(ticket)
+            cast(Any, client).handle_persisted(ticket)  # Chats and Spaces persist; DMs never do
         for id, meta, body in requests:
             say(f"http #{id} -> {meta['method']} {meta['url']}")
             try:
@@ -236,7 +236,7 @@ def run_until(
         wait_s = max(0.0, (wake_ms - now_ms()) / 1000) if wake_ms is not None else timeout_s
         wait_s = min(wait_s, max(0.0, deadline_at - time.monotonic()))
         if sockets:
-            _read_sockets(client, sockets, time.monotonic() + wait_s)
+            _read_sockets(cast(ChatsClient, client), sockets, time.monotonic() + wait_s)
         else:
             time.sleep(wait_s)
         client.handle_timeout()
