@@ -6,6 +6,8 @@
 //! until it answers [`io::Output::Wait`]. Each client owns its event type.
 //! Two thin adapters expose the same core: a C ABI (`ffi`) and a WIT component (`component`).
 
+#![warn(missing_docs)]
+
 pub mod audio;
 pub mod auth;
 pub mod chats;
