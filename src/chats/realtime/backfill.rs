@@ -62,6 +62,7 @@ impl Realtime {
         Ok(())
     }
 
+    /// The result of a backfill history call: emits the missed messages in order.
     pub fn on_history(&mut self, channel: &str, epoch: u64, result: Result<ChatsResult, String>, now_ms: u64, io: &mut Io) {
         let remember = self.config.remember;
         let Some(ch) = self.channels.get_mut(channel) else { return };
@@ -145,6 +146,7 @@ impl Realtime {
         self.step(now_ms, io);
     }
 
+    /// The result of the pending-activity call made after a reconnect.
     pub fn on_pending(&mut self, result: Result<ChatsResult, String>, io: &mut Io) {
         self.poll_in_flight = false;
         if let Ok(ChatsResult::Pending(activity)) = result {
