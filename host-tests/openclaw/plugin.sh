@@ -40,7 +40,7 @@ spaces_key=$(sed -n 's/.*"api_key":"\([^"]*\)".*/\1/p' <<<"$spaces_reg")
 spaces_id=$(sed -n 's/.*"agent_id":"\([^"]*\)".*/\1/p' <<<"$spaces_reg")
 [ -n "$spaces_key" ] || openclaw_fail "moltspaces agent: $spaces_reg"
 
-# The plugin, installed from its npm tarball (offline: its dependency is bundled) into the
+# The plugin, installed from its npm tarball (offline: its dependency is vendored) into the
 # throw-away OpenClaw, and its config.
 plugin_version=$(sed -n 's/^  "version": "\(.*\)",$/\1/p' "$root/bindings/openclaw/package.json")
 openclaw_install_plugin "$root/target/packages/moltlink-openclaw-$plugin_version.tgz"

@@ -2,7 +2,7 @@
 # The OpenClaw plugin as a package, built and then tried as a user would:
 #   1. bindings/openclaw/build.sh vendors bindings/node's adapter and the transpiled component,
 #      then `npm pack` → target/packages/moltlink-openclaw-<version>.tgz (its one runtime
-#      dependency bundled, so installing needs no registry);
+#      dependency vendored, none declared, so installing runs no npm install and needs no registry);
 #   2. `openclaw plugins install <tgz>` (the pinned OpenClaw, host-tests/openclaw/install.sh) into
 #      a clean OpenClaw home outside the repository, `openclaw plugins list` shows it, and a short
 #      program loads the INSTALLED plugin's entry with a stand-in plugin API and runs its
@@ -21,9 +21,11 @@ tgz=$pkg_out/moltlink-openclaw-$version.tgz
 [ -f "$tgz" ] || { echo "npm pack made no $tgz" >&2; exit 1; }
 listing=$(tar -tzf "$tgz")
 for f in package/index.js package/openclaw.plugin.json package/vendor/moltlink/component/moltlink.js \
-         package/vendor/moltlink/src/host-runner.js package/node_modules/@bytecodealliance/preview2-shim/package.json; do
+         package/vendor/moltlink/src/host-runner.js package/vendor/moltlink/node_modules/@bytecodealliance/preview2-shim/package.json; do
     grep -qx "$f" <<<"$listing" || { echo "$tgz lacks $f" >&2; exit 1; }
 done
+# No declared runtime dependency: OpenClaw would run `npm install` for one (needs a registry).
+tar -xzOf "$tgz" package/package.json | node -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => { const p = JSON.parse(s); if (Object.keys(p.dependencies ?? {}).length) { console.error("the plugin package declares dependencies"); process.exit(1); } })'
 echo "openclaw plugin package: $tgz ($(pkg_size "$tgz"), $(wc -l <<<"$listing") files)"
 [ -n "${PKG_PACK_ONLY:-}" ] && exit 0
 
