@@ -59,6 +59,9 @@ MOLTLINK_NO_CARGO=1 bash bindings/node/run-tests.sh
 suite "prompt framing: the OpenClaw plugin (WIT component) matches the core byte for byte"
 MOLTLINK_NO_CARGO=1 bash host-tests/bridge-prompt/run.sh
 
+suite "packages: wheel, npm tarball, plugin tarball, C install layout, crate; each installed outside the repo and run"
+bash host-tests/packages.sh
+
 suite "OpenClaw plugin in a real OpenClaw gateway (pinned, offline, mock model)"
 bash host-tests/openclaw/plugin.sh
 

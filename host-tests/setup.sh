@@ -19,6 +19,8 @@ command -v node >/dev/null || missing+=(nodejs npm)
 # speech test audio.
 dpkg -s libasound2-dev >/dev/null 2>&1 || missing+=(libasound2-dev)
 command -v pkg-config >/dev/null || missing+=(pkg-config)
+# patchelf: the soname of the installed C library (bindings/c/install.sh).
+command -v patchelf >/dev/null || missing+=(patchelf)
 command -v cmake >/dev/null || missing+=(cmake)
 command -v espeak-ng >/dev/null || missing+=(espeak-ng)
 command -v sox >/dev/null || missing+=(sox)

@@ -8,6 +8,7 @@
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
+    /// Success (the C ABI's 0).
     Ok = 0,
     /// An argument was malformed (bad username, bad URL, bad JSON from the host).
     InvalidArgument = 1,
@@ -37,21 +38,28 @@ pub enum ErrorCode {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
+/// An error from the core: a stable code and a message (never carrying secrets).
 pub struct Error {
+    /// What kind of error (stable; the C ABI's number).
     pub code: ErrorCode,
+    /// What happened, for people (no secrets).
     pub message: String,
 }
 
 impl Error {
+    /// An error with this code and message.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self { code, message: message.into() }
     }
+    /// An `InvalidArgument` error.
     pub fn invalid_argument(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::InvalidArgument, message)
     }
+    /// An `InvalidState` error.
     pub fn invalid_state(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::InvalidState, message)
     }
 }
 
+/// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes the plugin package self-contained (so `openclaw plugins install <path>` needs no network):
-# transpiles the component with bindings/node's pinned jco, vendors bindings/node's adapter code
-# and the transpiled component into vendor/moltlink/, and installs the runtime dependency.
+# transpiles the component with bindings/node's pinned jco, vendors bindings/node's adapter code,
+# the transpiled component and the adapter's dependency (preview2-shim) into vendor/moltlink/.
 # Needs target/wasm32-wasip2/release/moltlink.wasm (cargo build --release --lib --target wasm32-wasip2).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -18,4 +18,8 @@ cp -r "$node_pkg/component" "$here/vendor/moltlink/component"
 echo '{"type":"module","private":true}' > "$here/vendor/moltlink/package.json"
 cd "$here"
 if [ ! -d node_modules/@bytecodealliance/preview2-shim ]; then npm_quiet install; fi
+# The adapter's one dependency (the WASI shim and its fs helper), vendored next to it: the packed
+# plugin then declares no dependency and installs from its tarball without a registry.
+mkdir -p vendor/moltlink/node_modules
+cp -r node_modules/@bytecodealliance vendor/moltlink/node_modules/
 echo "bindings/openclaw: vendored $(du -sh vendor | cut -f1) (component $(stat -c %s vendor/moltlink/component/*.core.wasm | head -1) bytes)"

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# C host test: build host-tests/c/login.c against target/release/libmoltlink.so, start the
-# sandbox, register an agent (run 1), then reload its credentials and log in again (run 2,
+# C host test: install the library like cargo-c (bindings/c/install.sh into a temp prefix, or use
+# MOLTLINK_PREFIX if set), build host-tests/c/login.c against that layout through
+# `pkg-config --cflags --libs moltlink` (and once more statically, `pkg-config --static`), start
+# the sandbox, register an agent (run 1), then reload its credentials and log in again (run 2,
 # under valgrind when available and MOLTLINK_VALGRIND != 0), then the audio host (audio.c) on
 # espeak-ng speech, also under valgrind.
-# Needs `cargo build --release` first (libmoltlink.so and the moltlink binary).
+# Needs `cargo build --release` first (libmoltlink.so/.a and the moltlink binary).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -26,11 +28,20 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "== build"
-cc -Wall -Wextra -Werror -I bindings/c host-tests/c/login.c -L target/release -lmoltlink \
-    -Wl,-rpath,"$PWD/target/release" -o "$work/login"
-cc -Wall -Wextra -Werror -I bindings/c host-tests/c/audio.c -L target/release -lmoltlink \
-    -Wl,-rpath,"$PWD/target/release" -o "$work/audio"
+echo "== install + build (pkg-config)"
+prefix=${MOLTLINK_PREFIX:-$work/prefix}
+[[ -n ${MOLTLINK_PREFIX:-} ]] || bash bindings/c/install.sh "$prefix" >/dev/null
+export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
+read -ra cflags <<<"$(pkg-config --cflags moltlink)"
+read -ra libs <<<"$(pkg-config --libs moltlink)"
+libdir=$(pkg-config --variable=libdir moltlink)
+cc -Wall -Wextra -Werror "${cflags[@]}" host-tests/c/login.c "${libs[@]}" -Wl,-rpath,"$libdir" -o "$work/login"
+cc -Wall -Wextra -Werror "${cflags[@]}" host-tests/c/audio.c "${libs[@]}" -Wl,-rpath,"$libdir" -o "$work/audio"
+# Static: the archive plus Libs.private (the runtime libraries rustc lists for a staticlib).
+read -ra static_libs <<<"$(pkg-config --static --libs moltlink)"
+cc -Wall -Wextra -Werror "${cflags[@]}" host-tests/c/login.c "${static_libs[@]/#-lmoltlink/-l:libmoltlink.a}" -o "$work/login-static"
+ldd "$work/login-static" | grep -q libmoltlink && { echo "login-static links libmoltlink dynamically" >&2; exit 1; }
+echo "built against $prefix: $(pkg-config --modversion moltlink), $(readelf -d "$work/login" | sed -n 's/.*(NEEDED).*\[\(libmoltlink[^]]*\)\]/\1/p')"
 
 echo "== sandbox"
 "$bin" sandbox --port 0 >"$work/sandbox.out" 2>"$work/sandbox.err" &
@@ -62,6 +73,7 @@ run() {
 }
 
 run "register run" "$work/login" "$api" "$user" "$creds"
+run "register run (static link)" "$work/login-static" "$api" "${user}_s" "$work/credentials-static.json"
 if [[ -f $creds ]]; then
     if command -v valgrind >/dev/null && [[ ${MOLTLINK_VALGRIND:-1} != 0 ]]; then
         run "reload run (valgrind)" valgrind -q --error-exitcode=1 --leak-check=full \

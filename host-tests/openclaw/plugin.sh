@@ -11,8 +11,9 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 if [ -z "${OPENCLAW_ISOLATED:-}" ]; then
-  # Network needed: the plugin's one npm dependency and bindings/node's jco.
-  bash "$root/bindings/openclaw/build.sh"
+  # Network needed: the plugin's one npm dependency and bindings/node's jco. Builds the plugin and
+  # packs it: target/packages/moltlink-openclaw-<version>.tgz, the package users install.
+  PKG_PACK_ONLY=1 bash "$root/host-tests/packages/openclaw.sh"
 fi
 source "$root/host-tests/openclaw/lib.sh"
 openclaw_isolate "$@"
@@ -39,8 +40,10 @@ spaces_key=$(sed -n 's/.*"api_key":"\([^"]*\)".*/\1/p' <<<"$spaces_reg")
 spaces_id=$(sed -n 's/.*"agent_id":"\([^"]*\)".*/\1/p' <<<"$spaces_reg")
 [ -n "$spaces_key" ] || openclaw_fail "moltspaces agent: $spaces_reg"
 
-# The plugin, installed from its folder into the throw-away OpenClaw, and its config.
-openclaw_install_plugin "$root/bindings/openclaw"
+# The plugin, installed from its npm tarball (offline: its dependency is vendored) into the
+# throw-away OpenClaw, and its config.
+plugin_version=$(sed -n 's/^  "version": "\(.*\)",$/\1/p' "$root/bindings/openclaw/package.json")
+openclaw_install_plugin "$root/target/packages/moltlink-openclaw-$plugin_version.tgz"
 openclaw_config_plugin moltlink "{\"moltbook\":{\"apiKey\":\"$our_key\",\"apiBase\":\"$MOLTBOOK_API_BASE\"},\"moltspaces\":{\"apiKey\":\"$spaces_key\",\"agentId\":\"$spaces_id\",\"agentName\":\"ocspaces$run_id\",\"apiBase\":\"$MOLTSPACES_API_BASE\"}}"
 openclaw_config_merge "{\"channels\":{\"moltchats\":{\"enabled\":true,\"apiBase\":\"$MOLTCHATS_API_BASE\",\"credentialsPath\":\"$W/agent-credentials.json\",\"username\":\"oc_agent_$run_id\",\"serverIds\":[\"$S\"],\"channels\":[\"$C\"]}}}"
 openclaw_gateway_up

@@ -35,6 +35,7 @@ impl Default for OpusSettings {
 }
 
 impl OpusSettings {
+    /// Checks the bitrate (6–510 kbit/s) and complexity (0–10) are in Opus's ranges.
     pub fn validate(&self) -> Result<()> {
         if !(6_000..=510_000).contains(&self.bitrate) || self.complexity.is_some_and(|c| !(0..=10).contains(&c)) {
             return Err(Error::invalid_argument(format!("opus settings out of range: {self:?}")));
@@ -93,6 +94,7 @@ mod native {
     pub struct LibOpusEncoder(opus::Encoder);
 
     impl LibOpusEncoder {
+        /// An encoder with these settings (mono, 20 ms frames).
         pub fn new(settings: OpusSettings) -> Result<Self> {
             settings.validate()?;
             let mut enc = opus::Encoder::new(NET_RATE, opus::Channels::Mono, opus::Application::Voip)
@@ -121,9 +123,11 @@ mod native {
         }
     }
 
+    /// The libopus decoder, used natively.
     pub struct LibOpusDecoder(opus::Decoder);
 
     impl LibOpusDecoder {
+        /// A mono decoder.
         pub fn new() -> Result<Self> {
             opus::Decoder::new(NET_RATE, opus::Channels::Mono).map(Self).map_err(|e| codec_err("decoder", e))
         }
@@ -142,6 +146,7 @@ mod native {
 pub struct PureOpusEncoder(Box<opus_rs::OpusEncoder>);
 
 impl PureOpusEncoder {
+    /// An encoder with these settings (mono, 20 ms frames).
     pub fn new(settings: OpusSettings) -> Result<Self> {
         settings.validate()?;
         let mut enc = opus_rs::OpusEncoder::new(NET_RATE as i32, 1, opus_rs::Application::Voip)
@@ -160,9 +165,11 @@ impl Encoder for PureOpusEncoder {
     }
 }
 
+/// The pure-Rust Opus decoder (opus-rs), used on wasm.
 pub struct PureOpusDecoder(Box<opus_rs::OpusDecoder>);
 
 impl PureOpusDecoder {
+    /// A mono decoder.
     pub fn new() -> Result<Self> {
         opus_rs::OpusDecoder::new(NET_RATE as i32, 1).map(|d| Self(Box::new(d))).map_err(|e| codec_err("decoder", e))
     }

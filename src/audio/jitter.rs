@@ -36,15 +36,21 @@ struct Slot {
 /// Counters for hosts and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct JitterStats {
+    /// Packets decoded into frames.
     pub decoded: u64,
+    /// Frames concealed for lost packets.
     pub concealed: u64,
+    /// Packets that arrived after their frame was played.
     pub late: u64,
+    /// Packets dropped to keep the delay down.
     pub dropped_for_delay: u64,
     /// Concealed frames inserted to grow the delay after late packets.
     pub stretched: u64,
+    /// The delay the buffer aims for, ms.
     pub target_ms: u32,
 }
 
+/// Orders incoming Opus packets by sequence number and releases one 20 ms frame per tick, concealing losses.
 pub struct JitterBuffer {
     slots: Box<[Slot; SLOTS]>,
     /// Next extended (unwrapped) sequence number to play; `None` before the first packet.
@@ -70,6 +76,7 @@ impl Default for JitterBuffer {
 }
 
 impl JitterBuffer {
+    /// An empty buffer with the default target delay.
     pub fn new() -> Self {
         let empty = Slot { seq: 0, len: 0, full: false, data: [0; MAX_PACKET] };
         Self {
@@ -86,6 +93,7 @@ impl JitterBuffer {
         }
     }
 
+    /// Counters since creation (decoded, concealed, late, dropped).
     pub fn stats(&self) -> JitterStats {
         self.stats
     }

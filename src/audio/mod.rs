@@ -52,6 +52,7 @@ pub const MAX_PACKET: usize = 1275;
 /// started, already corrected for the resampler's delay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
+#[allow(missing_docs)] // variant fields: the JSON keys, described on each variant
 pub enum AudioEvent {
     /// The user started speaking at `at_ms` (reported once the start time has been confirmed).
     SpeechStarted { at_ms: u64 },
@@ -67,11 +68,14 @@ pub enum AudioEvent {
 /// Device frame format: rate and interleaved channels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DeviceFormat {
+    /// Sample rate, Hz.
     pub rate: u32,
+    /// Interleaved channels per frame.
     pub channels: u16,
 }
 
 impl DeviceFormat {
+    /// Checks the rate and channel count are ones the pipeline supports.
     pub fn validate(&self) -> crate::error::Result<()> {
         if !DEVICE_RATES.contains(&self.rate) {
             return Err(crate::Error::invalid_argument(format!(
@@ -122,15 +126,18 @@ pub struct Events {
 }
 
 impl Events {
+    /// An empty queue that keeps at most `n` events (the oldest are dropped first).
     pub fn with_capacity(n: usize) -> Self {
         Self { queue: std::collections::VecDeque::with_capacity(n.max(1)) }
     }
+    /// Queues an event, dropping the oldest when full.
     pub fn push(&mut self, e: AudioEvent) {
         if self.queue.len() == self.queue.capacity() {
             self.queue.pop_front();
         }
         self.queue.push_back(e);
     }
+    /// The oldest queued event, if any.
     pub fn pop(&mut self) -> Option<AudioEvent> {
         self.queue.pop_front()
     }

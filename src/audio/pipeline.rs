@@ -22,7 +22,9 @@ const ECHO_FRAMES: usize = 16;
 pub struct AudioConfig {
     /// The sound card's format (mic and speaker alike).
     pub device: DeviceFormat,
+    /// Voice activity detection.
     pub vad: VadConfig,
+    /// The Opus encoder.
     pub opus: OpusSettings,
     /// Sample rate of the text-to-speech chunks given to `push_tts`.
     pub tts_rate: u32,
@@ -51,6 +53,7 @@ impl Default for AudioConfig {
 }
 
 impl AudioConfig {
+    /// Parses an `AudioConfig` from JSON; absent fields take their defaults.
     pub fn from_json(text: &str) -> Result<Self> {
         if text.trim().is_empty() {
             return Ok(Self::default());
@@ -58,6 +61,7 @@ impl AudioConfig {
         serde_json::from_str(text).map_err(|e| Error::invalid_argument(format!("audio config: {e}")))
     }
 
+    /// Checks every part of the configuration (device, VAD, Opus).
     pub fn validate(&self) -> Result<()> {
         self.device.validate()?;
         self.vad.validate()?;
@@ -78,6 +82,7 @@ struct Speaker {
     decoder: Box<dyn Decoder + Send>,
 }
 
+/// The voice pipeline: capture (resample, VAD, utterances, Opus), playback (jitter buffer, TTS queue) and barge-in.
 pub struct AudioPipeline {
     config: AudioConfig,
     // capture
@@ -103,6 +108,7 @@ pub struct AudioPipeline {
 }
 
 impl AudioPipeline {
+    /// A pipeline for this configuration; fails when the configuration is invalid.
     pub fn new(config: AudioConfig) -> Result<Self> {
         config.validate()?;
         let rate = config.device.rate;
@@ -131,6 +137,7 @@ impl AudioPipeline {
         })
     }
 
+    /// The configuration the pipeline was made with.
     pub fn config(&self) -> &AudioConfig {
         &self.config
     }

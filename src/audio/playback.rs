@@ -8,6 +8,7 @@ use std::collections::VecDeque;
 /// Length of a gain ramp: 5 ms at 48 kHz.
 const RAMP: usize = 240;
 
+/// Speaker audio waiting to be played (TTS and decoded frames), drained one frame at a time.
 pub struct PlaybackQueue {
     rate: u32,
     queue: VecDeque<i16>,

@@ -13,6 +13,7 @@ pub struct FrameResampler {
 }
 
 impl FrameResampler {
+    /// A resampler from `from` Hz to `to` Hz, 20 ms at a time; both rates must split into 20 ms frames.
     pub fn new(from: u32, to: u32) -> Result<Self> {
         if !from.is_multiple_of(50) || !to.is_multiple_of(50) || from == 0 || to == 0 {
             return Err(Error::invalid_argument(format!("rates {from} → {to} Hz do not split into 20 ms frames")));

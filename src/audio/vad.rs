@@ -33,6 +33,7 @@ impl Default for VadConfig {
 }
 
 impl VadConfig {
+    /// Checks the thresholds and durations are in range.
     pub fn validate(&self) -> Result<()> {
         let ok = (0.0..=1.0).contains(&self.confidence)
             && (0.0..=5.0).contains(&self.start_secs)
@@ -106,6 +107,7 @@ impl VoiceDetector {
         })
     }
 
+    /// The configuration in use.
     pub fn config(&self) -> &VadConfig {
         &self.config
     }

@@ -16,21 +16,28 @@ use zeroize::Zeroizing;
 
 #[derive(Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
+/// What the host persists for an agent: its identity, key and refresh token (the skill's JSON format).
 pub struct Credentials {
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// The agent's id, once registered.
     pub agent_id: Option<String>,
+    /// The agent's username.
     pub username: String,
     #[serde(serialize_with = "secret_string::serialize")]
+    /// The agent's RSA private key (PEM).
     pub private_key: Secret<String>,
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "opt_secret_string::serialize")]
+    /// The refresh token, once logged in.
     pub refresh_token: Option<Secret<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// The API base these credentials belong to.
     pub api_base: Option<String>,
     /// Set (and persisted) before `/auth/refresh` is sent; cleared when its successor is saved.
     /// A process that starts with it set must not use `refresh_token` and re-authenticates.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub refresh_in_flight: bool,
     #[serde(flatten)]
+    /// Fields of the file we do not know, kept as they were.
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -95,6 +102,7 @@ impl Credentials {
         }
     }
 
+    /// The JSON the host stores (owner-only: it holds the private key).
     pub fn to_json(&self) -> Secret<Vec<u8>> {
         // Measure first so the buffer holding the key is allocated once and never moved.
         let mut counter = ByteCounter(0);

@@ -18,6 +18,8 @@ pub enum AuthHow {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+/// What the auth session reports.
+#[allow(missing_docs)] // variant fields: the JSON keys, described on each variant
 pub enum AuthEvent {
     /// The server accepted our registration; the identity is saved.
     Registered { agent_id: String, username: String },

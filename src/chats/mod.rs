@@ -30,9 +30,11 @@ mod tests;
 pub struct ChatsConfig {
     /// Overrides the credentials' `apiBase`; default `https://moltchats.com/api/v1`.
     pub api_base: Option<String>,
+    /// The bytes of the last [`Output::Persist`], or `None` for a new agent.
     pub credentials: Option<Vec<u8>>,
     /// Seed for key generation and jitter: from the host's secure random source.
     pub seed: [u8; 32],
+    /// When to rotate tokens and how to retry.
     pub refresh: RefreshPolicy,
 }
 
@@ -46,6 +48,7 @@ impl std::fmt::Debug for ChatsConfig {
 /// command results, rate-limit queueing and the realtime session.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[allow(missing_docs)] // variant fields: the JSON keys, described on each variant
 pub enum ChatsEvent {
     /// A typed command finished. `body` is what the server sent, verbatim (key order kept);
     /// `result` is its typed view (see [`ChatsResult`]): same structure, snake_case keys.
@@ -87,15 +90,18 @@ impl From<RealtimeEvent> for ChatsEvent {
 pub struct QueueState {
     /// Calls not yet sent (throttled, or waiting for a token).
     pub waiting: usize,
+    /// Calls sent and not yet answered.
     pub in_flight: usize,
     /// When the limiter next lets a waiting call go (Unix ms); absent when none is held.
     pub next_release_ms: Option<u64>,
+    /// Every rate-limit bucket in use.
     pub buckets: Vec<BucketState>,
     /// Realtime sends not yet acknowledged (queued, awaiting an ack, or being verified).
     pub ws_sends: usize,
 }
 
 #[derive(Debug)]
+/// The MoltChats client: auth, typed REST commands under rate limits, and the realtime session.
 pub struct ChatsClient {
     session: AuthSession,
     out: Outbox<ChatsEvent>,
@@ -132,15 +138,19 @@ impl ChatsClient {
 
     // ---- getters --------------------------------------------------------------------
 
+    /// The agent's id, once registered.
     pub fn agent_id(&self) -> Option<&str> {
         self.session.agent_id()
     }
+    /// The agent's username, once known.
     pub fn username(&self) -> Option<&str> {
         self.session.username()
     }
+    /// The API base requests go to.
     pub fn api_base(&self) -> &str {
         self.session.api_base()
     }
+    /// Whether a usable access token is held at `now_ms`.
     pub fn is_authenticated(&self, now_ms: u64) -> bool {
         self.session.token(now_ms).is_some()
     }
@@ -244,6 +254,7 @@ impl ChatsClient {
         self.realtime.set_config(config);
     }
 
+    /// Whether the realtime socket is open.
     pub fn is_connected(&self) -> bool {
         self.realtime.is_connected()
     }
@@ -260,6 +271,7 @@ impl ChatsClient {
         Ok(())
     }
 
+    /// Ends the realtime session (closes the socket, stops reconnecting).
     pub fn disconnect(&mut self, now_ms: u64) {
         self.with_realtime(now_ms, |rt, io| rt.disconnect(io));
         self.dispatch(now_ms);
@@ -275,6 +287,7 @@ impl ChatsClient {
         Ok(())
     }
 
+    /// Leaves these channels (no longer resubscribed on reconnect).
     pub fn unsubscribe(&mut self, channels: &[String], now_ms: u64) {
         self.with_realtime(now_ms, |rt, io| rt.unsubscribe(channels, now_ms, io));
         self.dispatch(now_ms);
@@ -290,6 +303,7 @@ impl ChatsClient {
         Ok(id)
     }
 
+    /// Sends a typing indicator on the channel (dropped when not connected).
     pub fn typing(&mut self, channel: &str, now_ms: u64) {
         self.with_realtime(now_ms, |rt, io| rt.typing(channel, now_ms, io));
         self.dispatch(now_ms);

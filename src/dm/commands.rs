@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 /// A command, as hosts and adapters send it: `{"command":"send","conversation_id":"…","message":"…"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case", deny_unknown_fields)]
+#[allow(missing_docs)] // variant fields: the JSON keys, described on each variant
 pub enum DmCommand {
     /// `GET /agents/dm/check` once.
     Check {},
@@ -38,6 +39,7 @@ pub enum DmCommand {
     Conversations {},
     /// Read a conversation: returns its messages and marks them read.
     Read { conversation_id: String },
+    /// Send a message in an approved conversation.
     Send {
         conversation_id: String,
         message: String,

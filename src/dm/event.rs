@@ -25,9 +25,12 @@ pub enum EscalationReason {
 /// the last check's `latest` previews in that conversation: a lower bound.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Unread {
+    /// The conversation.
     pub conversation_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// The other agent, when known.
     pub with: Option<String>,
+    /// Unread messages (see above when the server sent no count).
     pub unread_count: u64,
     /// The count as the server wrote it (Moltbook has sent counts as strings such as `"00"`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -39,15 +42,20 @@ pub struct Unread {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct CountsAsSent {
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// Pending requests to us.
     pub requests_count: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// Unread messages overall.
     pub total_unread: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// Conversations with unread messages.
     pub conversations_with_unread: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+/// What the DM client reports.
+#[allow(missing_docs)] // variant fields: the JSON keys, described on each variant
 pub enum DmEvent {
     /// A heartbeat (or explicit) `GET /agents/dm/check` finished.
     DmChecked {

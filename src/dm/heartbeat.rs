@@ -12,8 +12,11 @@ use serde_json::Value;
 /// and returns to `interval_ms` on activity; each wait is spread by ±`jitter_fraction`.
 #[derive(Debug, Clone)]
 pub struct HeartbeatPolicy {
+    /// Wait between checks while active, ms.
     pub interval_ms: u64,
+    /// Longest wait after idle checks, ms.
     pub max_idle_interval_ms: u64,
+    /// Random spread of each wait (±, a fraction of it).
     pub jitter_fraction: f64,
     /// Wait after a 429 that carried no retry hint.
     pub default_cooldown_ms: u64,
@@ -41,6 +44,7 @@ impl DmClient {
         self.tick(now_ms);
     }
 
+    /// Stops the heartbeat (no more scheduled checks).
     pub fn stop_heartbeat(&mut self) {
         self.heartbeat = None;
     }

@@ -45,12 +45,15 @@ use crate::error::ErrorCode;
 pub const DEFAULT_API_BASE: &str = "https://www.moltbook.com/api/v1";
 
 #[derive(Debug, Clone)]
+/// How to start a DM client.
 pub struct DmConfig {
     /// Default [`DEFAULT_API_BASE`]. Only `https://www.moltbook.com/…` or a loopback URL.
     pub api_base: Option<String>,
+    /// The Moltbook API key.
     pub api_key: Secret<String>,
     /// Seed for jitter: from the host's secure random source.
     pub seed: [u8; 32],
+    /// The heartbeat's timing.
     pub heartbeat: HeartbeatPolicy,
     /// This agent's Moltbook name: a read message whose `sender.name` is this name is ours
     /// (the server sends no `is_from_me`). `None`: learnt from the first read that shows it.
@@ -69,6 +72,7 @@ enum Purpose {
     List { call: Option<CallId>, sync: bool },
 }
 
+/// The Moltbook DM client: requests, consent, conversations and the heartbeat.
 pub struct DmClient {
     base: String,
     key: Secret<String>,
@@ -137,6 +141,7 @@ pub fn validate_api_base(base: &str) -> Result<String> {
 }
 
 impl DmClient {
+    /// A client for this configuration; fails for an invalid API key or base.
     pub fn new(config: DmConfig) -> Result<Self> {
         let base = validate_api_base(config.api_base.as_deref().unwrap_or(DEFAULT_API_BASE))?;
         let key = config.api_key.expose();
@@ -170,6 +175,7 @@ impl DmClient {
 
     // ---- getters --------------------------------------------------------------------
 
+    /// The API base requests go to.
     pub fn api_base(&self) -> &str {
         &self.base
     }

@@ -22,6 +22,7 @@ pub fn count(v: Option<&Value>) -> u64 {
     }
 }
 
+/// A boolean that servers send as `true` or `"true"`.
 pub fn flag(v: Option<&Value>) -> Option<bool> {
     match v? {
         Value::Bool(b) => Some(*b),

@@ -33,10 +33,13 @@ pub enum Input {
     Request,
     /// Command: approve / reject / reject-and-block their request (on our human's word).
     Approve,
+    /// Command: reject their request.
     Reject,
+    /// Command: reject their request and block them.
     Block,
     /// Command: send a message / read the conversation.
     Send,
+    /// Command: read the conversation.
     Read,
     /// Observed: the server lists their pending request to us.
     SeenRequest,
@@ -51,6 +54,7 @@ pub enum Input {
 }
 
 impl Input {
+    /// Whether this input is one of our commands (not an observation).
     pub fn is_command(self) -> bool {
         matches!(self, Input::Request | Input::Approve | Input::Reject | Input::Block | Input::Send | Input::Read)
     }

@@ -30,13 +30,19 @@ use std::collections::{BTreeMap, HashSet};
 
 pub use super::prompt::NO_REPLY;
 
+/// How to start a bridge.
 pub struct BridgeConfig {
+    /// The MoltChats client's configuration.
     pub chats: ChatsConfig,
     /// `MOLTCHATS_WS_BASE`.
     pub ws_base: Option<String>,
+    /// The OpenClaw gateway client's configuration.
     pub gateway: GatewayConfig,
+    /// Subscribe to the DM channels of every friend.
     pub auto_subscribe_dms: bool,
+    /// Subscribe to every channel of these servers.
     pub server_ids: Vec<String>,
+    /// Subscribe to these channels.
     pub server_channels: Vec<String>,
     /// Re-list friends this often to pick up DM channels of newly accepted friends.
     pub friends_refresh_ms: u64,
@@ -47,8 +53,11 @@ pub struct BridgeConfig {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum ConnectorEvent {
+    /// From the MoltChats client.
     Chats(ChatsEvent),
+    /// From the gateway client.
     Gateway(GatewayEvent),
+    /// From the bridge itself.
     Bridge(BridgeEvent),
 }
 
@@ -62,6 +71,7 @@ enum Child {
 /// What the bridge did.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[allow(missing_docs)] // variant fields: the JSON keys, described on each variant
 pub enum BridgeEvent {
     /// A message went to the agent as `turn`. `from` is another agent's name: untrusted.
     MessageForwarded { turn: TurnId, channel: String, message_id: Option<String>, from: Option<String>, dm: bool },
@@ -71,11 +81,15 @@ pub enum BridgeEvent {
     ReplySkipped { turn: TurnId, channel: String },
     /// The turn failed: nothing is posted (see the gateway's `turn_failed`).
     ReplyFailed { turn: TurnId, channel: String, reason: String },
+    /// A friend request was handed to the agent.
     FriendRequestForwarded { turn: TurnId, request_id: String, from: Option<String> },
+    /// The agent decided on a friend request.
     FriendRequestDecided { request_id: String, from: Option<String>, accept: bool },
     /// The agent's answer was neither accept nor reject: the request stays pending.
     FriendRequestUndecided { request_id: String, from: Option<String> },
+    /// A DM channel was subscribed.
     DmSubscribed { channel: String, friend: Option<String> },
+    /// A server's channels were subscribed.
     ChannelsSubscribed { channels: Vec<String>, server_id: Option<String> },
     /// Something the operator should know (a listing failed…); the bridge keeps running.
     BridgeWarning { message: String },
@@ -96,6 +110,7 @@ enum Pending {
     Decision { request_id: String, from: Option<String>, accept: bool },
 }
 
+/// The bridge: MoltChats messages to an OpenClaw agent and its replies back.
 pub struct Bridge {
     chats: ChatsClient,
     gateway: GatewayClient,
@@ -124,6 +139,7 @@ impl std::fmt::Debug for Bridge {
 }
 
 impl Bridge {
+    /// A bridge for this configuration.
     pub fn new(config: BridgeConfig) -> Result<Self> {
         let mut chats = ChatsClient::new(config.chats)?;
         if let Some(ws) = &config.ws_base {
@@ -150,9 +166,11 @@ impl Bridge {
         })
     }
 
+    /// The MoltChats client inside.
     pub fn chats(&mut self) -> &mut ChatsClient {
         &mut self.chats
     }
+    /// The gateway client inside.
     pub fn gateway(&self) -> &GatewayClient {
         &self.gateway
     }
@@ -174,6 +192,7 @@ impl Bridge {
         Ok(())
     }
 
+    /// Stops both sides (closes the sockets).
     pub fn stop(&mut self, now_ms: u64) {
         self.chats.disconnect(now_ms);
         self.gateway.stop();

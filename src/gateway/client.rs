@@ -37,7 +37,9 @@ pub struct GatewayTiming {
     pub turn_idle_ms: u64,
     /// How often one turn is sent (first send + resends after reconnects).
     pub max_attempts: u32,
+    /// First reconnect delay; doubles up to `backoff_cap_ms`.
     pub backoff_base_ms: u64,
+    /// Longest reconnect delay.
     pub backoff_cap_ms: u64,
     /// A connection ready this long resets the backoff.
     pub stable_after_ms: u64,
@@ -69,9 +71,11 @@ pub struct GatewayConfig {
     pub token: Secret<String>,
     /// `main` by default.
     pub session_key: String,
+    /// Who we say we are in the handshake.
     pub client: ClientInfo,
     /// From the host's secure random source: idempotency keys and jitter.
     pub seed: [u8; 32],
+    /// Timeouts and retries.
     pub timing: GatewayTiming,
 }
 
@@ -84,7 +88,9 @@ impl std::fmt::Debug for GatewayConfig {
 /// What the gateway client reports, as JSON `{"type": …}`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[allow(missing_docs)] // variant fields: the JSON keys, described on each variant
 pub enum GatewayEvent {
+    /// Connected and handshaken with the gateway.
     GatewayConnected { conn: ConnId, protocol: u64, tick_interval_ms: u64, server_version: Option<String> },
     /// The connection ended; a reconnect is scheduled at `retry_at_ms`.
     GatewayDisconnected { code: u16, reason: String, retry_at_ms: u64 },
@@ -103,6 +109,7 @@ pub enum GatewayEvent {
     TurnFailed { turn: TurnId, reason: String, partial: Option<String> },
 }
 
+/// The OpenClaw gateway client (WebSocket protocol, handshake, agent turns).
 pub struct GatewayClient {
     config: GatewayConfig,
     out: Outbox<GatewayEvent>,
@@ -123,6 +130,7 @@ impl std::fmt::Debug for GatewayClient {
 }
 
 impl GatewayClient {
+    /// A client for this configuration.
     pub fn new(config: GatewayConfig) -> crate::error::Result<Self> {
         let uri: http::Uri = config.url.trim().parse().map_err(|_| crate::Error::invalid_argument(format!("invalid gateway URL: {}", config.url)))?;
         if !matches!(uri.scheme_str(), Some("ws") | Some("wss")) || uri.host().is_none() {
@@ -150,9 +158,11 @@ impl GatewayClient {
         })
     }
 
+    /// Whether the handshake is done and turns can be sent.
     pub fn is_ready(&self) -> bool {
         matches!(self.link, Link::Ready { .. })
     }
+    /// Whether the gateway refused us for good.
     pub fn is_fatal(&self) -> bool {
         self.link == Link::Fatal
     }
@@ -160,6 +170,7 @@ impl GatewayClient {
     pub fn pending_turns(&self) -> usize {
         self.queue.len() + usize::from(self.current.is_some())
     }
+    /// The session key agent turns go to.
     pub fn session_key(&self) -> &str {
         &self.config.session_key
     }

@@ -6,7 +6,9 @@ use crate::error::{Error, Result};
 use crate::io::Secret;
 use serde::Deserialize;
 
+/// The local gateway's default address.
 pub const DEFAULT_GATEWAY_URL: &str = "ws://127.0.0.1:18789";
+/// The default session key.
 pub const DEFAULT_SESSION_KEY: &str = "main";
 
 #[derive(Debug, Default, Deserialize)]
@@ -40,14 +42,20 @@ impl Default for ChannelsSection {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// How much the connector logs.
 pub enum LogLevel {
+    /// Everything.
     Debug,
+    /// Normal operation.
     Info,
+    /// Problems only.
     Warn,
+    /// Errors only.
     Error,
 }
 
 impl LogLevel {
+    /// Parses `debug`, `info`, `warn` or `error`.
     pub fn parse(s: &str) -> Result<Self> {
         match s.trim().to_ascii_lowercase().as_str() {
             "debug" => Ok(Self::Debug),
@@ -57,6 +65,7 @@ impl LogLevel {
             other => Err(Error::invalid_argument(format!("log level must be debug, info, warn or error, not {other:?}"))),
         }
     }
+    /// The level's name.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Debug => "debug",
@@ -70,16 +79,23 @@ impl LogLevel {
 /// The resolved settings of one connector run.
 #[derive(Clone)]
 pub struct ConnectorSettings {
+    /// `OPENCLAW_GATEWAY_URL` (default [`DEFAULT_GATEWAY_URL`]).
     pub gateway_url: String,
+    /// The agent session turns go to (default [`DEFAULT_SESSION_KEY`]).
     pub session_key: String,
     /// `OPENCLAW_AUTH_TOKEN` (required).
     pub token: Secret<String>,
     /// `MOLTCHATS_API_BASE` / `MOLTCHATS_WS_BASE` overrides.
     pub api_base: Option<String>,
+    /// WebSocket base override.
     pub ws_base: Option<String>,
+    /// Subscribe to the DM channels of every friend.
     pub auto_subscribe_dms: bool,
+    /// Subscribe to every channel of these servers.
     pub server_ids: Vec<String>,
+    /// Subscribe to these channels.
     pub server_channels: Vec<String>,
+    /// How much to log.
     pub log_level: LogLevel,
 }
 

@@ -12,6 +12,7 @@ pub const MAX_MESSAGE: usize = 4000;
 pub const NO_REPLY: &str = "NO_REPLY";
 /// The markers around untrusted text. Never present inside a fence (see [`fenced`]).
 pub const FENCE_OPEN: &str = "<<<MOLTCHATS_UNTRUSTED_TEXT";
+/// Closes the fence around untrusted text.
 pub const FENCE_CLOSE: &str = "MOLTCHATS_UNTRUSTED_TEXT>>>";
 /// What a fence marker inside remote text becomes.
 const DEFUSED: &str = "MOLTCHATS_UNTRUSTED_TEXT_";
@@ -20,11 +21,15 @@ const DEFUSED: &str = "MOLTCHATS_UNTRUSTED_TEXT_";
 /// untrusted except `dm` and `late`, which the host decides.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Inbound<'a> {
+    /// The channel id.
     pub channel: &'a str,
     /// The channel is a DM channel with a friend.
     pub dm: bool,
+    /// The author's username.
     pub username: Option<&'a str>,
+    /// The author's display name.
     pub display_name: Option<&'a str>,
+    /// The message text.
     pub content: &'a str,
     /// It arrived after a reconnect (backfilled), not live.
     pub late: bool,

@@ -11,9 +11,11 @@ use std::borrow::Cow;
 
 /// The protocol range this client speaks.
 pub const MIN_PROTOCOL: u64 = 3;
+/// The highest gateway protocol version we speak.
 pub const MAX_PROTOCOL: u64 = 4;
 /// The client id and mode the gateway accepts for a backend operator client.
 pub const CLIENT_ID: &str = "gateway-client";
+/// The client mode we announce in the handshake.
 pub const CLIENT_MODE: &str = "backend";
 
 /// One frame from the gateway. The payload stays raw until we know we need it: most events
@@ -21,16 +23,22 @@ pub const CLIENT_MODE: &str = "backend";
 #[derive(Debug, Deserialize)]
 pub struct Frame<'a> {
     #[serde(rename = "type", borrow)]
+    /// `type`: `req`, `res` or `event`.
     pub kind: Cow<'a, str>,
     #[serde(default, borrow)]
+    /// The request id a response answers.
     pub id: Option<Cow<'a, str>>,
     #[serde(default)]
+    /// Whether a response succeeded.
     pub ok: Option<bool>,
     #[serde(default, borrow)]
+    /// The event name.
     pub event: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
+    /// The payload, unparsed.
     pub payload: Option<&'a RawValue>,
     #[serde(default)]
+    /// A failed response's error.
     pub error: Option<WireError>,
 }
 
@@ -51,17 +59,22 @@ impl Frame<'_> {
 #[serde(rename_all = "camelCase")]
 pub struct ChatPayload<'a> {
     #[serde(default, borrow)]
+    /// The agent run the event belongs to.
     pub run_id: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
+    /// The session the run belongs to.
     pub session_key: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
+    /// `delta`, `final`, `error` or `aborted`.
     pub state: Option<Cow<'a, str>>,
     #[serde(default)]
+    /// New text of a delta.
     pub delta_text: Option<String>,
     /// `{role, content:[{type, text}]}` (cumulative on deltas, complete on finals).
     #[serde(default)]
     pub message: Option<Value>,
     #[serde(default)]
+    /// Why the run failed.
     pub error_message: Option<String>,
 }
 
@@ -70,14 +83,19 @@ pub struct ChatPayload<'a> {
 #[serde(rename_all = "camelCase")]
 pub struct WireError {
     #[serde(default)]
+    /// The generic error code.
     pub code: Option<String>,
     #[serde(default)]
+    /// What happened.
     pub message: Option<String>,
     #[serde(default)]
+    /// More details (`details.code` is the specific code).
     pub details: Option<Value>,
     #[serde(default)]
+    /// Whether the request may be retried.
     pub retryable: Option<bool>,
     #[serde(default)]
+    /// When to retry, ms from now.
     pub retry_after_ms: Option<u64>,
 }
 
@@ -93,6 +111,7 @@ impl WireError {
             .unwrap_or("UNKNOWN")
             .to_owned()
     }
+    /// The message, or a placeholder.
     pub fn text(&self) -> String {
         self.message.clone().unwrap_or_else(|| "no message".into())
     }
@@ -118,8 +137,11 @@ fn classify(e: &serde_json::Error) -> &'static str {
 /// Who we say we are in `connect`.
 #[derive(Debug, Clone)]
 pub struct ClientInfo {
+    /// Our version.
     pub version: String,
+    /// Our platform (e.g. `linux`).
     pub platform: String,
+    /// The name shown in OpenClaw.
     pub display_name: Option<String>,
 }
 

@@ -14,6 +14,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// A transport failure (no HTTP response).
     pub fn transport(message: impl Into<String>) -> Self {
         Self { status: 0, code: None, message: message.into() }
     }
@@ -64,6 +65,7 @@ impl ApiError {
         Self { status, code, message }
     }
 
+    /// Whether the server's error code is `code`.
     pub fn code_is(&self, code: &str) -> bool {
         self.code.as_deref() == Some(code)
     }

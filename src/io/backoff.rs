@@ -7,7 +7,9 @@ use rand_core::Rng;
 /// Base and cap of a doubling backoff (milliseconds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {
+    /// The first delay.
     pub base_ms: u64,
+    /// The longest delay.
     pub cap_ms: u64,
 }
 

@@ -29,6 +29,7 @@ pub fn host_of(uri: &http::Uri) -> String {
     uri.host().unwrap_or("").trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase()
 }
 
+/// Whether `host` is a loopback name or address (plain http is allowed there).
 pub fn is_loopback(host: &str) -> bool {
     host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }

@@ -5,6 +5,7 @@
 use base64::Engine as _;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// When a token was issued and expires (read from the JWT, not verified).
 pub struct TokenTimes {
     /// Expiry, Unix seconds.
     pub exp: u64,

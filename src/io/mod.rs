@@ -36,6 +36,7 @@ pub type ConnId = u64;
 pub const MAX_RESPONSE_BYTES: usize = 1 << 20;
 
 /// What the core asks the host to do next. `E` is the client's own event type.
+#[allow(missing_docs)] // variant fields: the JSON keys, described on each variant
 pub enum Output<E> {
     /// Perform this HTTP request, then call `handle_response(id, …)` or `handle_transport_error(id, …)`.
     /// With `stream`, pass the body as it arrives to `handle_body_chunk(id, …)` and finish with
@@ -128,9 +129,11 @@ impl<E> Outbox<E> {
         self.queue.push_back(Output::WsOpen { conn, url });
         conn
     }
+    /// Queues a text frame for connection `conn`.
     pub fn ws_send(&mut self, conn: ConnId, text: String) {
         self.queue.push_back(Output::WsSend { conn, text });
     }
+    /// Queues a close of connection `conn`.
     pub fn ws_close(&mut self, conn: ConnId, code: u16, reason: &str) {
         self.queue.push_back(Output::WsClose { conn, code, reason: reason.to_owned() });
     }
@@ -138,9 +141,11 @@ impl<E> Outbox<E> {
     pub fn push(&mut self, output: Output<E>) {
         self.queue.push_back(output);
     }
+    /// The oldest queued output.
     pub fn pop(&mut self) -> Option<Output<E>> {
         self.queue.pop_front()
     }
+    /// Whether nothing is queued.
     pub fn is_empty(&self) -> bool {
         self.queue.is_empty()
     }
@@ -224,16 +229,21 @@ pub fn json_outcome(
 /// Bodies and persisted bytes travel separately as raw bytes.
 #[derive(Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[allow(missing_docs)] // variant fields: the JSON keys, described on each variant
 pub enum OutputMeta<'a, E> {
     /// `stream`: the host should pass the body to `handle_body_chunk` as it arrives.
     Http { id: RequestId, method: &'a str, url: String, headers: Vec<(&'a str, &'a str)>, stream: bool },
+    /// See [`Output::Persist`]; the bytes are the output's body.
     Persist { ticket: Ticket },
+    /// See [`Output::Event`].
     Event { event: &'a E },
+    /// See [`Output::Wait`].
     Wait { until_ms: Option<u64> },
     /// `url` carries the access token: treat it like the HTTP `authorization` header.
     WsOpen { conn: ConnId, url: &'a str },
     /// The frame's text is the output's body.
     WsSend { conn: ConnId },
+    /// See [`Output::WsClose`].
     WsClose { conn: ConnId, code: u16, reason: &'a str },
 }
 
@@ -252,6 +262,7 @@ impl<E> Output<E> {
         }
     }
 
+    /// The output without its body, for adapters that pass the body separately.
     pub fn meta(&self) -> OutputMeta<'_, E> {
         match self {
             Output::Http { id, request, stream } => OutputMeta::Http {

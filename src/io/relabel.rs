@@ -54,6 +54,7 @@ impl<K: Copy + PartialEq> Relabel<K> {
         self.ids.len()
     }
 
+    /// Whether no ids are mapped.
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
     }

@@ -10,6 +10,7 @@ pub trait SansIo {
     /// What the client tells the agent; adapters serialise it as JSON (`{"type": …}`).
     type Event: serde::Serialize + std::fmt::Debug;
 
+    /// The next output; [`Output::Wait`] when there is nothing to do.
     fn poll_output(&mut self) -> Output<Self::Event>;
     /// The response to request `id`. For a request marked `stream`, the body may instead
     /// arrive through `handle_body_chunk`, then this call carries an empty body.
@@ -20,8 +21,11 @@ pub trait SansIo {
     fn handle_body_chunk(&mut self, id: RequestId, chunk: &[u8], now_ms: u64) -> Result<()>;
     /// The host stored what `Output::Persist { ticket, .. }` asked for.
     fn handle_persisted(&mut self, ticket: Ticket, now_ms: u64) -> Result<()>;
+    /// Time passed: call at the `until_ms` of the last [`Output::Wait`].
     fn handle_timeout(&mut self, now_ms: u64);
+    /// The WebSocket `conn` opened.
     fn handle_ws_open(&mut self, conn: ConnId, now_ms: u64);
+    /// A text frame arrived on `conn`.
     fn handle_ws_frame(&mut self, conn: ConnId, text: &str, now_ms: u64);
     /// `conn` closed or failed to open (1006 when the code is unknown).
     fn handle_ws_closed(&mut self, conn: ConnId, code: u16, reason: &str, now_ms: u64);

@@ -7,6 +7,7 @@ use zeroize::{Zeroize, Zeroizing};
 pub struct Secret<T: Zeroize>(Zeroizing<T>);
 
 impl<T: Zeroize> Secret<T> {
+    /// Wraps a secret.
     pub fn new(value: T) -> Self {
         Self(Zeroizing::new(value))
     }

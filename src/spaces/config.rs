@@ -5,12 +5,17 @@ use crate::error::{Error, Result};
 use crate::io::Secret;
 use serde::Deserialize;
 
+/// The Moltspaces API.
 pub const DEFAULT_API_BASE: &str = "https://api.moltspaces.com/v1";
+/// The OpenAI API (speech to text).
 pub const DEFAULT_OPENAI_BASE: &str = "https://api.openai.com";
+/// The ElevenLabs API (text to speech).
 pub const DEFAULT_ELEVENLABS_BASE: &str = "https://api.elevenlabs.io";
 /// The skill's default voice.
 pub const DEFAULT_VOICE_ID: &str = "4tRn1lSkEn13EVTuqb0g";
+/// The default speech-to-text model.
 pub const DEFAULT_STT_MODEL: &str = "whisper-1";
+/// The default text-to-speech model.
 pub const DEFAULT_TTS_MODEL: &str = "eleven_flash_v2_5";
 /// Lifetime assumed for a meeting token that is not a JWT with `exp` (Daily's tokens are
 /// JWTs; Moltspaces documents no lifetime, so one hour is a conservative guess).
@@ -23,19 +28,33 @@ pub const ENV_KEYS: [&str; 6] =
     ["MOLTSPACES_API_KEY", "MOLT_AGENT_ID", "MOLT_AGENT_NAME", "OPENAI_API_KEY", "ELEVENLABS_API_KEY", "ELEVENLABS_VOICE_ID"];
 
 #[derive(Debug, Clone)]
+/// How the Moltspaces client runs: APIs, keys, voices and timings.
 pub struct SpacesConfig {
+    /// The Moltspaces API.
     pub api_base: String,
+    /// The OpenAI API (speech to text).
     pub openai_base: String,
+    /// The ElevenLabs API (text to speech).
     pub elevenlabs_base: String,
+    /// `MOLTSPACES_API_KEY`, once registered.
     pub api_key: Option<Secret<String>>,
+    /// `MOLT_AGENT_ID`.
     pub agent_id: Option<String>,
+    /// `MOLT_AGENT_NAME`.
     pub agent_name: Option<String>,
+    /// `OPENAI_API_KEY`.
     pub openai_key: Option<Secret<String>>,
+    /// `ELEVENLABS_API_KEY`.
     pub elevenlabs_key: Option<Secret<String>>,
+    /// `ELEVENLABS_VOICE_ID`.
     pub voice_id: String,
+    /// The speech-to-text model.
     pub stt_model: String,
+    /// The text-to-speech model.
     pub tts_model: String,
+    /// A meeting token's lifetime when its JWT has no `exp`, ms.
     pub token_lifetime_ms: u64,
+    /// Get a new token this long before the current one expires, ms.
     pub rejoin_margin_ms: u64,
     /// Attempts of one join step before the join fails (transport errors, 5xx, 429).
     pub max_attempts: u32,
@@ -69,15 +88,25 @@ impl Default for SpacesConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SpacesOptions {
+    /// See [`SpacesConfig::api_base`].
     pub api_base: Option<String>,
+    /// See [`SpacesConfig::openai_base`].
     pub openai_base: Option<String>,
+    /// See [`SpacesConfig::elevenlabs_base`].
     pub elevenlabs_base: Option<String>,
+    /// See [`SpacesConfig::voice_id`].
     pub voice_id: Option<String>,
+    /// See [`SpacesConfig::stt_model`].
     pub stt_model: Option<String>,
+    /// See [`SpacesConfig::tts_model`].
     pub tts_model: Option<String>,
+    /// See [`SpacesConfig::token_lifetime_ms`].
     pub token_lifetime_ms: Option<u64>,
+    /// See [`SpacesConfig::rejoin_margin_ms`].
     pub rejoin_margin_ms: Option<u64>,
+    /// See [`SpacesConfig::max_attempts`].
     pub max_attempts: Option<u32>,
+    /// See [`SpacesConfig::backoff_ms`].
     pub backoff_ms: Option<u64>,
 }
 

@@ -11,14 +11,19 @@ use serde::Serialize;
 /// the newer `url` and no count; a field the server did not send is left out, never 0 or null.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Room {
+    /// The room's name (its id in URLs).
     pub room_name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// Its topic (older servers).
     pub topic: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// Its Daily URL (newer servers).
     pub url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// When it was created, as the server wrote it.
     pub created_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// How many are in it (older servers).
     pub participant_count: Option<u64>,
 }
 
@@ -26,8 +31,11 @@ pub struct Room {
 /// it is serialised because the host needs it to join.
 #[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct Ticket {
+    /// The Daily room URL.
     pub room_url: String,
+    /// The meeting token (a credential).
     pub token: String,
+    /// The room's name.
     pub room_name: String,
     /// When the token expires (Unix ms): its JWT `exp`, else the configured default lifetime.
     pub expires_at_ms: u64,
@@ -62,9 +70,11 @@ pub enum TicketReason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TurnState {
+    /// Waiting for the next utterance.
     Listening,
     /// Transcribing the utterance, then waiting for the agent's reply.
     Thinking,
+    /// Playing the reply.
     Speaking,
     /// The user spoke over the agent; playback was cut. Followed by `listening`.
     Interrupted,
@@ -87,6 +97,8 @@ pub struct Latency {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+/// What the Moltspaces client reports.
+#[allow(missing_docs)] // variant fields: the JSON keys, described on each variant
 pub enum SpacesEvent {
     /// Registration saved (the host acknowledged the persist): the key is in use.
     SpacesRegistered {

@@ -38,6 +38,7 @@ use turns::Voice;
 /// A command, as hosts and adapters send it: `{"command":"join","topic":"web3 builders"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case", deny_unknown_fields)]
+#[allow(missing_docs)] // variant fields: the JSON keys, described on each variant
 pub enum SpacesCommand {
     /// `POST /agents/register`; the key is persisted, then used. Older servers read
     /// `description`, newer ones `bio` (under 160 characters; the description when it fits).
@@ -71,6 +72,7 @@ pub enum SpacesCommand {
 }
 
 impl SpacesCommand {
+    /// Parses the options JSON (see wit/spaces.wit).
     pub fn from_json(text: &str) -> Result<Self> {
         serde_json::from_str(text).map_err(|e| Error::invalid_argument(format!("invalid spaces command: {e}")))
     }
@@ -89,6 +91,7 @@ enum Purpose {
     Tts { turn: u64 },
 }
 
+/// The Moltspaces client: rooms, join tickets and voice turns.
 pub struct SpacesClient {
     cfg: SpacesConfig,
     out: Outbox<SpacesEvent>,
@@ -123,6 +126,7 @@ fn local(code: &str, message: impl Into<String>) -> ApiError {
 }
 
 impl SpacesClient {
+    /// A client for this configuration.
     pub fn new(mut config: SpacesConfig) -> Result<Self> {
         config.validate()?;
         Ok(Self {
@@ -142,10 +146,12 @@ impl SpacesClient {
         Self::new(SpacesConfig::from_env_and_options(env, options_json)?)
     }
 
+    /// The configuration in use.
     pub fn config(&self) -> &SpacesConfig {
         &self.cfg
     }
 
+    /// Whether an agent is registered (an API key is set).
     pub fn is_registered(&self) -> bool {
         self.cfg.api_key.is_some()
     }
@@ -155,6 +161,7 @@ impl SpacesClient {
         self.member.as_ref().and_then(|m| m.ticket.as_ref())
     }
 
+    /// Where the current voice turn is.
     pub fn turn_state(&self) -> TurnState {
         self.voice.state.unwrap_or(TurnState::Listening)
     }
@@ -193,6 +200,7 @@ impl SpacesClient {
         }
     }
 
+    /// A command as JSON (`{"command": "join", "topic": …}`); returns its call id.
     pub fn command_json(&mut self, json: &str, now_ms: u64) -> Result<CallId> {
         self.command(SpacesCommand::from_json(json)?, now_ms)
     }

@@ -69,9 +69,13 @@ pub fn ticket_parts(body: &Value) -> Option<(String, String, String)> {
 /// What a registration answer carries: `{agent:{api_key, agent_id, name, claim_url?}}`.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Registration {
+    /// The new agent's API key.
     pub api_key: String,
+    /// The new agent's id.
     pub agent_id: String,
+    /// Its name, if echoed.
     pub name: Option<String>,
+    /// Where its human claims it, if given.
     pub claim_url: Option<String>,
 }
 

@@ -83,10 +83,12 @@ pub fn speech_error(status: u16, body: &[u8]) -> ApiError {
 #[derive(Debug, Default)]
 pub struct PcmAssembler {
     carry: Option<u8>,
+    /// The samples assembled so far.
     pub samples: Vec<i16>,
 }
 
 impl PcmAssembler {
+    /// Adds bytes; returns how many whole samples were added.
     pub fn push(&mut self, mut bytes: &[u8]) -> usize {
         let before = self.samples.len();
         if let (Some(lo), Some((&hi, rest))) = (self.carry, bytes.split_first()) {

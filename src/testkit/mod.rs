@@ -44,7 +44,9 @@ pub trait Peer {
 /// A server-side happening on a socket, for the client.
 #[derive(Debug, Clone, PartialEq)]
 pub enum WsIn {
+    /// The socket opened.
     Opened(ConnId),
+    /// A text frame arrived.
     Frame(ConnId, String),
     /// The socket closed (the peer forgets it; the client gets `handle_ws_closed`).
     Closed(ConnId, u16, String),
@@ -77,7 +79,9 @@ pub type ChunkHook<C> = Box<dyn FnMut(usize, &mut C, u64)>;
 /// A client, its peer and a virtual host around it. Every field is public: tests reach in
 /// (swap the client for a restart, inspect the peer, move the clock).
 pub struct Driver<C: SansIo, P> {
+    /// The client under test.
     pub client: C,
+    /// The server side it talks to (e.g. the sandbox).
     pub peer: P,
     /// The virtual clock (Unix ms) passed with every input.
     pub now_ms: u64,
@@ -89,25 +93,30 @@ pub struct Driver<C: SansIo, P> {
     pub ack_persists: bool,
     /// Tickets written but not acknowledged (when `ack_persists` is off).
     pub unacked: Vec<Ticket>,
+    /// Every event the client reported, in order (see `take_events`).
     pub events: Vec<C::Event>,
     /// Feed successful streamed bodies (`stream: true`) through `handle_body_chunk` in chunks
     /// of this size; `None` passes them whole to `handle_response`.
     pub chunk_size: Option<usize>,
+    /// Called after each chunk of a streamed body (to inject faults mid-stream).
     pub after_chunk: Option<ChunkHook<C>>,
     /// Virtual time each HTTP request takes (the clock moves before its answer is delivered).
     pub latency_ms: u64,
     /// Record `Debug` of every output and the JSON of every event in `transcript` (secret scans).
     pub record: bool,
+    /// What `record` captured.
     pub transcript: Vec<String>,
     /// Panic when the client refuses an input (the default); off, refusals go to `refused`
     /// (fuzzing, fault injection).
     pub strict: bool,
+    /// The client's refusals when `strict` is off.
     pub refused: Vec<crate::Error>,
     /// Outputs (and socket deliveries) one `drive` may take before it is called a livelock.
     pub max_steps: usize,
 }
 
 impl<C: SansIo, P: Peer> Driver<C, P> {
+    /// A driver at virtual time `now_ms`, strict, acknowledging persists.
     pub fn new(client: C, peer: P, now_ms: u64) -> Self {
         Self {
             client,
@@ -174,6 +183,7 @@ impl<C: SansIo, P: Peer> Driver<C, P> {
         self.drive()
     }
 
+    /// Moves the clock `ms` forward, firing deadlines on the way (see `advance_to`).
     pub fn advance(&mut self, ms: u64) -> Option<u64> {
         self.advance_to(self.now_ms + ms)
     }
@@ -187,6 +197,7 @@ impl<C: SansIo, P: Peer> Driver<C, P> {
         Some(at)
     }
 
+    /// The events so far, emptying the list.
     pub fn take_events(&mut self) -> Vec<C::Event> {
         std::mem::take(&mut self.events)
     }

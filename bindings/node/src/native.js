@@ -10,12 +10,19 @@ import koffi from 'koffi';
 import { ERROR_CODES, MoltlinkError, makeFactory } from './client.js';
 import { CONSTANTS, bindFunctions, declareTypes } from './decls.js';
 
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+const HERE = dirname(fileURLToPath(import.meta.url));
+const REPO = resolve(HERE, '../../..');
 
-/** `MOLTLINK_LIBRARY`, else `<repo>/target/release/libmoltlink.{so,dylib}` / `moltlink.dll`. */
+/**
+ * `MOLTLINK_LIBRARY`, else the library bundled in the npm package (`native/<platform>-<arch>/`,
+ * added by host-tests/packages/node.sh), else a checkout's `target/release/`. The bundled one
+ * comes first so an installed package never depends on where it was installed.
+ */
 export function defaultLibraryPath() {
   if (process.env.MOLTLINK_LIBRARY) return process.env.MOLTLINK_LIBRARY;
   const name = process.platform === 'win32' ? 'moltlink.dll' : process.platform === 'darwin' ? 'libmoltlink.dylib' : 'libmoltlink.so';
+  const bundled = join(HERE, '..', 'native', `${process.platform}-${process.arch}`, name);
+  if (existsSync(bundled)) return bundled;
   return join(REPO, 'target', 'release', name);
 }
 
@@ -63,7 +70,7 @@ export function api(path) {
     return bound.api;
   }
   if (!existsSync(path)) {
-    throw new Error(`moltlink: native library not found at ${path} (cargo build --release --lib, or set MOLTLINK_LIBRARY)`);
+    throw new Error(`moltlink: native library not found at ${path} (this platform has no bundled build: cargo build --release --lib, or set MOLTLINK_LIBRARY)`);
   }
   bound = { path, api: bind(path) };
   return bound.api;

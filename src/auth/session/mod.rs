@@ -38,6 +38,7 @@ pub struct RefreshPolicy {
     pub jitter_fraction: f64,
     /// First retry delay after a transient failure; doubles up to `backoff_cap_ms`.
     pub backoff_base_ms: u64,
+    /// Longest retry delay.
     pub backoff_cap_ms: u64,
     /// A token is not used when it expires within this margin (at most a tenth of its lifetime).
     pub expiry_margin_ms: u64,
@@ -53,13 +54,17 @@ impl Default for RefreshPolicy {
 /// throw away a newer one.
 #[derive(Debug, Clone)]
 pub struct AccessToken {
+    /// The token itself (a JWT).
     pub jwt: Secret<String>,
+    /// When it expires (Unix ms).
     pub expires_at_ms: u64,
     /// Not used after this: a request must not arrive with a token about to expire.
     pub usable_until_ms: u64,
+    /// Counts the tokens of this session, oldest first.
     pub generation: u64,
 }
 
+/// Registration, login and token rotation for one agent (sans-IO).
 pub struct AuthSession {
     api_base: String,
     creds: Option<Credentials>,
@@ -132,18 +137,23 @@ impl AuthSession {
         })
     }
 
+    /// The API base requests go to.
     pub fn api_base(&self) -> &str {
         &self.api_base
     }
+    /// The agent's id, once registered.
     pub fn agent_id(&self) -> Option<&str> {
         self.creds.as_ref().and_then(|c| c.agent_id.as_deref())
     }
+    /// The agent's username, once known.
     pub fn username(&self) -> Option<&str> {
         self.creds.as_ref().map(|c| c.username.as_str())
     }
+    /// Whether the agent is registered (has an id).
     pub fn is_registered(&self) -> bool {
         self.identity.is_some() || self.creds.is_some()
     }
+    /// Whether authentication failed for good (new credentials are needed).
     pub fn is_failed(&self) -> bool {
         matches!(self.op, Op::Failed)
     }
@@ -237,10 +247,12 @@ impl AuthSession {
 
     // ---- inputs ---------------------------------------------------------------------
 
+    /// Whether request `id` is one of the session's own (register, login, refresh).
     pub fn owns_request(&self, id: RequestId) -> bool {
         matches!(self.op, Op::Register { req } | Op::Challenge { req } | Op::Verify { req, .. } | Op::Refresh { req } if req == id)
     }
 
+    /// Starts a refresh or a retry that is due at `now_ms`.
     pub fn handle_timeout<E: From<AuthEvent>>(&mut self, now_ms: u64, out: &mut Outbox<E>) {
         self.feed(Input::Timeout, now_ms, out);
     }

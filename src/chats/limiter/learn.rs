@@ -6,13 +6,16 @@ use super::{Bucket, DAY, HOUR, Limiter};
 /// The server's `X-RateLimit-*` headers, as far as they were present and numeric.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RateHeaders {
+    /// `X-RateLimit-Limit`.
     pub limit: Option<u32>,
+    /// `X-RateLimit-Remaining`.
     pub remaining: Option<u32>,
     /// Absolute Unix seconds.
     pub reset_s: Option<u64>,
 }
 
 impl RateHeaders {
+    /// Reads `X-RateLimit-Limit` / `X-RateLimit-Remaining` from response headers.
     pub fn from_headers(headers: &http::HeaderMap) -> Self {
         let num = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).and_then(|s| s.trim().parse::<u64>().ok());
         Self {
@@ -21,6 +24,7 @@ impl RateHeaders {
             reset_s: num("x-ratelimit-reset"),
         }
     }
+    /// Whether the response carried no rate-limit headers.
     pub fn is_empty(&self) -> bool {
         self.limit.is_none() && self.remaining.is_none() && self.reset_s.is_none()
     }

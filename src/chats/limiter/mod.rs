@@ -70,10 +70,15 @@ pub(super) const DAY: u64 = 24 * HOUR;
 /// The documented limits; a host may lower them (e.g. a known low trust tier).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
+    /// General API calls per minute.
     pub api_per_minute: u32,
+    /// Messages per channel per minute.
     pub channel_per_minute: u32,
+    /// Friend requests per hour.
     pub friend_requests_per_hour: u32,
+    /// Servers created per day.
     pub servers_per_day: u32,
+    /// Pending-activity polls per minute.
     pub pending_per_minute: u32,
 }
 
@@ -98,15 +103,20 @@ impl Limits {
 /// The state of one bucket, for hosts (`queue_state`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BucketState {
+    /// Which bucket.
     pub bucket: Bucket,
+    /// Sends allowed per period.
     pub limit: u32,
+    /// The period, ms.
     pub period_ms: u64,
+    /// Sends in the current window.
     pub used: usize,
     /// When it can next admit a send (Unix ms); absent when it can now.
     pub next_free_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default)]
+/// Keeps calls within the rate-limit buckets: queues them and releases them when allowed.
 pub struct Limiter {
     limits: Limits,
     buckets: BTreeMap<Bucket, State>,
@@ -116,6 +126,7 @@ pub struct Limiter {
 }
 
 impl Limiter {
+    /// A limiter with these limits.
     pub fn new(limits: Limits) -> Self {
         Self { limits, buckets: BTreeMap::new(), since_ms: None }
     }

@@ -64,6 +64,7 @@ impl Realtime {
         Ok(())
     }
 
+    /// The result of a backfill history call: emits the missed messages in order.
     pub fn on_history(&mut self, channel: &str, epoch: u64, result: Result<ChatsResult, String>, now_ms: u64, io: &mut Io) {
         let remember = self.config.remember;
         let Some(ch) = self.channels.get_mut(channel) else { return };

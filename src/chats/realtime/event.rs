@@ -11,16 +11,20 @@ use serde_json::Value;
 /// never dropped in silence.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[allow(missing_docs)] // variant fields: the JSON keys, described on each variant
 pub enum RealtimeEvent {
+    /// The socket opened and the session is live.
     Connected { conn: ConnId },
     /// The socket closed; a reconnect is scheduled at `retry_at_ms` unless it is fatal.
     Disconnected { code: u16, reason: String, retry_at_ms: Option<u64> },
     /// Close 4003 (quarantined): no reconnect until `connect` is called again.
     RealtimeFatal { code: u16, reason: String },
+    /// The server confirmed a subscription.
     Subscribed { channel: String },
     /// `error SUBSCRIBE_FAILED` for `channel`: the session stops wanting it (subscribe again
     /// to retry) and its waiting sends fail with the same code.
     SubscribeFailed { channel: String, code: String, message: String },
+    /// The server confirmed an unsubscription.
     Unsubscribed { channel: String },
     /// A channel message, delivered once, in order. `content` and the author's names are
     /// untrusted remote text (`trust`). `backfilled`: it came from REST after a reconnect.
@@ -67,8 +71,11 @@ pub enum RealtimeEvent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TrustOp {
+    /// Vouch for an agent.
     Vouch,
+    /// Take back a vouch.
     VouchRevoke,
+    /// Flag an agent.
     Flag,
 }
 

@@ -58,7 +58,9 @@ pub struct RealtimeConfig {
     pub silence_ms: u64,
     /// No ack for this long: treat the connection as broken (the send goes to limbo).
     pub ack_timeout_ms: u64,
+    /// First reconnect delay; doubles up to `backoff_cap_ms`.
     pub backoff_base_ms: u64,
+    /// Longest reconnect delay.
     pub backoff_cap_ms: u64,
     /// A connection open this long resets the backoff.
     pub stable_after_ms: u64,
@@ -97,17 +99,23 @@ pub const UNTRUSTED: &str = "untrusted_remote_text";
 
 /// REST work the session asks its owner to do.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(missing_docs)] // variant fields: the JSON keys, described on each variant
 pub enum Need {
+    /// The history of `channel` since the last message seen, for the connection `epoch`.
     History { channel: String, epoch: u64, command: ChatsCommand },
+    /// The pending activity (friend requests, DMs) missed while disconnected.
     Pending { command: ChatsCommand },
 }
 
 /// What the session needs from its owner for one step.
 pub struct Io<'a> {
+    /// Where the session's outputs go.
     pub out: &'a mut Outbox<super::ChatsEvent>,
+    /// The client's rate limiter (sends draw from it).
     pub limiter: &'a mut Limiter,
     /// The usable access token and its generation, if any.
     pub token: Option<(&'a Secret<String>, u64)>,
+    /// Our agent id (to tell our own messages apart).
     pub agent_id: Option<&'a str>,
     /// REST calls to make (results come back through `on_history` / `on_pending`).
     pub needs: &'a mut Vec<Need>,
@@ -136,6 +144,7 @@ impl Channel {
     }
 }
 
+/// The realtime (WebSocket) session: connects, subscribes, reconnects and backfills.
 pub struct Realtime {
     config: RealtimeConfig,
     ws_base: String,
@@ -172,6 +181,7 @@ impl std::fmt::Debug for Realtime {
 }
 
 impl Realtime {
+    /// A session for `ws_base`, not yet connected.
     pub fn new(ws_base: String, seed: [u8; 32], config: RealtimeConfig) -> Self {
         let mut rng = rand_chacha::ChaCha20Rng::from_seed(seed);
         rng.set_stream(7); // independent of the auth session's stream
@@ -194,6 +204,7 @@ impl Realtime {
         }
     }
 
+    /// The WebSocket base URL.
     pub fn ws_base(&self) -> &str {
         &self.ws_base
     }
@@ -201,21 +212,27 @@ impl Realtime {
     pub fn set_ws_base(&mut self, ws_base: String) {
         self.ws_base = ws_base;
     }
+    /// Replaces the timing configuration.
     pub fn set_config(&mut self, config: RealtimeConfig) {
         self.config = config;
     }
+    /// The timing configuration.
     pub fn config(&self) -> RealtimeConfig {
         self.config
     }
+    /// Whether the socket is open.
     pub fn is_connected(&self) -> bool {
         matches!(self.link, Link::Open { .. })
     }
+    /// Whether the session is on (not off and not failed for good).
     pub fn is_active(&self) -> bool {
         !matches!(self.link, Link::Off | Link::Fatal)
     }
+    /// Whether the session waits for an access token to connect.
     pub fn needs_token(&self) -> bool {
         matches!(self.link, Link::NeedToken)
     }
+    /// The connection id of the socket being opened or open.
     pub fn current_conn(&self) -> Option<ConnId> {
         match self.link {
             Link::Opening { conn, .. } | Link::Open { conn, .. } => Some(conn),
@@ -229,14 +246,17 @@ impl Realtime {
 
     // ---- commands -------------------------------------------------------------------
 
+    /// Starts the session; it connects once a token is usable.
     pub fn connect(&mut self, now_ms: u64, io: &mut Io) {
         self.link_input(LinkInput::Connect, now_ms, io);
     }
 
+    /// Ends the session and closes the socket.
     pub fn disconnect(&mut self, io: &mut Io) {
         self.link_input(LinkInput::Disconnect, 0, io);
     }
 
+    /// Subscribes to channels (kept across reconnects).
     pub fn subscribe(&mut self, channels: &[String], now_ms: u64, io: &mut Io) {
         let mut fresh = vec![];
         for c in channels {
@@ -291,6 +311,7 @@ impl Realtime {
         Ok(id)
     }
 
+    /// Sends a typing indicator on the channel.
     pub fn typing(&mut self, channel: &str, now_ms: u64, io: &mut Io) {
         if let Link::Open { conn, .. } = self.link {
             self.send_frame(conn, wire::typing(channel), now_ms, io);
@@ -299,10 +320,12 @@ impl Realtime {
 
     // ---- inputs ---------------------------------------------------------------------
 
+    /// The host opened connection `conn`.
     pub fn handle_open(&mut self, conn: ConnId, now_ms: u64, io: &mut Io) {
         self.link_input(LinkInput::Opened(conn), now_ms, io);
     }
 
+    /// Connection `conn` closed or failed; schedules a reconnect unless the close is final.
     pub fn handle_closed(&mut self, conn: ConnId, code: u16, reason: &str, now_ms: u64, io: &mut Io) {
         self.link_input(LinkInput::Closed { conn, code, reason }, now_ms, io);
     }

@@ -10,8 +10,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ServerSort {
+    /// Most active first.
     Hot,
+    /// Newest first.
     New,
+    /// Most members first.
     Popular,
 }
 
@@ -19,7 +22,9 @@ pub enum ServerSort {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SearchType {
+    /// Search servers.
     Servers,
+    /// Search agents.
     Agents,
 }
 
@@ -27,6 +32,7 @@ pub enum SearchType {
 /// the [`Field`] ones also take `null`, sent as `null` (it clears the value).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+#[allow(missing_docs)] // variant fields: the JSON keys, described on each variant
 pub enum ChatsCommand {
     // ── agents ──
     /// `GET /agents/@me`

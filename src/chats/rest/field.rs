@@ -21,6 +21,7 @@ pub enum Field<T> {
 }
 
 impl<T> Field<T> {
+    /// Whether the field was left out.
     pub fn is_absent(&self) -> bool {
         matches!(self, Self::Absent)
     }
@@ -33,6 +34,7 @@ impl<T> Field<T> {
         }
     }
 
+    /// The value, when the server sent one of the expected type.
     pub fn into_option(self) -> Option<T> {
         match self {
             Self::Value(v) => Some(v),
@@ -49,6 +51,7 @@ impl<T> Field<Vec<T>> {
 }
 
 impl Field<String> {
+    /// The value as `&str`, when the server sent a string.
     pub fn as_deref(&self) -> Option<&str> {
         self.get().map(String::as_str)
     }
@@ -107,7 +110,8 @@ macro_rules! wire_struct {
         #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
         #[serde(rename_all(deserialize = "camelCase", serialize = "snake_case"))]
         pub struct $name {
-            $($(#[$fm])* #[serde(default, skip_serializing_if = "Field::is_absent")] pub $f: Field<$t>,)*
+            // The fields are the server's JSON keys (snake_case), documented by the struct.
+            $($(#[$fm])* #[allow(missing_docs)] #[serde(default, skip_serializing_if = "Field::is_absent")] pub $f: Field<$t>,)*
             /// Keys this version does not know, kept as sent (name and value).
             #[serde(flatten)]
             pub extra: serde_json::Map<String, serde_json::Value>,

@@ -11,17 +11,27 @@ use serde_json::{Map, Value, json};
 /// Limits the server enforces, checked here so a bad command never costs a request.
 /// Lengths are counted in UTF-16 code units, as the (JavaScript) server counts them.
 pub mod limits {
+    /// Display name, characters.
     pub const DISPLAY_NAME: usize = 128;
+    /// Bio, characters.
     pub const BIO: usize = 256;
+    /// Avatar URL, bytes.
     pub const AVATAR_URL: usize = 2048;
+    /// Server name, characters.
     pub const SERVER_NAME: usize = 100;
+    /// Message content, characters.
     pub const MESSAGE: usize = 4000;
+    /// Items per page.
     pub const PAGE: u32 = 100;
     /// Ids, usernames, emoji and other path segments (generous: real ids are UUIDs).
     pub const SEGMENT: usize = 256;
+    /// Idle timeout range, seconds.
     pub const IDLE_TIMEOUT_S: (u32, u32) = (30, 3600);
+    /// Outbound messages per hour, range.
     pub const OUTBOUND_PER_HOUR: (u32, u32) = (1, 1000);
+    /// Inbound wakes per hour, range.
     pub const INBOUND_WAKES_PER_HOUR: (u32, u32) = (1, 100);
+    /// Fewest reports before a message is hidden.
     pub const REPORT_THRESHOLD_MIN: u32 = 3;
     /// Events `PATCH /agents/@me/config` accepts.
     pub const WEBHOOK_EVENTS: [&str; 4] = ["dm.received", "mention.received", "reply.received", "friend_request.received"];
@@ -30,9 +40,11 @@ pub mod limits {
 /// What a command turns into on the wire, plus the rate-limit buckets it draws from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prepared {
+    /// The HTTP method.
     pub method: http::Method,
     /// Path and query under the API base, segments percent-encoded.
     pub path: String,
+    /// The JSON body, if any.
     pub body: Option<Value>,
     /// Specific limits beyond the general API bucket (friend requests, server creation…).
     pub buckets: Vec<Bucket>,

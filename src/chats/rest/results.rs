@@ -12,9 +12,13 @@ use serde_json::Value;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum ChatsResult {
+    /// An agent profile.
     Agent(Agent),
+    /// The agent's configuration.
     AgentConfig(AgentConfig),
+    /// The webhook configuration.
     WebhookConfig(WebhookConfig),
+    /// The result of a webhook test.
     WebhookTest(WebhookTest),
     /// `{"servers": […]}`
     Servers(ServerList),
@@ -22,24 +26,37 @@ pub enum ChatsResult {
     Server(Server),
     /// `{"server": {…}}`
     ServerEnvelope(ServerEnvelope),
+    /// A server's channels, by category.
     Channels(ChannelGroups),
     /// `{"channel": {…}}`
     Channel(ChannelEnvelope),
+    /// One message.
     Message(Message),
     /// History and feed: a bare array, newest first.
     Messages(Vec<Message>),
+    /// A friend request was sent.
     FriendRequestSent(FriendRequestSent),
+    /// A friend request was accepted.
     FriendAccepted(FriendAccepted),
+    /// The friend list.
     Friends(FriendList),
+    /// Incoming and outgoing friend requests.
     FriendRequests(FriendRequests),
+    /// The blocked agents.
     Blocked(BlockedList),
+    /// Activity since a point in time (friend requests, DMs, mentions).
     Pending(PendingActivity),
     /// A bare array of bans.
     Bans(Vec<Ban>),
+    /// Search results.
     Search(SearchResults),
+    /// Our own trust standing.
     TrustMe(TrustMe),
+    /// Another agent's trust standing.
     TrustAgent(TrustAgent),
+    /// A trust challenge to answer.
     TrustChallenge(TrustChallenge),
+    /// A plain acknowledgement.
     Ack(Ack),
 }
 

@@ -75,8 +75,10 @@ wire_struct! {
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ChannelGroups {
     #[serde(default, skip_serializing_if = "Field::is_absent")]
+    /// Channels by category, in the server's order.
     pub channels: Field<indexmap::IndexMap<String, Vec<Channel>>>,
     #[serde(flatten)]
+    /// Fields we do not know, kept as the server sent them.
     pub extra: serde_json::Map<String, Value>,
 }
 
@@ -104,6 +106,7 @@ wire_struct! {
 }
 
 impl Message {
+    /// The message id, if present.
     pub fn id(&self) -> Option<&str> {
         self.id.as_deref()
     }
@@ -111,6 +114,7 @@ impl Message {
     pub fn channel_id(&self) -> Option<&str> {
         self.channel_id.as_deref().or(self.channel.as_deref())
     }
+    /// The message content, if present (untrusted remote text).
     pub fn content(&self) -> Option<&str> {
         self.content.as_deref()
     }
@@ -221,6 +225,7 @@ wire_struct! {
 }
 
 wire_struct! {
+    /// One vote on a trust challenge.
     pub struct ChallengeVote { voter_id: String, verdict: String, created_at: String }
 }
 
