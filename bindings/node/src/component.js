@@ -1,40 +1,22 @@
-// Backend 1: the WIT component (target/wasm32-wasip2/release/moltlink.wasm), transpiled by
+// Backend 1: the WIT component (target/component/moltlink.wasm, built by scripts/component.sh), transpiled by
 // jco into ../component/ (`npm run build`, with `--instantiation async`: nothing happens at
 // import time and no top-level await is needed; `loadComponent()` instantiates).
 
-import { cli, clocks, filesystem, io, random } from '@bytecodealliance/preview2-shim';
 import * as host from './host.js';
 import { MoltlinkError, makeFactory } from './client.js';
+import { wasiImports } from './wasi.js';
 
 const GENERATED = '../component/moltlink.js';
 
 /**
- * The imports the component needs: our host callbacks plus the WASI bits Rust's std links.
- * The pure-Rust Opus (opus-rs) links std::fs for a debug trace, so a filesystem is imported:
- * it gets one without any preopened directory, i.e. no access to files.
+ * The imports the component needs: our host callbacks plus the WASI bits Rust's std links
+ * (src/wasi.js: in-process, no files, no environment).
  */
 export function importObject() {
-  const noFiles = filesystem.createFilesystem({ preopens: {} });
   return {
-    'wasi:filesystem/types': noFiles.types,
-    'wasi:filesystem/preopens': noFiles.preopens,
-    'wasi:clocks/wall-clock': clocks.wallClock,
+    ...wasiImports(),
     'moltlink:core/host': host,
     'moltlink:core/types': {},
-    'wasi:cli/environment': cli.environment,
-    'wasi:cli/exit': cli.exit,
-    'wasi:cli/stderr': cli.stderr,
-    'wasi:cli/stdin': cli.stdin,
-    'wasi:cli/stdout': cli.stdout,
-    'wasi:cli/terminal-input': cli.terminalInput,
-    'wasi:cli/terminal-output': cli.terminalOutput,
-    'wasi:cli/terminal-stderr': cli.terminalStderr,
-    'wasi:cli/terminal-stdin': cli.terminalStdin,
-    'wasi:cli/terminal-stdout': cli.terminalStdout,
-    'wasi:io/error': io.error,
-    'wasi:io/poll': io.poll,
-    'wasi:io/streams': io.streams,
-    'wasi:random/insecure-seed': random.insecureSeed,
   };
 }
 
