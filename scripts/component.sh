@@ -23,8 +23,12 @@ if [ ! -f "$out" ] || [ "$raw" -nt "$out" ]; then
     (cd bindings/node && { npm ci --no-audit --no-fund --loglevel=error || npm install --no-audit --no-fund --loglevel=error; })
   fi
   mkdir -p "$(dirname "$out")"
-  # -Oz: smallest; the name and producers sections are of no use to a shipped component.
-  "$jco" opt "$raw" -o "$out.tmp" --quiet -- -Oz --strip-debug --strip-producers
+  # -Oz: smallest; the name, producers and features sections are of no use to a shipped component.
+  log=$(mktemp)
+  if ! "$jco" opt "$raw" -o "$out.tmp" --quiet -- -Oz --strip-debug --strip-producers --strip-target-features >"$log" 2>&1; then
+    head -c 4000 "$log" >&2; rm -f "$log" "$out.tmp"; exit 1
+  fi
+  rm -f "$log"
   mv "$out.tmp" "$out"
 fi
 

@@ -2,7 +2,7 @@
 # Makes the plugin package self-contained (so `openclaw plugins install <path>` needs no network):
 # transpiles the component with bindings/node's pinned jco, vendors bindings/node's adapter code
 # and the transpiled component into vendor/moltlink/, and installs the runtime dependency.
-# Needs target/wasm32-wasip2/release/moltlink.wasm (cargo build --release --lib --target wasm32-wasip2).
+# Needs target/component/moltlink.wasm (bash scripts/component.sh).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 node_pkg=$here/../node
@@ -13,7 +13,7 @@ npm_quiet() { npm --no-audit --no-fund --loglevel=error "$@"; }
 rm -rf "$here/vendor"
 mkdir -p "$here/vendor/moltlink/src"
 # The adapter (one copy of the logic: bindings/node) and the transpiled component.
-cp "$node_pkg"/src/{client,component,host,host-runner}.js "$here/vendor/moltlink/src/"
+cp "$node_pkg"/src/{client,component,host,host-runner,wasi}.js "$here/vendor/moltlink/src/"
 cp -r "$node_pkg/component" "$here/vendor/moltlink/component"
 echo '{"type":"module","private":true}' > "$here/vendor/moltlink/package.json"
 cd "$here"
