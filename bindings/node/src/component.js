@@ -6,7 +6,25 @@ import * as host from './host.js';
 import { MoltlinkError, makeFactory } from './client.js';
 import { wasiImports } from './wasi.js';
 
+import { readFile } from 'node:fs/promises';
+
 const GENERATED = '../component/moltlink.js';
+
+const compiled = new Map();
+
+/**
+ * jco's `getCoreModule`: compiles each core module of the component once per process (the chat
+ * client and the audio pipeline share it). Compiling is most of the instantiation time, and it
+ * runs on V8's background threads, so `loadComponent()` starts it before importing the glue.
+ */
+export function getCoreModule(name) {
+  let module = compiled.get(name);
+  if (!module) {
+    module = readFile(new URL(`../component/${name}`, import.meta.url)).then((bytes) => WebAssembly.compile(bytes));
+    compiled.set(name, module);
+  }
+  return module;
+}
 
 /**
  * The imports the component needs: our host callbacks plus the WASI bits Rust's std links
@@ -195,12 +213,14 @@ class ComponentBackend {
  */
 export async function loadComponent() {
   let generated;
+  // The main core module (the other two are a few hundred bytes); a missing file surfaces below.
+  getCoreModule('moltlink.core.wasm').catch(() => {});
   try {
     generated = await import(GENERATED);
   } catch (e) {
     throw new Error(`moltlink: the transpiled component is missing; run \`npm run build\` in bindings/node (${e.message})`);
   }
-  const root = await generated.instantiate(undefined, importObject());
+  const root = await generated.instantiate(getCoreModule, importObject());
   const { Client } = root.chats;
   const DmResource = root.dm.Client;
   const factory = makeFactory(
