@@ -2,14 +2,14 @@
 # Node host tests: both backends (WIT component via jco, cdylib via koffi) against the sandbox.
 # Builds (incrementally) the artifacts it tests so they are never stale:
 #   cargo build --release -p moltlink -p moltlink-cli      (libmoltlink.so + the sandbox CLI)
-#   cargo build --release -p moltlink --lib --target wasm32-wasip2  (moltlink.wasm, a component)
+#   bash scripts/component.sh  (target/component/moltlink.wasm: the size-optimised component)
 # MOLTLINK_NO_CARGO=1 skips that (artifacts built elsewhere); MOLTLINK_LIBRARY / MOLTLINK_BIN
 # override the paths of the cdylib and of the sandbox binary.
 set -euo pipefail
 cd "$(dirname "$0")"
 if [ -z "${MOLTLINK_NO_CARGO:-}" ]; then
   (cd ../.. && cargo build --quiet --release -p moltlink -p moltlink-cli \
-            && cargo build --quiet --release -p moltlink --lib --target wasm32-wasip2)
+            && bash scripts/component.sh)
 fi
 # `npm ci` needs every optional platform package of the lock to be resolvable; the registry
 # reachable here lacks a few (other OSes' rolldown/jco bindings), so fall back to

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Makes the plugin package self-contained (so `openclaw plugins install <path>` needs no network):
 # transpiles the component with bindings/node's pinned jco, vendors bindings/node's adapter code,
-# the transpiled component and the adapter's dependency (preview2-shim) into vendor/moltlink/.
-# Needs target/wasm32-wasip2/release/moltlink.wasm (cargo build --release --lib --target wasm32-wasip2).
+# the transpiled component and the WASI shim package into vendor/moltlink/ (the adapter now
+# provides WASI in-process, src/wasi.js; the shim copy is kept for the glue's optional imports).
+# Needs target/component/moltlink.wasm (bash scripts/component.sh).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 node_pkg=$here/../node
@@ -13,7 +14,7 @@ npm_quiet() { npm --no-audit --no-fund --loglevel=error "$@"; }
 rm -rf "$here/vendor"
 mkdir -p "$here/vendor/moltlink/src"
 # The adapter (one copy of the logic: bindings/node) and the transpiled component.
-cp "$node_pkg"/src/{client,component,host,host-runner}.js "$here/vendor/moltlink/src/"
+cp "$node_pkg"/src/{client,component,host,host-runner,wasi}.js "$here/vendor/moltlink/src/"
 cp -r "$node_pkg/component" "$here/vendor/moltlink/component"
 echo '{"type":"module","private":true}' > "$here/vendor/moltlink/package.json"
 cd "$here"

@@ -7,7 +7,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 if [ -z "${MOLTLINK_NO_CARGO:-}" ]; then
   cargo test --quiet --release -p moltlink prompt
-  cargo build --quiet --release -p moltlink --lib --target wasm32-wasip2
+  bash scripts/component.sh
 fi
 bash bindings/openclaw/build.sh
 node --test host-tests/bridge-prompt/plugin.test.mjs

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The npm package of bindings/node, built and then tried as a user would:
-#   1. `npm run build` (jco transpiles target/wasm32-wasip2/release/moltlink.wasm into component/),
+#   1. `npm run build` (jco transpiles target/component/moltlink.wasm into component/),
 #      the prebuilt library target/release/libmoltlink.so copied (stripped) into native/linux-x64/,
 #      `npm pack` → target/packages/moltlink-<version>.tgz (no tests: package.json `files`);
 #   2. in an empty npm project outside the repository: `npm install <tgz>`, then the example

@@ -1,6 +1,7 @@
 //! Opus at 48 kHz mono, 20 ms frames, behind one pair of traits: libopus (the `opus` crate)
-//! natively, opus-rs (pure Rust) everywhere — the only choice on wasm32, where libopus does not
-//! build. Both produce standard Opus packets; the tests check they interoperate both ways.
+//! natively, opus-rs (pure Rust) on wasm32, where libopus does not build. Each target ships one
+//! implementation; opus-rs comes natively only with the `pure-opus` feature (tests, fuzzing,
+//! benches). Both produce standard Opus packets; the tests check they interoperate both ways.
 
 use super::{MAX_PACKET, NET_FRAME, NET_RATE};
 use crate::error::{Error, Result};
@@ -142,42 +143,50 @@ mod native {
     }
 }
 
-/// opus-rs: pure Rust, builds for wasm32-wasip2.
-pub struct PureOpusEncoder(Box<opus_rs::OpusEncoder>);
+#[cfg(any(target_arch = "wasm32", feature = "pure-opus", test))]
+pub use pure::{PureOpusDecoder, PureOpusEncoder};
 
-impl PureOpusEncoder {
-    /// An encoder with these settings (mono, 20 ms frames).
-    pub fn new(settings: OpusSettings) -> Result<Self> {
-        settings.validate()?;
-        let mut enc = opus_rs::OpusEncoder::new(NET_RATE as i32, 1, opus_rs::Application::Voip)
-            .map_err(|e| codec_err("encoder", e))?;
-        enc.bitrate_bps = settings.bitrate;
-        enc.complexity = settings.complexity.unwrap_or(9);
-        Ok(Self(Box::new(enc)))
+#[cfg(any(target_arch = "wasm32", feature = "pure-opus", test))]
+mod pure {
+    use super::*;
+
+    /// opus-rs: pure Rust, builds for wasm32-wasip2.
+    pub struct PureOpusEncoder(Box<opus_rs::OpusEncoder>);
+
+    impl PureOpusEncoder {
+        /// An encoder with these settings (mono, 20 ms frames).
+        pub fn new(settings: OpusSettings) -> Result<Self> {
+            settings.validate()?;
+            let mut enc = opus_rs::OpusEncoder::new(NET_RATE as i32, 1, opus_rs::Application::Voip)
+                .map_err(|e| codec_err("encoder", e))?;
+            enc.bitrate_bps = settings.bitrate;
+            enc.complexity = settings.complexity.unwrap_or(9);
+            Ok(Self(Box::new(enc)))
+        }
     }
-}
 
-impl Encoder for PureOpusEncoder {
-    fn encode(&mut self, pcm: &[f32], out: &mut [u8]) -> Result<usize> {
-        check_frame(pcm.len(), out.len())?;
-        let cap = out.len().min(MAX_PACKET);
-        self.0.encode(pcm, NET_FRAME, &mut out[..cap]).map_err(|e| codec_err("encode", e))
+    impl Encoder for PureOpusEncoder {
+        fn encode(&mut self, pcm: &[f32], out: &mut [u8]) -> Result<usize> {
+            check_frame(pcm.len(), out.len())?;
+            let cap = out.len().min(MAX_PACKET);
+            self.0.encode(pcm, NET_FRAME, &mut out[..cap]).map_err(|e| codec_err("encode", e))
+        }
     }
-}
 
-/// The pure-Rust Opus decoder (opus-rs), used on wasm.
-pub struct PureOpusDecoder(Box<opus_rs::OpusDecoder>);
+    /// The pure-Rust Opus decoder (opus-rs), used on wasm.
+    pub struct PureOpusDecoder(Box<opus_rs::OpusDecoder>);
 
-impl PureOpusDecoder {
-    /// A mono decoder.
-    pub fn new() -> Result<Self> {
-        opus_rs::OpusDecoder::new(NET_RATE as i32, 1).map(|d| Self(Box::new(d))).map_err(|e| codec_err("decoder", e))
+    impl PureOpusDecoder {
+        /// A mono decoder.
+        pub fn new() -> Result<Self> {
+            opus_rs::OpusDecoder::new(NET_RATE as i32, 1).map(|d| Self(Box::new(d))).map_err(|e| codec_err("decoder", e))
+        }
     }
-}
 
-impl Decoder for PureOpusDecoder {
-    fn decode(&mut self, packet: Option<&[u8]>, out: &mut [f32]) -> Result<()> {
-        check_frame(out.len(), 2)?;
-        one_frame(self.0.decode(packet.unwrap_or(&[]), NET_FRAME, out).map_err(|e| codec_err("decode", e))?)
+    impl Decoder for PureOpusDecoder {
+        fn decode(&mut self, packet: Option<&[u8]>, out: &mut [f32]) -> Result<()> {
+            check_frame(out.len(), 2)?;
+            one_frame(self.0.decode(packet.unwrap_or(&[]), NET_FRAME, out).map_err(|e| codec_err("decode", e))?)
+        }
     }
 }

@@ -21,7 +21,9 @@ pub mod wav;
 #[cfg(test)]
 pub(crate) mod tests;
 
-pub use codec::{Decoder, Encoder, PureOpusDecoder, PureOpusEncoder};
+pub use codec::{Decoder, Encoder};
+#[cfg(any(target_arch = "wasm32", feature = "pure-opus", test))]
+pub use codec::{PureOpusDecoder, PureOpusEncoder};
 #[cfg(not(target_arch = "wasm32"))]
 pub use codec::{LibOpusDecoder, LibOpusEncoder};
 pub use jitter::{FrameKind, JitterBuffer};

@@ -6,7 +6,7 @@
 //   for (let e; (e = p.pollEvent()); ) ...        // { type: 'speech-started', at_ms } …
 // Frames are interleaved Int16Array of `p.frameSamples` samples (20 ms at the device format).
 
-import { guard, importObject } from './component.js';
+import { getCoreModule, guard, importObject } from './component.js';
 
 const GENERATED = '../component/moltlink.js';
 
@@ -51,7 +51,7 @@ export class AudioPipeline {
 /** Instantiate the component; `create(config)` makes pipelines (config: an AudioConfig object). */
 export async function loadAudio() {
   const generated = await import(GENERATED);
-  const root = await generated.instantiate(undefined, importObject());
+  const root = await generated.instantiate(getCoreModule, importObject());
   const { Pipeline } = root.audio;
   return { create: (config = {}) => new AudioPipeline(guard(() => Pipeline.create(JSON.stringify(config)))) };
 }

@@ -1,40 +1,40 @@
-// Backend 1: the WIT component (target/wasm32-wasip2/release/moltlink.wasm), transpiled by
+// Backend 1: the WIT component (target/component/moltlink.wasm, built by scripts/component.sh), transpiled by
 // jco into ../component/ (`npm run build`, with `--instantiation async`: nothing happens at
 // import time and no top-level await is needed; `loadComponent()` instantiates).
 
-import { cli, clocks, filesystem, io, random } from '@bytecodealliance/preview2-shim';
 import * as host from './host.js';
 import { MoltlinkError, makeFactory } from './client.js';
+import { wasiImports } from './wasi.js';
+
+import { readFile } from 'node:fs/promises';
 
 const GENERATED = '../component/moltlink.js';
 
+const compiled = new Map();
+
 /**
- * The imports the component needs: our host callbacks plus the WASI bits Rust's std links.
- * The pure-Rust Opus (opus-rs) links std::fs for a debug trace, so a filesystem is imported:
- * it gets one without any preopened directory, i.e. no access to files.
+ * jco's `getCoreModule`: compiles each core module of the component once per process (the chat
+ * client and the audio pipeline share it). Compiling is most of the instantiation time, and it
+ * runs on V8's background threads, so `loadComponent()` starts it before importing the glue.
+ */
+export function getCoreModule(name) {
+  let module = compiled.get(name);
+  if (!module) {
+    module = readFile(new URL(`../component/${name}`, import.meta.url)).then((bytes) => WebAssembly.compile(bytes));
+    compiled.set(name, module);
+  }
+  return module;
+}
+
+/**
+ * The imports the component needs: our host callbacks plus the WASI bits Rust's std links
+ * (src/wasi.js: in-process, no files, no environment).
  */
 export function importObject() {
-  const noFiles = filesystem.createFilesystem({ preopens: {} });
   return {
-    'wasi:filesystem/types': noFiles.types,
-    'wasi:filesystem/preopens': noFiles.preopens,
-    'wasi:clocks/wall-clock': clocks.wallClock,
+    ...wasiImports(),
     'moltlink:core/host': host,
     'moltlink:core/types': {},
-    'wasi:cli/environment': cli.environment,
-    'wasi:cli/exit': cli.exit,
-    'wasi:cli/stderr': cli.stderr,
-    'wasi:cli/stdin': cli.stdin,
-    'wasi:cli/stdout': cli.stdout,
-    'wasi:cli/terminal-input': cli.terminalInput,
-    'wasi:cli/terminal-output': cli.terminalOutput,
-    'wasi:cli/terminal-stderr': cli.terminalStderr,
-    'wasi:cli/terminal-stdin': cli.terminalStdin,
-    'wasi:cli/terminal-stdout': cli.terminalStdout,
-    'wasi:io/error': io.error,
-    'wasi:io/poll': io.poll,
-    'wasi:io/streams': io.streams,
-    'wasi:random/insecure-seed': random.insecureSeed,
   };
 }
 
@@ -213,12 +213,14 @@ class ComponentBackend {
  */
 export async function loadComponent() {
   let generated;
+  // The main core module (the other two are a few hundred bytes); a missing file surfaces below.
+  getCoreModule('moltlink.core.wasm').catch(() => {});
   try {
     generated = await import(GENERATED);
   } catch (e) {
     throw new Error(`moltlink: the transpiled component is missing; run \`npm run build\` in bindings/node (${e.message})`);
   }
-  const root = await generated.instantiate(undefined, importObject());
+  const root = await generated.instantiate(getCoreModule, importObject());
   const { Client } = root.chats;
   const DmResource = root.dm.Client;
   const factory = makeFactory(
