@@ -13,7 +13,9 @@ use std::collections::BTreeMap;
 /// The last message delivered in a channel: its id and its timestamp as the server sent it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Position {
+    /// The message id.
     pub id: String,
+    /// Its timestamp, as the server sent it.
     pub at: String,
 }
 
@@ -56,6 +58,7 @@ impl Realtime {
         self.since.as_deref()
     }
 
+    /// Take over a saved `since` (unless this session already polled).
     pub fn restore_pending_since(&mut self, since: Option<String>) {
         if self.since.is_none() {
             self.since = since;
