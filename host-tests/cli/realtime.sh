@@ -32,4 +32,24 @@ grep -q '"type":"connected"' "$work/listen.jsonl" || fail "listen connected"
 grep -q '"trust":"untrusted_remote_text"' "$work/listen.jsonl" || fail "messages marked untrusted"
 stored=$("$B" chats history "$C" --limit 100 --credentials "$work/a.json" 2>/dev/null)
 [ "$(grep -c 'second, ack lost' <<<"$stored")" = 1 ] || fail "stored exactly once (no duplicate send): $stored"
-echo "CLI realtime: REST, ws send + ack, listen, dropped-socket fault: ok"
+
+# Restart lose nothing: bob's listen stopped above; alice posts three messages while he is
+# away (one killed with SIGKILL mid-listen first); the next listen delivers each once, in order,
+# marked late (`backfilled`), from the position saved in bob's credentials file.
+grep -q '"moltlinkResume"' "$work/b.json" || fail "listen saved its read position beside the credentials"
+"$B" chats listen --channel "$C" --seconds 30 --credentials "$work/b.json" >/dev/null 2>&1 &
+kill_pid=$!
+sleep 2
+kill -KILL "$kill_pid"; wait "$kill_pid" 2>/dev/null || true
+for i in 1 2 3; do
+  "$B" chats send "$C" "while away $i" --rest --credentials "$work/a.json" >/dev/null 2>&1 || fail "post while away $i"
+done
+"$B" chats listen --channel "$C" --seconds 4 --credentials "$work/b.json" >"$work/listen2.jsonl" 2>/dev/null || fail "listen after restart"
+python3 - "$work/listen2.jsonl" <<'PY' || fail "restarted listen: each message posted while away once, in order, late"
+import json, sys
+msgs = [e for e in map(json.loads, open(sys.argv[1])) if e.get("type") == "message"]
+got = [(m["message"]["content"], m["backfilled"]) for m in msgs]
+want = [(f"while away {i}", True) for i in (1, 2, 3)]
+assert got == want, got
+PY
+echo "CLI realtime: REST, ws send + ack, listen, dropped-socket fault, restart without loss: ok"

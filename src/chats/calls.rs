@@ -197,6 +197,12 @@ impl ChatsClient {
     /// Let the realtime session act, then send every waiting call if a token is usable (or
     /// fail them if auth needs the human).
     pub(super) fn dispatch(&mut self, now_ms: u64) {
+        self.dispatch_calls(now_ms);
+        // After every step: positions and windows that moved are saved (one save at a time).
+        self.save_resume(now_ms);
+    }
+
+    fn dispatch_calls(&mut self, now_ms: u64) {
         self.now_ms = self.now_ms.max(now_ms);
         // Recomputed below; never left stale (a stale past deadline would make hosts spin).
         self.next_release = None;

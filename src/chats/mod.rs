@@ -11,6 +11,7 @@ mod calls;
 pub mod limiter;
 pub mod realtime;
 pub mod rest;
+mod resume;
 
 pub use limiter::{Bucket, BucketState, Limits, RateHeaders};
 pub use realtime::{RealtimeConfig, RealtimeEvent, TrustOp};
@@ -112,6 +113,8 @@ pub struct ChatsClient {
     realtime: realtime::Realtime,
     /// The latest time the host gave us (for deadlines computed in `poll_output`).
     now_ms: u64,
+    /// Saving read positions and rate windows across restarts (`resume`).
+    resume: resume::Resume,
 }
 
 impl ChatsClient {
@@ -125,7 +128,7 @@ impl ChatsClient {
         }
         let session = session?;
         let session_base = session.api_base().to_owned();
-        Ok(Self {
+        let mut client = Self {
             session,
             out: Outbox::default(),
             calls: BTreeMap::new(),
@@ -133,7 +136,10 @@ impl ChatsClient {
             next_release: None,
             realtime: realtime::Realtime::new(realtime::default_ws_base(&session_base), config.seed, RealtimeConfig::default()),
             now_ms: 0,
-        })
+            resume: resume::Resume::default(),
+        };
+        client.restore_resume();
+        Ok(client)
     }
 
     // ---- getters --------------------------------------------------------------------
@@ -158,7 +164,10 @@ impl ChatsClient {
     /// Lower the client-side limits (e.g. a known low trust tier). Takes effect for buckets
     /// first used afterwards; call it right after `new`.
     pub fn set_limits(&mut self, limits: Limits) {
+        // Keep the windows restored from a previous process.
+        let windows = self.limiter.windows(self.now_ms);
         self.limiter = limiter::Limiter::new(limits);
+        self.limiter.restore(&windows);
     }
 
     /// How many calls wait, when the next one is released, and every bucket's state.
@@ -365,7 +374,9 @@ impl SansIo for ChatsClient {
     }
 
     fn handle_persisted(&mut self, ticket: Ticket, now_ms: u64) -> Result<()> {
-        self.session.handle_persisted(ticket, now_ms, &mut self.out)?;
+        if !self.resume.acknowledged(ticket) {
+            self.session.handle_persisted(ticket, now_ms, &mut self.out)?;
+        }
         self.dispatch(now_ms);
         Ok(())
     }

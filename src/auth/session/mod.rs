@@ -257,6 +257,20 @@ impl AuthSession {
         self.feed(Input::Timeout, now_ms, out);
     }
 
+    /// What the client saved under `key` beside the credentials (e.g. read positions).
+    pub fn extra(&self, key: &str) -> Option<&serde_json::Value> {
+        self.creds.as_ref()?.extra.get(key)
+    }
+
+    /// Save `value` under `key` beside the credentials, through the same persist output (the
+    /// file then holds the credentials as they are now, plus this). `None` without credentials.
+    /// The ticket is the caller's to match: the session waits on none of it.
+    pub fn persist_extra<E>(&mut self, key: &str, value: serde_json::Value, out: &mut Outbox<E>) -> Option<Ticket> {
+        let creds = self.creds.as_mut()?;
+        creds.extra.insert(key.to_owned(), value);
+        Some(out.persist(creds.to_json()))
+    }
+
     /// The host stored what we asked. Stale tickets (already superseded) are accepted silently.
     pub fn handle_persisted<E: From<AuthEvent>>(&mut self, ticket: Ticket, now_ms: u64, out: &mut Outbox<E>) -> Result<()> {
         if matches!(self.op, Op::Persisting { ticket: t, .. } if t == ticket) {

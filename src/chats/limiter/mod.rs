@@ -19,12 +19,14 @@
 
 mod learn;
 mod log;
+mod saved;
 #[cfg(test)]
 mod tests;
 
 pub use learn::RateHeaders;
 
 use log::State;
+pub use saved::SavedWindow;
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
 
@@ -123,12 +125,14 @@ pub struct Limiter {
     /// First admitted send of this process: before a full period has passed, the server may
     /// count sends of a previous process of the same agent that our log never saw.
     since_ms: Option<u64>,
+    /// Sends admitted by this process (see `saved`).
+    admitted: u64,
 }
 
 impl Limiter {
     /// A limiter with these limits.
     pub fn new(limits: Limits) -> Self {
-        Self { limits, buckets: BTreeMap::new(), since_ms: None }
+        Self { limits, buckets: BTreeMap::new(), since_ms: None, admitted: 0 }
     }
 
     fn state(&mut self, bucket: &Bucket) -> &mut State {
@@ -160,6 +164,7 @@ impl Limiter {
             return Err(at);
         }
         self.since_ms.get_or_insert(now_ms);
+        self.admitted += 1;
         for b in buckets {
             self.state(b).log.push_back(now_ms);
         }

@@ -17,6 +17,8 @@ pub(super) struct Backfill {
     /// Page size of the next request (raised when a whole page shares one timestamp).
     limit: u32,
     before: Option<String>,
+    /// The walk stopped at the backlog bound before reaching the last delivered message.
+    truncated: bool,
 }
 
 impl Channel {
@@ -60,6 +62,7 @@ impl Realtime {
         } else {
             let me = io.agent_id.map(str::to_owned);
             deliver(ch, &c, message, false, me.as_deref(), self.config.remember, io);
+            self.moves += 1;
         }
         Ok(())
     }
@@ -92,10 +95,18 @@ impl Realtime {
                 bf.collected.push(m.clone());
             }
         }
-        let reached = match &ch.cursor {
+        let mut reached = match &ch.cursor {
             Some((cid, cts)) => messages.iter().any(|m| m.id() == Some(cid.as_str()) || m.sent_at().is_some_and(|t| older(t, cts))),
             None => true,
         };
+        // A long outage: stop walking back once the backlog bound is covered (the rest is
+        // reported as skipped, not fetched).
+        let too_many = self.config.backlog_max_messages.is_some_and(|max| bf.collected.len() > max as usize);
+        let cutoff = self.config.backlog_max_age_ms.map(|age| iso_of(now_ms.saturating_sub(age)));
+        let too_old = cutoff.is_some_and(|cut| messages.last().and_then(Message::sent_at).is_some_and(|t| older(t, &cut)));
+        if !reached && (too_many || too_old) {
+            (reached, bf.truncated) = (true, true);
+        }
         let edge = messages.last().and_then(|m| m.sent_at().map(str::to_owned));
         if !reached && full && let Some(edge) = edge {
             // `before` is exclusive and timestamp-only, so messages sharing the edge's timestamp
@@ -139,9 +150,14 @@ impl Realtime {
         let me = io.agent_id.map(str::to_owned);
         // A send lost in limbo: stored (adopt its id) or not (resend first).
         super::sends::settle_limbo(ch, channel, &list, me.as_deref(), remember, io);
-        for m in list.into_iter().skip(start) {
+        let mut late: Vec<Message> = list.into_iter().skip(start).collect();
+        if let Some(skipped) = super::resume::bound(&mut late, channel, self.config.backlog_max_messages, self.config.backlog_max_age_ms, bf.truncated, now_ms) {
+            io.out.event(skipped);
+        }
+        for m in late {
             deliver(ch, channel, m, true, me.as_deref(), remember, io);
         }
+        self.moves += 1;
         for m in std::mem::take(&mut ch.held) {
             deliver(ch, channel, m, false, me.as_deref(), remember, io);
         }

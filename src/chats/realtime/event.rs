@@ -26,6 +26,10 @@ pub enum RealtimeEvent {
     SubscribeFailed { channel: String, code: String, message: String },
     /// The server confirmed an unsubscription.
     Unsubscribed { channel: String },
+    /// After a restart, more was posted in `channel` than the backlog bound lets through
+    /// (`RealtimeConfig::backlog_max_messages` / `backlog_max_age_ms`): these oldest ones were
+    /// not delivered. `more`: the walk stopped early, so even more were skipped than counted.
+    BacklogSkipped { channel: String, skipped: u64, more: bool, first_id: Option<String>, last_id: Option<String> },
     /// A channel message, delivered once, in order. `content` and the author's names are
     /// untrusted remote text (`trust`). `backfilled`: it came from REST after a reconnect.
     Message { channel: String, message: Message, own: bool, backfilled: bool, trust: &'static str },

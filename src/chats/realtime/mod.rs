@@ -34,11 +34,13 @@
 mod backfill;
 mod event;
 mod link;
+mod resume;
 mod sends;
 mod wire;
 
 pub use event::{RealtimeEvent, TrustOp};
 pub use link::default_ws_base;
+pub use resume::Position;
 
 use super::limiter::Limiter;
 use super::rest::{ChatsCommand, Message};
@@ -75,6 +77,11 @@ pub struct RealtimeConfig {
     pub page: u32,
     /// Message ids remembered per channel for deduplication.
     pub remember: usize,
+    /// After a restart, deliver at most this many of the messages posted meanwhile per channel
+    /// (the newest; the rest is reported as `backlog_skipped`). `None`: no bound.
+    pub backlog_max_messages: Option<u32>,
+    /// ... and none older than this.
+    pub backlog_max_age_ms: Option<u64>,
 }
 
 impl Default for RealtimeConfig {
@@ -90,6 +97,8 @@ impl Default for RealtimeConfig {
             pending_poll_min_ms: 6_000,
             page: 100,
             remember: 1024,
+            backlog_max_messages: Some(200),
+            backlog_max_age_ms: Some(24 * 3_600_000),
         }
     }
 }
@@ -160,6 +169,10 @@ pub struct Realtime {
     /// overtake each other; `message_ack`, trust acks and request errors carry no correlation
     /// id. With one at a time, every answer belongs to it.
     inflight: Option<Inflight>,
+    /// Read positions a previous process saved (see `resume`).
+    restored: BTreeMap<String, resume::Position>,
+    /// Bumped when a position may have moved.
+    moves: u64,
     /// Trust ops accepted while connected, not yet sent.
     trust_queue: VecDeque<TrustCall>,
     /// The channel of the previous frame if it was `subscribed` (its `context` comes next).
@@ -193,6 +206,8 @@ impl Realtime {
             epoch: 0,
             channels: BTreeMap::new(),
             inflight: None,
+            restored: BTreeMap::new(),
+            moves: 0,
             trust_queue: VecDeque::new(),
             last_subscribed: None,
             next_poll_ms: None,
@@ -260,10 +275,15 @@ impl Realtime {
     pub fn subscribe(&mut self, channels: &[String], now_ms: u64, io: &mut Io) {
         let mut fresh = vec![];
         for c in channels {
+            let restored = self.restored_cursor(c);
             let ch = self.channels.entry(c.clone()).or_default();
             if !ch.want {
                 ch.want = true;
                 fresh.push(c.clone());
+            }
+            if ch.cursor.is_none() {
+                // Followed by a previous process: backfill from where it stopped.
+                ch.cursor = restored;
             }
         }
         if let Link::Open { conn, .. } = self.link

@@ -116,6 +116,7 @@ impl Realtime {
             ch.cursor = Some((id.clone(), ts.clone()));
         }
         io.limiter.accepted(&Bucket::Channel(c.clone()));
+        self.moves += 1;
         io.out.event(RealtimeEvent::MessageSent { send_id: send.id, channel: c, id, timestamp });
         Ok(())
     }
