@@ -666,6 +666,78 @@ static int drive_poll(Host *h, const char *type, const char *also) {
     return -1;
 }
 
+/* An active realtime session through the C ABI: connect, subscribe, then feed recorded server
+ * frames (`frames_path`: the channels to follow as a JSON array on the first line, then one
+ * frame per line) as if they came from the socket, answering every output on the way (HTTP for
+ * real, e.g. the pending poll; sockets the library opens are "opened" at once). Every frame must
+ * end in at least one event; the recorded messages for followed channels arrive. Run under
+ * valgrind by run.sh. */
+static int realtime_replay(Host *h, const char *frames_path) {
+    uint8_t *raw = NULL;
+    size_t text_len = 0;
+    CHECK(read_file(frames_path, &raw, &text_len) == 0, "read %s", frames_path);
+    if (!raw) return -1;
+    char *text = calloc(text_len + 1, 1); /* NUL-terminated for strtok_r */
+    if (!text) { free(raw); return -1; }
+    memcpy(text, raw, text_len);
+    free(raw);
+    char *save = NULL;
+    char *channels = strtok_r(text, "\n", &save);
+    int rc = ml_chats_connect(h->chats, now_ms());
+    CHECK_RC(rc, "ml_chats_connect");
+    rc = ml_chats_subscribe(h->chats, channels, now_ms());
+    CHECK_RC(rc, "ml_chats_subscribe");
+    uint64_t conn = 0;
+    size_t frames = 0, events = 0, messages = 0, sends = 0;
+    char *frame = NULL;
+    for (;;) {
+        /* Answer outputs until the library waits. */
+        for (int step = 0; step < 10000; step++) {
+            MlOutput out;
+            rc = ml_chats_poll(h->chats, &out);
+            CHECK_RC(rc, "ml_chats_poll");
+            if (rc != ML_OK || out.kind == ML_OUTPUT_WAIT) break;
+            char *meta = (char *)read_current(h->chats, ml_chats_output_meta, NULL);
+            size_t body_len = 0;
+            uint8_t *body = read_current(h->chats, ml_chats_output_body, &body_len);
+            if (!meta || !body) { free(meta); free(body); free(text); return -1; }
+            if (out.kind == ML_OUTPUT_HTTP) {
+                do_http(h, out.id, meta, body, body_len);
+            } else if (out.kind == ML_OUTPUT_PERSIST) {
+                CHECK(do_persist(h, out.id, body, body_len) == 0, "persist");
+                CHECK_RC(ml_chats_handle_persisted(h->chats, out.id, now_ms()), "ml_chats_handle_persisted");
+            } else if (out.kind == ML_OUTPUT_EVENT) {
+                events++;
+                if (strstr(meta, "\"type\":\"message\"")) messages++;
+                if (getenv("REPLAY_DEBUG")) say("event   %.160s", meta);
+            } else if (out.kind == ML_OUTPUT_WS_OPEN) {
+                const char *c = strstr(meta, "\"conn\":");
+                conn = c ? strtoull(c + 7, NULL, 10) : 0;
+                CHECK_RC(ml_chats_handle_ws_open(h->chats, conn, now_ms()), "ml_chats_handle_ws_open");
+            } else if (out.kind == ML_OUTPUT_WS_SEND) {
+                sends++;
+            }
+            wipe(meta, strlen(meta));
+            wipe(body, body_len);
+            free(meta);
+            free(body);
+        }
+        frame = strtok_r(NULL, "\n", &save);
+        if (!frame) break;
+        CHECK(conn != 0, "a socket is open before frame %zu", frames);
+        rc = ml_chats_handle_ws_frame(h->chats, conn, (const uint8_t *)frame, strlen(frame), now_ms());
+        CHECK_RC(rc, "ml_chats_handle_ws_frame");
+        frames++;
+    }
+    say("realtime %zu recorded frames -> %zu events (%zu messages), %zu frames sent", frames, events, messages, sends);
+    CHECK(frames > 0 && events >= frames, "every frame ends in an event (%zu frames, %zu events)", frames, events);
+    CHECK(messages > 0, "recorded messages delivered");
+    rc = ml_chats_disconnect(h->chats, now_ms());
+    CHECK_RC(rc, "ml_chats_disconnect");
+    free(text);
+    return 0;
+}
+
 /* Error paths that need no server. */
 static void exercise_errors(MlChats *c) {
     MlOutput out;
@@ -696,8 +768,8 @@ static void exercise_errors(MlChats *c) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 4) {
-        fprintf(stderr, "usage: %s <api-base> <username> <credentials-path>\n", argv[0]);
+    if (argc != 4 && argc != 5) {
+        fprintf(stderr, "usage: %s <api-base> <username> <credentials-path> [recorded-frames]\n", argv[0]);
         return 2;
     }
     const char *api = argv[1], *username = argv[2], *path = argv[3];
@@ -772,6 +844,12 @@ int main(int argc, char **argv) {
     CHECK(done && strstr(done, want_user), "whoami names %s", username);
     CHECK(done && strstr(done, want_call), "whoami answers call %llu", (unsigned long long)call_id);
     clear_events(&h);
+
+    /* 4. An active realtime session fed recorded frames (optional). */
+    if (argc == 5) {
+        say("step    realtime session, recorded frames from %s", argv[4]);
+        CHECK(realtime_replay(&h, argv[4]) == 0, "realtime replay");
+    }
 
     struct stat st;
     CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600, "credentials file is 0600");

@@ -74,12 +74,31 @@ run() {
 
 run "register run" "$work/login" "$api" "$user" "$creds"
 run "register run (static link)" "$work/login-static" "$api" "${user}_s" "$work/credentials-static.json"
+# Recorded server frames for the reload run's realtime session: every "in" frame of every
+# WebSocket capture (each channel's `subscribed` once), the channels on the first line.
+python3 - host-tests/wire/moltchats/ws "$work/frames.txt" <<'PY'
+import json, pathlib, sys
+frames, channels = [], []
+for f in sorted(pathlib.Path(sys.argv[1]).glob("*.jsonl")):
+    for line in f.read_text().splitlines():
+        rec = json.loads(line)
+        if rec.get("dir") == "in":
+            frame = rec["frame"]
+            if frame.get("op") == "subscribed":
+                # Once per channel: a second `subscribed` backfills over REST, and the sandbox
+                # does not know the recorded server's channels.
+                if frame.get("channel") in channels:
+                    continue
+                channels.append(frame["channel"])
+            frames.append(json.dumps(frame, separators=(",", ":")))
+pathlib.Path(sys.argv[2]).write_text(json.dumps(channels) + "\n" + "\n".join(frames) + "\n")
+PY
 if [[ -f $creds ]]; then
     if command -v valgrind >/dev/null && [[ ${MOLTLINK_VALGRIND:-1} != 0 ]]; then
-        run "reload run (valgrind)" valgrind -q --error-exitcode=1 --leak-check=full \
-            "$work/login" "$api" "$user" "$creds"
+        run "reload run + realtime session on recorded frames (valgrind)" valgrind -q --error-exitcode=1 --leak-check=full \
+            "$work/login" "$api" "$user" "$creds" "$work/frames.txt"
     else
-        run "reload run" "$work/login" "$api" "$user" "$creds"
+        run "reload run + realtime session on recorded frames" "$work/login" "$api" "$user" "$creds" "$work/frames.txt"
     fi
 else
     failed=$((failed + 1))
