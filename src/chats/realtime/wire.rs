@@ -131,7 +131,7 @@ impl Realtime {
 }
 
 /// A `message` frame as a [`Message`] and its channel (the general path, for frames the fast
-/// path in [`fast`] declines).
+/// path in `fast.rs` declines).
 pub(super) fn live_message(frame: &Value) -> Option<(String, Message)> {
     let message = serde_json::from_value::<Message>(frame.clone()).ok()?;
     let channel = frame.get("channel").and_then(Value::as_str).map(str::to_owned).or_else(|| message.channel_id().map(str::to_owned))?;

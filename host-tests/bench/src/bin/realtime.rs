@@ -391,6 +391,7 @@ fn main() {
         }
         (live() - after_reg) / k
     };
+    // The part a client holds before any traffic: saved credentials, the parsed key.
     let at_rest = {
         let before = live();
         let client = ChatsClient::new(config(Some(creds.clone()), 5)).unwrap();
@@ -399,7 +400,6 @@ fn main() {
         heap
     };
     COUNTING.store(false, Relaxed);
-    println!("of which a client just built from saved credentials (key loaded, nothing sent): {at_rest} bytes of heap");
     let per = (total as f64 / idle as f64 - sandbox_growth as f64).round() as u64;
     println!(
         "idle connected sessions: {idle}; live heap +{:.1} MiB, of which the in-process sandbox ~{sandbox_growth} bytes/login",
@@ -411,6 +411,7 @@ fn main() {
         per as f64 * 100_000.0 / 1e6
     );
     std::hint::black_box(&sessions);
+    println!("a client just built from saved credentials (key parsed, nothing sent): {at_rest} bytes of heap");
     println!(
         "sizes: ChatsClient {} bytes, an output (Output<ChatsEvent>) {} bytes, RealtimeEvent {} bytes",
         std::mem::size_of::<ChatsClient>(),
