@@ -12,9 +12,10 @@ use rsa::signature::{SignatureEncoding, Signer};
 pub const KEY_BITS: usize = 2048;
 
 /// The private key. Zeroized on drop (rsa's `PrivateKey` is `ZeroizeOnDrop`); `Debug` is redacted.
+/// The key lives inside the signer only: a second copy would double the largest part of an
+/// idle session's memory.
 pub struct Identity {
     signer: SigningKey<sha2::Sha256>,
-    key: rsa::PrivateKey,
 }
 
 impl std::fmt::Debug for Identity {
@@ -32,7 +33,7 @@ impl Identity {
     }
 
     fn from_key(key: rsa::PrivateKey) -> Self {
-        Self { signer: SigningKey::<sha2::Sha256>::new(key.clone()), key }
+        Self { signer: SigningKey::<sha2::Sha256>::new(key) }
     }
 
     /// Load a PEM private key: PKCS#8 (`BEGIN PRIVATE KEY`, what the skill's Node example writes)
@@ -51,8 +52,8 @@ impl Identity {
 
     /// The private key as PKCS#8 PEM, for the credentials file.
     pub fn private_pem(&self) -> Result<Secret<String>> {
-        let pem = self
-            .key
+        let key: &rsa::PrivateKey = self.signer.as_ref();
+        let pem = key
             .to_pkcs8_pem(LineEnding::LF)
             .map_err(|e| Error::new(ErrorCode::Crypto, format!("cannot encode private key: {e}")))?;
         Ok(Secret::new(pem.to_string()))
@@ -60,8 +61,8 @@ impl Identity {
 
     /// The public key as an SPKI PEM (`BEGIN PUBLIC KEY`), as `/agents/register` wants it.
     pub fn public_pem(&self) -> Result<String> {
-        self.key
-            .to_public_key()
+        let key: &rsa::PrivateKey = self.signer.as_ref();
+        key.to_public_key()
             .to_public_key_pem(LineEnding::LF)
             .map_err(|e| Error::new(ErrorCode::Crypto, format!("cannot encode public key: {e}")))
     }

@@ -216,6 +216,10 @@ impl ChatsClient {
             }
             return;
         }
+        // Nothing waits (the common case, e.g. per inbound frame): no token or base to copy.
+        if self.calls.values().all(|c| c.in_flight.is_some()) {
+            return;
+        }
         let Some(token) = self.session.token(now_ms).cloned() else { return };
         let base = self.session.api_base().to_owned();
         let mut failed = Vec::new();

@@ -85,7 +85,8 @@ fn workload(name: &str) -> Workload {
     }
 }
 
-/// Median µs per frame over `rounds` rounds of `frames` frames.
+/// Mean µs per frame over one round of `frames` frames (`main` warms up, then takes the
+/// median of interleaved rounds).
 fn time(w: &mut Workload, frames: usize, offset: &mut usize) -> f64 {
     let start = Instant::now();
     for i in 0..frames {

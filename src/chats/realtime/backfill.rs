@@ -22,16 +22,60 @@ pub(super) struct Backfill {
 }
 
 impl Channel {
-    /// Remember a delivered id, forgetting the oldest beyond `cap`.
-    pub(super) fn remember(&mut self, id: &str, cap: usize) {
-        if self.seen_set.insert(id.to_owned()) {
-            self.seen.push_back(id.to_owned());
-            while self.seen.len() > cap {
-                if let Some(old) = self.seen.pop_front() {
-                    self.seen_set.remove(&old);
-                }
-            }
+    /// Remember a delivered id, within `bytes` (the oldest are forgotten first).
+    pub(super) fn remember(&mut self, id: &str, bytes: usize) {
+        self.seen.insert(id, bytes / 8);
+    }
+}
+
+/// Ids of the messages delivered last, as 64-bit hashes in a ring: no heap string per
+/// message, 8 bytes an id, grown on demand up to its cap (an idle channel holds nothing).
+/// Message ids are server-made UUIDs: a false "seen" needs a 64-bit collision.
+#[derive(Debug, Default)]
+pub(super) struct Seen {
+    ring: Vec<u64>,
+    /// Where the next id goes once the ring is full (the oldest one).
+    next: usize,
+}
+
+impl Seen {
+    fn hash(id: &str) -> u64 {
+        use std::hash::Hasher;
+        let mut h = std::hash::DefaultHasher::new();
+        h.write(id.as_bytes());
+        h.finish()
+    }
+
+    pub(super) fn contains(&self, id: &str) -> bool {
+        let h = Self::hash(id);
+        // Blocks of 8 compared without branches (vectorised); a miss reads the whole ring.
+        let mut blocks = self.ring.chunks_exact(8);
+        let hit = blocks.by_ref().any(|b| (b[0] == h) | (b[1] == h) | (b[2] == h) | (b[3] == h) | (b[4] == h) | (b[5] == h) | (b[6] == h) | (b[7] == h));
+        hit || blocks.remainder().contains(&h)
+    }
+
+    /// Add `id` (false when it was there), keeping at most `cap` ids.
+    pub(super) fn insert(&mut self, id: &str, cap: usize) -> bool {
+        if self.contains(id) {
+            return false;
         }
+        let h = Self::hash(id);
+        let cap = cap.max(1);
+        if self.ring.len() < cap {
+            // After a raised cap, oldest first again so the ring keeps its order.
+            self.ring.rotate_left(std::mem::take(&mut self.next));
+            if self.ring.len() == self.ring.capacity() {
+                // Grow by doubling, but never past the cap.
+                self.ring.reserve_exact(self.ring.len().max(8).min(cap - self.ring.len()));
+            }
+            self.ring.push(h);
+        } else {
+            self.ring.truncate(cap);
+            self.next %= cap;
+            self.ring[self.next] = h;
+            self.next = (self.next + 1) % cap;
+        }
+        true
     }
 }
 
@@ -53,15 +97,15 @@ impl Realtime {
 
     /// A live message: delivered now, or held while the channel backfills. `Err` for a channel
     /// the session does not follow (the server fans out to every socket of the agent).
-    pub(super) fn on_live_message(&mut self, c: String, message: Message, io: &mut Io) -> Result<(), &'static str> {
+    pub(super) fn on_live_message(&mut self, c: String, message: Box<Message>, io: &mut Io) -> Result<(), &'static str> {
         let ch = self.channels.get_mut(&c).filter(|ch| ch.want).ok_or("not_subscribed")?;
         // Another agent is talking to us: a friend request or DM may follow (see `tick_open`).
         self.poll_soon |= io.agent_id.is_some() && message.author_id() != io.agent_id;
         if ch.backfill.is_some() || !ch.confirmed {
             ch.held.push(message);
         } else {
-            let me = io.agent_id.map(str::to_owned);
-            deliver(ch, &c, message, false, me.as_deref(), self.config.remember, io);
+            let me = io.agent_id;
+            deliver(ch, c, message, false, me, self.config.dedupe_bytes, io);
             self.moves += 1;
         }
         Ok(())
@@ -69,7 +113,7 @@ impl Realtime {
 
     /// The result of a backfill history call: emits the missed messages in order.
     pub fn on_history(&mut self, channel: &str, epoch: u64, result: Result<ChatsResult, String>, now_ms: u64, io: &mut Io) {
-        let remember = self.config.remember;
+        let remember = self.config.dedupe_bytes;
         let Some(ch) = self.channels.get_mut(channel) else { return };
         let Some(bf) = ch.backfill.as_mut() else { return };
         if bf.epoch != epoch || epoch != self.epoch {
@@ -147,19 +191,19 @@ impl Realtime {
             },
             None => 0,
         };
-        let me = io.agent_id.map(str::to_owned);
+        let me = io.agent_id;
         // A send lost in limbo: stored (adopt its id) or not (resend first).
-        super::sends::settle_limbo(ch, channel, &list, me.as_deref(), remember, io);
+        super::sends::settle_limbo(ch, channel, &list, me, remember, io);
         let mut late: Vec<Message> = list.into_iter().skip(start).collect();
         if let Some(skipped) = super::resume::bound(&mut late, channel, self.config.backlog_max_messages, self.config.backlog_max_age_ms, bf.truncated, now_ms) {
             io.out.event(skipped);
         }
         for m in late {
-            deliver(ch, channel, m, true, me.as_deref(), remember, io);
+            deliver(ch, channel.to_owned(), Box::new(m), true, me, remember, io);
         }
         self.moves += 1;
         for m in std::mem::take(&mut ch.held) {
-            deliver(ch, channel, m, false, me.as_deref(), remember, io);
+            deliver(ch, channel.to_owned(), m, false, me, remember, io);
         }
         self.step(now_ms, io);
     }
@@ -197,16 +241,37 @@ impl Realtime {
     }
 }
 
-/// Deliver a message once: skip ids already seen, advance the cursor.
-pub(super) fn deliver(ch: &mut Channel, channel: &str, message: Message, backfilled: bool, me: Option<&str>, remember: usize, io: &mut Io) {
-    let Some(id) = message.id().map(str::to_owned) else { return };
-    if ch.seen_set.contains(&id) {
+/// Deliver a message once: skip ids already seen, advance the cursor (its strings reused).
+pub(super) fn deliver(ch: &mut Channel, channel: String, message: Box<Message>, backfilled: bool, me: Option<&str>, remember: usize, io: &mut Io) {
+    let Some(id) = message.id() else { return };
+    if !ch.seen.insert(id, remember / 8) {
         return;
     }
-    ch.remember(&id, remember);
     if let Some(ts) = message.sent_at() {
-        ch.cursor = Some((id, ts.to_owned()));
+        let (cid, cts) = ch.cursor.get_or_insert_default();
+        cid.clear();
+        cid.push_str(id);
+        cts.clear();
+        cts.push_str(ts);
     }
     let own = me.is_some() && message.author_id() == me;
-    io.out.event(RealtimeEvent::Message { channel: channel.to_owned(), message, own, backfilled, trust: UNTRUSTED });
+    io.out.event(RealtimeEvent::Message { channel, message, own, backfilled, trust: UNTRUSTED });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Seen;
+
+    #[test]
+    fn seen_ids_are_bounded_and_the_oldest_go_first() {
+        let mut seen = Seen::default();
+        assert!(seen.insert("a", 3) && seen.insert("b", 3) && !seen.insert("a", 3));
+        assert!(seen.insert("c", 3) && seen.insert("d", 3));
+        assert!(!seen.contains("a") && seen.contains("b") && seen.contains("d"));
+        for i in 0..100 {
+            seen.insert(&format!("m{i}"), 64);
+        }
+        assert!(seen.ring.capacity() <= 64, "bounded: {}", seen.ring.capacity());
+        assert!(seen.contains("m99") && seen.contains("m36") && !seen.contains("m35"));
+    }
 }

@@ -32,7 +32,8 @@ pub enum RealtimeEvent {
     BacklogSkipped { channel: String, skipped: u64, more: bool, first_id: Option<String>, last_id: Option<String> },
     /// A channel message, delivered once, in order. `content` and the author's names are
     /// untrusted remote text (`trust`). `backfilled`: it came from REST after a reconnect.
-    Message { channel: String, message: Message, own: bool, backfilled: bool, trust: &'static str },
+    /// Boxed: it is by far the largest event, and every event is moved through the outbox.
+    Message { channel: String, message: Box<Message>, own: bool, backfilled: bool, trust: &'static str },
     /// The instructions the server sent right after subscribing to `channel` (the frame has no
     /// channel id: it follows that channel's `subscribed`). `instructions` holds the frame's own
     /// keys as sent (`platform`, `server`, `channel`, each only if the frame had it). Written

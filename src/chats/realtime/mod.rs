@@ -26,13 +26,14 @@
 //! Files: this one (the session, its commands, and the one table of link transitions), `event`
 //! (what it reports, the trust ops),
 //! `link` (opening, close codes, reconnect backoff, the clock: pings, silence, polls),
-//! `wire` (frames in and out, timestamps), `backfill` (per-channel REST backfill and
+//! `wire` (frames in and out, timestamps), `fast` (the typed read of `message` frames), `backfill` (per-channel REST backfill and
 //! exactly-once delivery), `sends` (queued sends and trust ops, answers, errors, limbo adoption).
 //!
 //! This module only decides; [`super::ChatsClient`] owns it and performs its REST calls.
 
 mod backfill;
 mod event;
+mod fast;
 mod link;
 mod resume;
 mod sends;
@@ -49,7 +50,7 @@ use backfill::Backfill;
 use link::{Link, LinkInput};
 use rand_core::SeedableRng;
 use sends::{Inflight, Send, TrustCall};
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 /// Timing of the realtime session (milliseconds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,8 +76,9 @@ pub struct RealtimeConfig {
     pub pending_poll_min_ms: u64,
     /// History page size used for backfill (1-100).
     pub page: u32,
-    /// Message ids remembered per channel for deduplication.
-    pub remember: usize,
+    /// Bytes per channel for the ids of delivered messages, kept to deliver each once (8
+    /// bytes an id: a hash, no string; the oldest are forgotten first).
+    pub dedupe_bytes: usize,
     /// After a restart, deliver at most this many of the messages posted meanwhile per channel
     /// (the newest; the rest is reported as `backlog_skipped`). `None`: no bound.
     pub backlog_max_messages: Option<u32>,
@@ -96,7 +98,7 @@ impl Default for RealtimeConfig {
             pending_poll_ms: Some(60_000),
             pending_poll_min_ms: 6_000,
             page: 100,
-            remember: 1024,
+            dedupe_bytes: 2048,
             backlog_max_messages: Some(200),
             backlog_max_age_ms: Some(24 * 3_600_000),
         }
@@ -138,10 +140,9 @@ struct Channel {
     confirmed: bool,
     /// Last delivered message: (id, timestamp as sent).
     cursor: Option<(String, String)>,
-    seen: VecDeque<String>,
-    seen_set: HashSet<String>,
+    seen: backfill::Seen,
     backfill: Option<Box<Backfill>>,
-    held: Vec<Message>,
+    held: Vec<Box<Message>>,
     queue: VecDeque<Send>,
     unacked: Option<Send>,
     limbo: Option<Send>,

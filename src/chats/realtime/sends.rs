@@ -106,7 +106,7 @@ impl Realtime {
     /// `message_ack`: the send awaiting its answer was stored. `Err` when none waits.
     pub(super) fn on_ack(&mut self, id: String, timestamp: Option<String>, io: &mut Io) -> Result<(), &'static str> {
         let Some(Inflight::Send(c)) = self.inflight.take_if(|i| matches!(i, Inflight::Send(_))) else { return Err("no_request") };
-        let remember = self.config.remember;
+        let remember = self.config.dedupe_bytes;
         let ch = self.channels.get_mut(&c).ok_or("no_request")?;
         let send = ch.unacked.take().ok_or("no_request")?;
         ch.remember(&id, remember);
@@ -222,7 +222,7 @@ impl Realtime {
 pub(super) fn settle_limbo(ch: &mut Channel, channel: &str, list: &[Message], me: Option<&str>, remember: usize, io: &mut Io) {
     let Some(send) = ch.limbo.take() else { return };
     let stored = list.iter().find(|m| {
-        me.is_some() && m.author_id() == me && m.content() == Some(send.content.as_str()) && !m.id().is_some_and(|id| ch.seen_set.contains(id))
+        me.is_some() && m.author_id() == me && m.content() == Some(send.content.as_str()) && !m.id().is_some_and(|id| ch.seen.contains(id))
     });
     match stored {
         Some(m) => {

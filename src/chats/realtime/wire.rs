@@ -20,6 +20,18 @@ impl Realtime {
         // A `context` belongs to the `subscribed` right before it: the server sends the two
         // back to back for each channel, and nothing else can come in between.
         let after_subscribed = self.last_subscribed.take();
+        // The hot path: a plain `message` frame read straight into its event, no `Value`.
+        if let Some((c, message)) = super::fast::message(text) {
+            return match self.on_live_message(c, message, io) {
+                Ok(()) => self.step(now_ms, io),
+                // Rare (traffic for a channel we do not follow): report the frame as sent.
+                Err(reason) => {
+                    let frame = serde_json::from_str::<Value>(text).unwrap_or_else(|_| Value::String(text.to_owned()));
+                    let channel = frame.get("channel").and_then(Value::as_str).map(str::to_owned);
+                    self.unmatched(reason, channel, frame, now_ms, io)
+                }
+            };
+        }
         let Ok(frame) = serde_json::from_str::<Value>(text) else {
             return self.unmatched("invalid_json", None, Value::String(text.to_owned()), now_ms, io);
         };
@@ -42,7 +54,7 @@ impl Realtime {
                 None => Err("unreadable"),
             },
             "message" => match live_message(&frame) {
-                Some((c, message)) => self.on_live_message(c, message, io),
+                Some((c, message)) => self.on_live_message(c, Box::new(message), io),
                 None => Err("unreadable"),
             },
             "message_ack" => match frame.get("id").and_then(Value::as_str) {
@@ -118,8 +130,9 @@ impl Realtime {
     }
 }
 
-/// A `message` frame as a [`Message`] and its channel (the one place that reads it).
-fn live_message(frame: &Value) -> Option<(String, Message)> {
+/// A `message` frame as a [`Message`] and its channel (the general path, for frames the fast
+/// path in `fast.rs` declines).
+pub(super) fn live_message(frame: &Value) -> Option<(String, Message)> {
     let message = serde_json::from_value::<Message>(frame.clone()).ok()?;
     let channel = frame.get("channel").and_then(Value::as_str).map(str::to_owned).or_else(|| message.channel_id().map(str::to_owned))?;
     Some((channel, message))
