@@ -199,7 +199,7 @@ impl ChatsClient {
     pub(super) fn dispatch(&mut self, now_ms: u64) {
         self.dispatch_calls(now_ms);
         // After every step: positions and windows that moved are saved (one save at a time).
-        self.save_resume(now_ms);
+        self.save_resume(now_ms, false);
     }
 
     fn dispatch_calls(&mut self, now_ms: u64) {

@@ -284,6 +284,8 @@ impl ChatsClient {
     pub fn disconnect(&mut self, now_ms: u64) {
         self.with_realtime(now_ms, |rt, io| rt.disconnect(io));
         self.dispatch(now_ms);
+        // A clean stop saves the read positions now (the next process starts from them).
+        self.save_resume(now_ms, true);
     }
 
     /// Subscribe to channels (kept across reconnects, with backfill).
@@ -359,7 +361,7 @@ impl SansIo for ChatsClient {
         self.out.pop().unwrap_or_else(|| {
             self.out.compact();
             let realtime = self.realtime.deadline(&mut self.limiter, self.now_ms);
-            let until_ms = [self.session.next_deadline(), self.next_release, realtime].into_iter().flatten().min();
+            let until_ms = [self.session.next_deadline(), self.next_release, realtime, self.resume.due_ms()].into_iter().flatten().min();
             Output::Wait { until_ms }
         })
     }

@@ -1,8 +1,9 @@
 //! What the client saves so a restart loses nothing: the realtime session's read positions, the
 //! rate-limit windows and the pending poll's `since`, stored beside the credentials under one
-//! key and written through the same persist output. One save is in flight at a time; its
-//! acknowledgement lets the next one go, so a burst of messages costs one write per ack, not
-//! one per message.
+//! key and written through the same persist output. One save is in flight at a time and saves
+//! are at least [`SAVE_INTERVAL_MS`] apart (a disconnect saves at once), so a burst of messages
+//! costs one write a second, not one per message. A message delivered in the last second before
+//! a crash is delivered again after the restart: at least once, never lost.
 
 use super::ChatsClient;
 use super::limiter::SavedWindow;
@@ -13,6 +14,9 @@ use std::collections::BTreeMap;
 
 /// The key in the credentials file.
 pub const RESUME_KEY: &str = "moltlinkResume";
+
+/// The least time between two saves.
+pub const SAVE_INTERVAL_MS: u64 = 1_000;
 
 /// The saved state, as JSON in the credentials file.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -32,6 +36,9 @@ pub(super) struct Resume {
     in_flight: Option<Ticket>,
     saved_moves: u64,
     saved_admitted: u64,
+    last_save_ms: u64,
+    /// A change waits for the interval to pass: save then.
+    due_ms: Option<u64>,
 }
 
 impl Resume {
@@ -42,6 +49,11 @@ impl Resume {
             self.in_flight = None;
         }
         ours
+    }
+
+    /// When a deferred save is due (a deadline for the host's clock).
+    pub(super) fn due_ms(&self) -> Option<u64> {
+        self.due_ms.filter(|_| self.in_flight.is_none())
     }
 }
 
@@ -55,11 +67,17 @@ impl ChatsClient {
         self.realtime.restore_pending_since(saved.pending_since);
     }
 
-    /// Save positions and windows if they moved since the last save and no save is in flight.
-    pub(super) fn save_resume(&mut self, now_ms: u64) {
+    /// Save positions and windows if they moved since the last save, no save is in flight and
+    /// the interval has passed (`now`: regardless of the interval, e.g. on disconnect).
+    pub(super) fn save_resume(&mut self, now_ms: u64, now: bool) {
         let (moves, admitted) = (self.realtime.position_moves(), self.limiter.admitted());
-        let r = &self.resume;
+        let r = &mut self.resume;
         if r.in_flight.is_some() || (moves == r.saved_moves && admitted == r.saved_admitted) {
+            return;
+        }
+        let at = r.last_save_ms + SAVE_INTERVAL_MS;
+        if !now && r.last_save_ms != 0 && now_ms < at {
+            r.due_ms = Some(at);
             return;
         }
         let saved = Saved {
@@ -69,7 +87,7 @@ impl ChatsClient {
         };
         let value = serde_json::to_value(saved).expect("resume state serialises");
         if let Some(ticket) = self.session.persist_extra(RESUME_KEY, value, &mut self.out) {
-            self.resume = Resume { in_flight: Some(ticket), saved_moves: moves, saved_admitted: admitted };
+            self.resume = Resume { in_flight: Some(ticket), saved_moves: moves, saved_admitted: admitted, last_save_ms: now_ms.max(1), due_ms: None };
         }
     }
 }
