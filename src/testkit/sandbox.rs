@@ -10,6 +10,7 @@ use std::rc::Rc;
 
 /// Shared (`Rc`) so several clients talk to one server.
 pub struct SandboxPeer {
+    /// The emulated server.
     pub sandbox: Rc<Sandbox>,
     /// Every request, in order: "METHOD uri".
     pub sent: Vec<String>,
@@ -22,11 +23,14 @@ pub struct SandboxPeer {
     pub fail_transport: u32,
     /// A REST-only test: any socket output fails it.
     pub rest_only: bool,
+    /// Every socket open fails.
     pub refuse_opens: bool,
+    /// Socket sends are swallowed (they never reach the server).
     pub blackhole_sends: bool,
 }
 
 impl SandboxPeer {
+    /// A peer with no switches set.
     pub fn new(sandbox: Rc<Sandbox>) -> Self {
         Self { sandbox, sent: vec![], conns: BTreeMap::new(), opened_with: vec![], fail_transport: 0, rest_only: false, refuse_opens: false, blackhole_sends: false }
     }
