@@ -65,7 +65,7 @@ pub fn gateway_frame(u: &mut Unstructured, ctx: &Ctx) -> Result<String> {
                 let protocol = *u.choose(&[4u64, 3, 2, 5, 0])?;
                 let mut payload = json!({"type":"hello-ok","protocol":protocol,"server":{"version":"2026.9.6"}});
                 if u.arbitrary()? {
-                    payload["policy"] = json!({"tickIntervalMs": u.int_in_range(0..=120_000u64)?});
+                    payload["policy"] = json!({"tickIntervalMs": ms(u, 120_000)?});
                 }
                 json!({"type":"res","id":id,"ok":true,"payload":payload})
             } else {
@@ -114,6 +114,11 @@ pub fn gateway_frame(u: &mut Unstructured, ctx: &Ctx) -> Result<String> {
     Ok(frame.to_string())
 }
 
+/// A duration from the gateway: usually plausible, sometimes any `u64`.
+fn ms(u: &mut Unstructured, plausible: u64) -> Result<u64> {
+    if u.ratio(1, 8)? { u.arbitrary() } else { u.int_in_range(0..=plausible) }
+}
+
 fn error(u: &mut Unstructured) -> Result<Value> {
     let mut e = json!({"code": *u.choose(&["INVALID_REQUEST", "UNAVAILABLE", "RATE_LIMITED"])?, "message": text(u)?});
     if u.arbitrary()? {
@@ -123,7 +128,7 @@ fn error(u: &mut Unstructured) -> Result<Value> {
         e["retryable"] = u.arbitrary::<bool>()?.into();
     }
     if u.arbitrary()? {
-        e["retryAfterMs"] = u.int_in_range(0..=600_000u64)?.into();
+        e["retryAfterMs"] = ms(u, 600_000)?.into();
     }
     Ok(e)
 }
