@@ -32,7 +32,7 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
     ("wav", wav),
 ];
 
-pub const T0: u64 = 1_790_000_000_000;
+const T0: u64 = 1_790_000_000_000;
 const API: &str = "http://127.0.0.1/moltchats/api/v1";
 const MOLTBOOK: &str = "http://127.0.0.1:9/api/v1";
 
@@ -296,7 +296,7 @@ fn json_ok(body: serde_json::Value) -> Option<http::Response<Vec<u8>>> {
 }
 
 /// MoltChats auth answers, so fuzzed calls and frames reach an authenticated client.
-pub fn chats_canned(request: &http::Request<Vec<u8>>, now: u64) -> Option<http::Response<Vec<u8>>> {
+fn chats_canned(request: &http::Request<Vec<u8>>, now: u64) -> Option<http::Response<Vec<u8>>> {
     let path = request.uri().path();
     if path.ends_with("/auth/refresh") || path.ends_with("/agents/verify") {
         json_ok(serde_json::json!({ "token": fake_jwt(now), "refreshToken": format!("rt-{now}"), "agentId": "agent-fuzz", "username": "fuzzer" }))
