@@ -20,9 +20,14 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
     ("chats_session", chats_session),
     ("chats_realtime", chats_realtime),
     ("dm_session", dm_session),
+    ("spaces_session", spaces_session),
+    ("gateway_frames", gateway_frames),
+    ("bridge", bridge),
     ("ffi_chats", ffi_chats),
     ("ffi_dm", ffi_dm),
     ("ffi_audio", ffi_audio),
+    ("ffi_spaces", ffi_spaces),
+    ("ffi_bridge", ffi_bridge),
     ("opus_packets", opus_packets),
     ("wav", wav),
 ];
@@ -92,63 +97,111 @@ fn opus_script(u: &mut Unstructured) -> Result<()> {
 pub struct Hooks<C> {
     /// A good response for requests that must succeed to get deeper (auth), if any.
     pub canned: fn(&http::Request<Vec<u8>>, u64) -> Option<http::Response<Vec<u8>>>,
-    /// Issue one command chosen from `u` (typed, from JSON, or realtime).
-    pub command: fn(&mut C, &mut Unstructured, u64) -> Result<()>,
+    /// Issue one command chosen from `u` (typed, from JSON, or realtime). `ctx` holds what is
+    /// outstanding (e.g. a request to stream body chunks into).
+    pub command: fn(&mut C, &mut Unstructured, &mut Ctx) -> Result<()>,
+    /// A server frame for one of the open sockets: `(conn, text)`. [`chats_frame`] by default.
+    pub frame: fn(&C, &mut Unstructured, &Ctx) -> Result<(u64, String)>,
+}
+
+/// What [`drive`] knows about the client's outstanding outputs.
+#[derive(Default)]
+pub struct Ctx {
+    pub now: u64,
+    pub http: Vec<(u64, http::Request<Vec<u8>>)>,
+    pub persists: Vec<u64>,
+    /// Sockets asked for and not yet opened by us.
+    pub opening: Vec<u64>,
+    /// Sockets asked for and not known closed (the newest last).
+    pub live: Vec<u64>,
+    /// The last texts the client sent on its sockets (to answer by id).
+    pub sent: Vec<String>,
+}
+
+impl Ctx {
+    /// A socket to deliver to: one of the live ones, else any id.
+    pub fn conn(&self, u: &mut Unstructured) -> Result<u64> {
+        if self.live.is_empty() { u.arbitrary() } else { Ok(self.live[u.choose_index(self.live.len())?]) }
+    }
 }
 
 /// Drive `client` with fuzzer-chosen inputs until the data runs out. Bounded by the input.
 pub fn drive<C: SansIo>(client: &mut C, u: &mut Unstructured, hooks: &Hooks<C>) -> Result<()> {
-    let mut now = T0;
-    let mut http: Vec<(u64, http::Request<Vec<u8>>)> = vec![];
-    let mut persists: Vec<u64> = vec![];
-    let mut conn: Option<u64> = None;
+    drive_ctx(client, u, hooks, Ctx { now: T0, ..Ctx::default() })
+}
+
+/// [`drive`] from a known state (e.g. a socket a canned handshake opened).
+pub fn drive_ctx<C: SansIo>(client: &mut C, u: &mut Unstructured, hooks: &Hooks<C>, mut ctx: Ctx) -> Result<()> {
     loop {
         // Drain: a bounded number of outputs per step (a livelock is a finding too).
         for i in 0.. {
             assert!(i < 10_000, "no Wait after 10 000 outputs: livelock");
             match client.poll_output() {
-                Output::Http { id, request, .. } => http.push((id, request)),
-                Output::Persist { ticket, .. } => persists.push(ticket),
-                Output::WsOpen { conn: c, .. } => conn = Some(c),
+                Output::Http { id, request, .. } => ctx.http.push((id, request)),
+                Output::Persist { ticket, .. } => ctx.persists.push(ticket),
+                Output::WsOpen { conn, .. } => {
+                    ctx.opening.push(conn);
+                    ctx.live.push(conn);
+                }
                 Output::Wait { .. } => break,
                 Output::Event(e) => drop(serde_json::to_string(&e).expect("events serialise")),
-                Output::WsSend { .. } | Output::WsClose { .. } => {}
+                Output::WsSend { text, .. } => {
+                    if ctx.sent.len() == 8 {
+                        ctx.sent.remove(0);
+                    }
+                    ctx.sent.push(text);
+                }
+                Output::WsClose { conn, .. } => ctx.live.retain(|c| *c != conn),
             }
         }
         if u.is_empty() {
             return Ok(());
         }
+        let now = ctx.now;
         match u.int_in_range(0..=9u8)? {
-            0 | 1 if !http.is_empty() => {
+            0 | 1 if !ctx.http.is_empty() => {
                 // Answer one pending request (any of them: reordering), canned if possible.
-                let (id, request) = http.remove(u.choose_index(http.len())?);
+                let (id, request) = ctx.http.remove(u.choose_index(ctx.http.len())?);
                 let response = match (hooks.canned)(&request, now) {
                     Some(r) if u.arbitrary()? => r,
                     _ => response(u)?,
                 };
                 let _ = client.handle_response(id, response, now);
             }
-            2 if !http.is_empty() => {
-                let (id, _) = http.remove(u.choose_index(http.len())?);
+            2 if !ctx.http.is_empty() => {
+                let (id, _) = ctx.http.remove(u.choose_index(ctx.http.len())?);
                 let _ = client.handle_transport_error(id, "fuzz: connection reset", now);
             }
-            3 if !persists.is_empty() => {
-                let ticket = persists.remove(u.choose_index(persists.len())?);
+            3 if !ctx.persists.is_empty() => {
+                let ticket = ctx.persists.remove(u.choose_index(ctx.persists.len())?);
                 let _ = client.handle_persisted(ticket, now);
             }
             4 => {
-                now += u.int_in_range(0..=4 * 3_600_000u64)?;
-                client.handle_timeout(now);
+                ctx.now += u.int_in_range(0..=4 * 3_600_000u64)?;
+                client.handle_timeout(ctx.now);
             }
-            5 => client.handle_ws_open(conn.unwrap_or(u.arbitrary()?), now),
+            5 => {
+                let conn = if ctx.opening.is_empty() { ctx.conn(u)? } else { ctx.opening.remove(u.choose_index(ctx.opening.len())?) };
+                client.handle_ws_open(conn, now);
+            }
             6 | 7 => {
-                let text = ws_frame(u)?;
-                client.handle_ws_frame(conn.unwrap_or(u.arbitrary()?), &text, now);
+                let (conn, text) = (hooks.frame)(client, u, &ctx)?;
+                client.handle_ws_frame(conn, &text, now);
             }
-            8 => client.handle_ws_closed(conn.unwrap_or(u.arbitrary()?), u.arbitrary()?, &String::arbitrary_take(u)?, now),
-            _ => (hooks.command)(client, u, now)?,
+            8 => {
+                let conn = ctx.conn(u)?;
+                ctx.live.retain(|c| *c != conn);
+                client.handle_ws_closed(conn, u.arbitrary()?, &String::arbitrary_take(u)?, now);
+            }
+            _ => (hooks.command)(client, u, &mut ctx)?,
         }
     }
+}
+
+/// A MoltChats frame on one of the open sockets (the default [`Hooks::frame`]).
+pub fn chats_frame<C>(_: &C, u: &mut Unstructured, ctx: &Ctx) -> Result<(u64, String)> {
+    let text = ws_frame(u)?;
+    Ok((ctx.conn(u)?, text))
 }
 
 trait TakeStr {
@@ -245,7 +298,7 @@ fn json_ok(body: serde_json::Value) -> Option<http::Response<Vec<u8>>> {
 /// MoltChats auth answers, so fuzzed calls and frames reach an authenticated client.
 fn chats_canned(request: &http::Request<Vec<u8>>, now: u64) -> Option<http::Response<Vec<u8>>> {
     let path = request.uri().path();
-    if path.ends_with("/auth/refresh") || path.ends_with("/auth/verify") {
+    if path.ends_with("/auth/refresh") || path.ends_with("/agents/verify") {
         json_ok(serde_json::json!({ "token": fake_jwt(now), "refreshToken": format!("rt-{now}"), "agentId": "agent-fuzz", "username": "fuzzer" }))
     } else if path.ends_with("/auth/challenge") {
         json_ok(serde_json::json!({ "challenge": "fuzz-challenge" }))
@@ -254,27 +307,27 @@ fn chats_canned(request: &http::Request<Vec<u8>>, now: u64) -> Option<http::Resp
     }
 }
 
-/// Credentials of a real identity (generated once per process: key generation is slow).
+/// Credentials of a real identity (generated once per process: key generation is slow). The
+/// key is RSA-1024, the smallest the rsa crate accepts: parsing and signing it run the same
+/// code as the 2048-bit keys agents use, several times faster, so the session targets spend
+/// their time in the response handling they exist for (`credentials` fuzzes the parsing).
 pub fn chats_credentials() -> &'static [u8] {
     static CREDS: OnceLock<Vec<u8>> = OnceLock::new();
     CREDS.get_or_init(|| {
-        let mut client = ChatsClient::new(ChatsConfig { api_base: Some(API.into()), credentials: None, seed: [7; 32], refresh: Default::default() }).unwrap();
-        client.register("fuzzer", T0).unwrap();
-        loop {
-            match client.poll_output() {
-                Output::Persist { bytes, .. } => {
-                    let mut saved: serde_json::Value = serde_json::from_slice(bytes.expose()).unwrap();
-                    saved["agentId"] = "agent-fuzz".into();
-                    saved["refreshToken"] = "rt-initial".into();
-                    return serde_json::to_vec(&saved).unwrap();
-                }
-                Output::Wait { .. } => panic!("register persisted nothing"),
-                _ => {}
-            }
-        }
+        use rand_chacha::rand_core::SeedableRng;
+        use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+        let key = rsa::PrivateKey::new(&mut rand_chacha::ChaCha20Rng::from_seed([7; 32]), 1024).expect("key generation");
+        let pem = key.to_pkcs8_pem(LineEnding::LF).expect("PEM encoding");
+        let creds = serde_json::json!({
+            "agentId": "agent-fuzz", "username": "fuzzer", "privateKey": pem.as_str(), "refreshToken": "rt-initial", "apiBase": API,
+        });
+        serde_json::to_vec(&creds).expect("JSON")
     })
 }
 
+/// A client logged in with the canned answers (the refresh token rotated, the new one
+/// persisted), so every input starts where a long-running host is: authenticated, with no
+/// signature to compute unless the input makes the client re-authenticate.
 fn chats_client() -> ChatsClient {
     let mut client = ChatsClient::new(ChatsConfig {
         api_base: Some(API.into()),
@@ -284,6 +337,18 @@ fn chats_client() -> ChatsClient {
     })
     .unwrap();
     client.login(T0).unwrap();
+    loop {
+        match client.poll_output() {
+            Output::Http { id, request, .. } => {
+                let response = chats_canned(&request, T0).expect("login only asks for auth");
+                client.handle_response(id, response, T0).unwrap();
+            }
+            Output::Persist { ticket, .. } => client.handle_persisted(ticket, T0).unwrap(),
+            Output::Wait { .. } => break,
+            _ => {}
+        }
+    }
+    assert!(client.is_authenticated(T0), "the canned login did not authenticate");
     client
 }
 
@@ -296,7 +361,8 @@ const CHATS_COMMANDS: &[&str] = &[
     r#"{"op":"agent_get","username":"someone"}"#,
 ];
 
-fn chats_command(c: &mut ChatsClient, u: &mut Unstructured, now: u64) -> Result<()> {
+fn chats_command(c: &mut ChatsClient, u: &mut Unstructured, ctx: &mut Ctx) -> Result<()> {
+    let now = ctx.now;
     let channels = ["c1".to_owned(), "c2".to_owned()];
     match u.int_in_range(0..=7u8)? {
         0 => drop(c.command_json(u.choose(CHATS_COMMANDS)?, now)),
@@ -311,7 +377,7 @@ fn chats_command(c: &mut ChatsClient, u: &mut Unstructured, now: u64) -> Result<
     Ok(())
 }
 
-const CHATS_HOOKS: Hooks<ChatsClient> = Hooks { canned: chats_canned, command: chats_command };
+const CHATS_HOOKS: Hooks<ChatsClient> = Hooks { canned: chats_canned, command: chats_command, frame: chats_frame };
 
 /// MoltChats REST: auth responses and every command's response handling.
 pub fn chats_session(data: &[u8]) {
@@ -339,7 +405,8 @@ const DM_COMMANDS: &[&str] = &[
     r#"{"command":"request","to":"bot","message":"hello"}"#,
 ];
 
-fn dm_command(c: &mut DmClient, u: &mut Unstructured, now: u64) -> Result<()> {
+fn dm_command(c: &mut DmClient, u: &mut Unstructured, ctx: &mut Ctx) -> Result<()> {
+    let now = ctx.now;
     match u.int_in_range(0..=3u8)? {
         0 | 1 => drop(c.command_json(u.choose(DM_COMMANDS)?, now)),
         2 => drop(c.command_json(&String::arbitrary_take(u)?, now)),
@@ -358,7 +425,7 @@ pub fn dm_session(data: &[u8]) {
         agent_name: None,
     })
     .unwrap();
-    let hooks = Hooks { canned: |_, _| None, command: dm_command };
+    let hooks = Hooks { canned: |_, _| None, command: dm_command, frame: chats_frame };
     let _ = drive(&mut client, &mut Unstructured::new(data), &hooks);
 }
 
@@ -366,4 +433,12 @@ pub fn dm_session(data: &[u8]) {
 
 #[path = "ffi_targets.rs"]
 mod ffi;
-pub use ffi::{ffi_audio, ffi_chats, ffi_dm};
+pub use ffi::{ffi_audio, ffi_bridge, ffi_chats, ffi_dm, ffi_spaces};
+
+#[path = "spaces_targets.rs"]
+mod spaces;
+pub use spaces::spaces_session;
+
+#[path = "gateway_targets.rs"]
+mod gateway;
+pub use gateway::{bridge, gateway_frames};

@@ -194,7 +194,7 @@ impl GatewayClient {
         let link = match &self.link {
             Link::Backoff { until_ms } => Some(*until_ms),
             Link::Opening { since_ms, .. } | Link::AwaitChallenge { since_ms, .. } | Link::AwaitHello { since_ms, .. } => Some(since_ms + timing.handshake_ms),
-            Link::Ready { last_in_ms, tick_ms, .. } => Some(last_in_ms + 2 * tick_ms),
+            Link::Ready { last_in_ms, tick_ms, .. } => Some(last_in_ms.saturating_add(tick_ms.saturating_mul(2))),
             Link::Off | Link::Fatal => None,
         };
         let turn = self.current.as_ref().filter(|t| t.phase != Phase::Queued).map(|t| t.last_ms + timing.turn_idle_ms);

@@ -230,7 +230,7 @@ impl SpacesClient {
         match self.ticket_from(body) {
             Some(mut ticket) => {
                 if ticket.expires_at_ms == 0 {
-                    ticket.expires_at_ms = now_ms + self.cfg.token_lifetime_ms;
+                    ticket.expires_at_ms = now_ms.saturating_add(self.cfg.token_lifetime_ms);
                 }
                 let room = room_object(body);
                 self.out.event(SpacesEvent::SpacesTicket { call_id: call, reason, ticket, topic: None, room })
@@ -279,9 +279,9 @@ impl SpacesClient {
                     self.fail_join(e, now_ms);
                     return;
                 }
-                let hinted = e.code.as_deref().and_then(|c| c.strip_prefix("RETRY_AFTER_")?.parse::<u64>().ok()).map(|s| s * 1000);
+                let hinted = e.code.as_deref().and_then(|c| c.strip_prefix("RETRY_AFTER_")?.parse::<u64>().ok()).map(|s| s.saturating_mul(1000));
                 let delay = hinted.unwrap_or(backoff.saturating_mul(1 << (m.attempt - 1).min(16)));
-                let at = now_ms + delay;
+                let at = now_ms.saturating_add(delay);
                 let call = m.call;
                 let attempt = m.attempt;
                 m.attempt += 1;
@@ -294,7 +294,7 @@ impl SpacesClient {
 
     pub(super) fn joined(&mut self, mut ticket: event::Ticket, room: Option<Value>, now_ms: u64) {
         if ticket.expires_at_ms == 0 {
-            ticket.expires_at_ms = now_ms + self.cfg.token_lifetime_ms;
+            ticket.expires_at_ms = now_ms.saturating_add(self.cfg.token_lifetime_ms);
         }
         let exp = ticket.expires_at_ms;
         let rejoin_at = exp.saturating_sub(self.cfg.rejoin_margin_ms).max(now_ms + exp.saturating_sub(now_ms) / 2);

@@ -70,7 +70,7 @@ impl GatewayClient {
             if error.retryable == Some(true) {
                 // The server closes the socket after a refusal: we close first and back off.
                 self.out.ws_close(conn, 1000, "connect refused");
-                let retry_at = self.backoff(now_ms).max(now_ms + error.retry_after_ms.unwrap_or(0));
+                let retry_at = self.backoff(now_ms).max(now_ms.saturating_add(error.retry_after_ms.unwrap_or(0)));
                 self.link = Link::Backoff { until_ms: retry_at };
                 self.event(GatewayEvent::GatewayDisconnected { code: 1000, reason: format!("connect refused ({code}): {}", error.text()), retry_at_ms: retry_at });
             } else {
@@ -160,7 +160,7 @@ impl GatewayClient {
                 self.out.ws_close(conn, 4000, "handshake timeout");
                 self.lost(4000, "no hello-ok within the handshake timeout", now_ms);
             }
-            Link::Ready { conn, last_in_ms, tick_ms, .. } if now_ms >= last_in_ms + 2 * tick_ms => {
+            Link::Ready { conn, last_in_ms, tick_ms, .. } if now_ms >= last_in_ms.saturating_add(tick_ms.saturating_mul(2)) => {
                 self.out.ws_close(conn, 4000, "tick timeout");
                 self.lost(4000, "no tick for two tick intervals", now_ms);
             }

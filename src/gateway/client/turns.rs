@@ -67,7 +67,7 @@ impl GatewayClient {
         let mut turn = self.current.take().expect("current turn");
         if error.retryable == Some(true) && turn.attempts < self.config.timing.max_attempts {
             turn.phase = Phase::Queued;
-            turn.last_ms = now_ms + error.retry_after_ms.unwrap_or(0);
+            turn.last_ms = now_ms.saturating_add(error.retry_after_ms.unwrap_or(0));
             self.event(GatewayEvent::TurnRetrying { turn: turn.id, attempt: turn.attempts + 1 });
             self.queue.push_front(turn);
         } else {
