@@ -124,11 +124,7 @@ fn rt(a: &Agent) -> impl Iterator<Item = &RealtimeEvent> {
 
 /// Contents of delivered `message` events from others, in order.
 fn received(a: &Agent) -> Vec<String> {
-    rt(a).filter_map(|e| match e {
-        RealtimeEvent::Message { message, own: false, .. } => message.content.get().cloned(),
-        _ => None,
-    })
-    .collect()
+    late(a).into_iter().map(|(content, _)| content).collect()
 }
 
 fn sent_ids(a: &Agent) -> Vec<(CallId, String)> {
