@@ -18,7 +18,8 @@ case $(basename "$wheel") in *-none-any.whl) echo "the wheel is not platform-tag
 tmp=$(mktemp -d)
 sandbox_pid=
 cleanup() {
-    [[ -n $sandbox_pid ]] && kill "$sandbox_pid" 2>/dev/null && wait "$sandbox_pid" 2>/dev/null
+    # `wait` returns the sandbox's 143 (SIGTERM): not this script's failure.
+    if [[ -n $sandbox_pid ]]; then kill "$sandbox_pid" 2>/dev/null || true; wait "$sandbox_pid" 2>/dev/null || true; fi
     rm -rf "$tmp"
 }
 trap cleanup EXIT
