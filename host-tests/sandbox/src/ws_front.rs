@@ -61,13 +61,37 @@ fn route(stream: TcpStream, backend: SocketAddr, sandbox: &Sandbox) -> io::Resul
         });
         serve_ws(stream, token, sandbox)
     } else {
-        forward(stream, backend)
+        forward(stream, &head[..n], backend)
     }
 }
 
-fn forward(client: TcpStream, backend: SocketAddr) -> io::Result<()> {
+/// The request head with `Connection: close`: a connection is routed once, by its first
+/// request, so it must carry only one. A client that keeps a connection alive and later sends
+/// a WebSocket upgrade on it (undici's `WebSocket`, aiohttp) would otherwise reach tiny_http,
+/// which never answers an upgrade.
+fn one_request_head(head: &[u8]) -> Option<(usize, Vec<u8>)> {
+    let end = head.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let text = std::str::from_utf8(&head[..end]).ok()?;
+    let mut out = String::with_capacity(end + 24);
+    for line in text.split("\r\n") {
+        if !line.to_ascii_lowercase().starts_with("connection:") {
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+    }
+    out.push_str("Connection: close\r\n\r\n");
+    Some((end + 4, out.into_bytes()))
+}
+
+fn forward(client: TcpStream, head: &[u8], backend: SocketAddr) -> io::Result<()> {
     client.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let server = TcpStream::connect(backend)?;
+    let mut server = TcpStream::connect(backend)?;
+    if let Some((len, rewritten)) = one_request_head(head) {
+        // Consume the peeked head and send the rewritten one; the body follows as is.
+        let mut consumed = vec![0u8; len];
+        (&client).read_exact(&mut consumed)?;
+        server.write_all(&rewritten)?;
+    }
     let (mut c_read, mut s_write) = (client.try_clone()?, server.try_clone()?);
     let up = std::thread::spawn(move || {
         // Keep reading the client even after the backend stopped listening (e.g. an early 413):
