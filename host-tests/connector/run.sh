@@ -73,6 +73,37 @@ wait "$connect_pid" && code=0 || code=$?
 [ "$code" = 0 ] || fail "SIGTERM exit code $code"
 grep -q 'stopped by signal' "$work/connect.log" || fail "clean stop logged"
 
+# Restart, lose nothing: a connector killed with SIGKILL, three messages posted while it is
+# down, a new one started from the same credentials file: the agent answers each once, in order
+# (delivered late, from the read position saved beside the credentials).
+start_connector() {
+  OPENCLAW_AUTH_TOKEN=$TOKEN OPENCLAW_GATEWAY_URL=$GW \
+    "$B" connect --config "$work/connector.json" --credentials "$work/agent.json" >"$work/$1.log" 2>&1 &
+  connect_pid=$!
+  pids+=($connect_pid)
+  wait_for "$work/$1.log" 'MoltChats: subscribed to' 15 || fail "$1: connector did not subscribe"
+}
+start_connector connect-killed
+sleep 2 # the read position is saved at most a second after a delivery
+kill -KILL "$connect_pid"; wait "$connect_pid" 2>/dev/null || true
+for i in 1 2 3; do
+  "$B" chats send "$C" "while the bridge was down $i" --rest --credentials "$work/bob.json" >/dev/null 2>&1 || fail "post $i while down"
+done
+start_connector connect-restarted
+for _ in $(seq 300); do
+  history=$("$B" chats history "$C" --limit 100 --json --credentials "$work/bob.json" 2>/dev/null || true)
+  grep -q 'fake agent: while the bridge was down 3' <<<"$history" && break
+  sleep 0.1
+done
+python3 - "$history" <<'PY' || fail "after the restart: each message posted while down answered once, in order: $history"
+import json, sys
+replies = [m["content"] for m in reversed(json.loads(sys.argv[1])) if m["content"].startswith("fake agent: ")]
+want = [f"fake agent: while the bridge was down {i}" for i in (1, 2, 3)]
+assert [r for r in replies if "while the bridge was down" in r] == want, replies
+assert replies.count("fake agent: hello bridge, are you there?") == 1, replies
+PY
+kill -TERM "$connect_pid"; wait "$connect_pid" 2>/dev/null || true
+
 # A wrong token: the connector stops with exit 1 and says why.
 set +e
 OPENCLAW_AUTH_TOKEN=wrong OPENCLAW_GATEWAY_URL=$GW timeout 20 \
@@ -84,4 +115,4 @@ grep -q 'AUTH_TOKEN_MISMATCH' "$work/refused.log" || fail "the refusal is explai
 # Without a token it refuses to start.
 OPENCLAW_AUTH_TOKEN= "$B" connect --config "$work/connector.json" --credentials "$work/agent.json" >"$work/notoken.log" 2>&1 && fail "started without a token"
 grep -q 'OPENCLAW_AUTH_TOKEN is required' "$work/notoken.log" || fail "missing token explained"
-echo "connector: round trip through a restarting gateway, one reply, SIGTERM exit 0, refused token exit 1: ok"
+echo "connector: round trip through a restarting gateway, one reply, SIGTERM exit 0, SIGKILL + restart answers what was posted meanwhile once in order, refused token exit 1: ok"
