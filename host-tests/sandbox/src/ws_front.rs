@@ -65,11 +65,13 @@ fn route(stream: TcpStream, backend: SocketAddr, sandbox: &Sandbox) -> io::Resul
     }
 }
 
-/// The request head with `Connection: close`: a connection is routed once, by its first
-/// request, so it must carry only one. A client that keeps a connection alive and later sends
-/// a WebSocket upgrade on it (undici's `WebSocket`, aiohttp) would otherwise reach tiny_http,
-/// which never answers an upgrade.
-fn one_request_head(head: &[u8]) -> Option<(usize, Vec<u8>)> {
+/// A request or response head with `Connection: close`: a connection is routed once, by its
+/// first request, so it must carry only one. A client that keeps a connection alive and later
+/// sends a WebSocket upgrade on it (undici's `WebSocket`, aiohttp) would otherwise reach
+/// tiny_http, which never answers an upgrade. The response says so too: tiny_http omits the
+/// header, and a client that is not told reuses the socket and races our close
+/// (undici: `UND_ERR_SOCKET`).
+fn with_connection_close(head: &[u8]) -> Option<(usize, Vec<u8>)> {
     let end = head.windows(4).position(|w| w == b"\r\n\r\n")?;
     let text = std::str::from_utf8(&head[..end]).ok()?;
     let mut out = String::with_capacity(end + 24);
@@ -86,7 +88,7 @@ fn one_request_head(head: &[u8]) -> Option<(usize, Vec<u8>)> {
 fn forward(client: TcpStream, head: &[u8], backend: SocketAddr) -> io::Result<()> {
     client.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut server = TcpStream::connect(backend)?;
-    if let Some((len, rewritten)) = one_request_head(head) {
+    if let Some((len, rewritten)) = with_connection_close(head) {
         // Consume the peeked head and send the rewritten one; the body follows as is.
         let mut consumed = vec![0u8; len];
         (&client).read_exact(&mut consumed)?;
@@ -109,10 +111,28 @@ fn forward(client: TcpStream, head: &[u8], backend: SocketAddr) -> io::Result<()
         let _ = s_write.shutdown(Shutdown::Write);
     });
     let (mut s_read, mut c_write) = (server, client);
-    let _ = io::copy(&mut s_read, &mut c_write);
+    let _ = forward_response_head(&mut s_read, &mut c_write).and_then(|()| io::copy(&mut s_read, &mut c_write));
     let _ = c_write.shutdown(Shutdown::Write);
     let _ = up.join();
     Ok(())
+}
+
+/// Copy the backend's response head with `Connection: close` (the body follows as is).
+fn forward_response_head(server: &mut TcpStream, client: &mut TcpStream) -> io::Result<()> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 4096];
+    while buf.len() < 64 * 1024 {
+        let n = server.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some((len, head)) = with_connection_close(&buf) {
+            client.write_all(&head)?;
+            return client.write_all(&buf[len..]);
+        }
+    }
+    client.write_all(&buf)
 }
 
 fn serve_ws(stream: TcpStream, token: Option<String>, sandbox: &Sandbox) -> io::Result<()> {

@@ -772,3 +772,21 @@ fn real_server_over_tcp() {
         "listener closed after shutdown"
     );
 }
+
+/// A kept-alive request is answered with `Connection: close` and the socket then ends: each
+/// forwarded connection carries one request, and a client must be told so, or it reuses the
+/// socket and races the close (undici failed one request in ten with `UND_ERR_SOCKET`).
+#[test]
+fn a_forwarded_connection_says_it_closes() {
+    let server = serve("127.0.0.1:0", SandboxConfig::default()).unwrap();
+    let mut s = TcpStream::connect(("127.0.0.1", server.port())).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET /moltbook/api/v1/agents/dm/check HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n").unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("the sandbox ends the connection after one answer");
+    let text = String::from_utf8_lossy(&raw).to_ascii_lowercase();
+    let head = &text[..text.find("\r\n\r\n").expect("a response head")];
+    assert!(head.starts_with("http/1.1 401"), "{head}");
+    assert_eq!(head.matches("connection:").count(), 1, "{head}");
+    assert!(head.contains("\r\nconnection: close"), "{head}");
+}
