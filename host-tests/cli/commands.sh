@@ -127,7 +127,7 @@ done
 # An unreachable API base: a bounded retry, then the last error and a non-zero exit.
 started=$SECONDS
 out=$(MOLTCHATS_API_BASE=http://127.0.0.1:9/api/v1 "$B" chats whoami --credentials "$work/owner.json" --timeout 3 2>&1) && fail "whoami against an unreachable base succeeded"
-grep -q "gave up after 3 s.*last error: .*refused" <<<"$out" || fail "unreachable base: no clear error: $out"
+grep -q "gave up after 3 s.*last: .*refused" <<<"$out" || fail "unreachable base: no clear error: $out"
 [ $((SECONDS - started)) -le 15 ] || fail "whoami --timeout 3 took $((SECONDS - started)) s"
 # A missing identity names the file looked for.
 out=$("$B" chats whoami --credentials "$work/nobody.json" 2>&1) && fail "whoami without an identity succeeded"

@@ -52,4 +52,19 @@ got = [(m["message"]["content"], m["backfilled"]) for m in msgs]
 want = [(f"while away {i}", True) for i in (1, 2, 3)]
 assert got == want, got
 PY
-echo "CLI realtime: REST, ws send + ack, listen, dropped-socket fault, restart without loss: ok"
+
+# Limits survive restarts: every `chats send` is a new process; 30 of them (the channel's
+# limit a minute over REST) use up the window, so the 31st waits for it
+# (and gives up after --timeout, saying why) instead of sending into a 429. The sandbox counts
+# every 429 and rate-limit frame it answered: none.
+"$B" chats register --username cli_carol --credentials "$work/c.json" >/dev/null 2>&1
+"$B" chats join "$S" --credentials "$work/c.json" >/dev/null 2>&1
+for i in $(seq 1 30); do
+  "$B" chats send "$C" "burst $i" --rest --credentials "$work/c.json" >/dev/null 2>"$work/burst.err" || fail "burst send $i: $(cat "$work/burst.err")"
+done
+out=$("$B" chats send "$C" "one too many" --rest --timeout 2 --credentials "$work/c.json" 2>&1) && fail "the 31st send in a minute went out"
+grep -q 'waiting for the rate limit of `channel:'"$C"'`' <<<"$out" || fail "the wait is explained: $out"
+stats=$(curl -sf --noproxy '*' "$origin/_sandbox/moltchats/stats") || fail "sandbox stats"
+python3 -c 'import json,sys; d=json.loads(sys.argv[1]); assert d["rateLimited"] == 0, d' "$stats" || fail "a restarted sender hit the server's limit: $stats"
+
+echo "CLI realtime: REST, ws send + ack, listen, dropped-socket fault, restart without loss, limits kept across 31 processes: ok"

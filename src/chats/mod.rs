@@ -263,6 +263,14 @@ impl ChatsClient {
         self.realtime.set_config(config);
     }
 
+    /// The host handled message `message_id` of `channel` (with
+    /// [`RealtimeConfig::confirm_deliveries`]): its read position may now be saved past it.
+    pub fn confirm_delivered(&mut self, channel: &str, message_id: &str, now_ms: u64) -> bool {
+        let confirmed = self.realtime.confirm_delivered(channel, message_id);
+        self.dispatch(now_ms);
+        confirmed
+    }
+
     /// Whether the realtime socket is open.
     pub fn is_connected(&self) -> bool {
         self.realtime.is_connected()

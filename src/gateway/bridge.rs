@@ -98,7 +98,7 @@ pub enum BridgeEvent {
 /// Where a turn came from, so its reply goes back there.
 #[derive(Debug, Clone)]
 enum Origin {
-    Message { channel: String },
+    Message { channel: String, message_id: Option<String> },
     FriendRequest { request_id: String, from: Option<String> },
 }
 
@@ -124,6 +124,9 @@ pub struct Bridge {
     set_up: bool,
     calls: BTreeMap<CallId, Pending>,
     turns: BTreeMap<TurnId, Origin>,
+    /// The last part of a reply still being sent → the message it answers (channel, id): its
+    /// read position is confirmed once the reply is out, so a crash before that retries it.
+    replies: BTreeMap<CallId, (String, String)>,
     dm_channels: HashSet<String>,
     subscribed: HashSet<String>,
     requests_seen: HashSet<String>,
@@ -142,6 +145,8 @@ impl Bridge {
     /// A bridge for this configuration.
     pub fn new(config: BridgeConfig) -> Result<Self> {
         let mut chats = ChatsClient::new(config.chats)?;
+        // A message's read position is saved only once its turn is over (see `react`).
+        chats.set_realtime_config(crate::chats::RealtimeConfig { confirm_deliveries: true, ..chats.realtime_config() });
         if let Some(ws) = &config.ws_base {
             chats.set_ws_base(ws)?;
         }
@@ -157,6 +162,7 @@ impl Bridge {
             set_up: false,
             calls: BTreeMap::new(),
             turns: BTreeMap::new(),
+            replies: BTreeMap::new(),
             dm_channels: HashSet::new(),
             subscribed: HashSet::new(),
             requests_seen: HashSet::new(),

@@ -3,7 +3,7 @@
 //! (`fixtures/chat.jsonl`: challenge, hello-ok, `started`, chat deltas and final).
 
 use super::bridge::{Bridge, BridgeConfig, BridgeEvent};
-use super::client::GatewayEvent;
+use super::client::{GatewayConfig, GatewayEvent};
 use super::tests::config as gateway_config;
 use crate::chats::{ChatsCommand, ChatsEvent, ChatsResult};
 use super::bridge::ConnectorEvent;
@@ -113,6 +113,21 @@ struct World {
     /// MoltChats sockets: conn → sandbox session.
     chats_conns: BTreeMap<u64, SessionId>,
     events: Vec<ConnectorEvent>,
+    /// The credentials file: what the bridge persisted last.
+    disk: Vec<u8>,
+}
+
+fn bridge_config(credentials: Vec<u8>, seed: u8) -> BridgeConfig {
+    BridgeConfig {
+        chats: ChatsConfig { api_base: Some(API.into()), credentials: Some(credentials), seed: [seed; 32], refresh: Default::default() },
+        ws_base: None,
+        // Each process has its own random seed (so its own idempotency keys).
+        gateway: GatewayConfig { seed: [seed.wrapping_add(100); 32], ..gateway_config() },
+        auto_subscribe_dms: true,
+        server_ids: vec![],
+        server_channels: vec![SEED_CHANNEL_ID.into()],
+        friends_refresh_ms: 300_000,
+    }
 }
 
 fn register(sandbox: &Sandbox, name: &str, seed: u8, now: u64) -> (ChatsClient, Vec<u8>) {
@@ -160,17 +175,8 @@ impl World {
         rest(&sandbox, &mut alice, ChatsCommand::ServerJoin { server_id: SEED_SERVER_ID.into() }, T0);
         let (mut bob, _) = register(&sandbox, "bob_remote", 2, T0);
         rest(&sandbox, &mut bob, ChatsCommand::ServerJoin { server_id: SEED_SERVER_ID.into() }, T0);
-        let bridge = Bridge::new(BridgeConfig {
-            chats: ChatsConfig { api_base: Some(API.into()), credentials: Some(credentials), seed: [3; 32], refresh: Default::default() },
-            ws_base: None,
-            gateway: gateway_config(),
-            auto_subscribe_dms: true,
-            server_ids: vec![],
-            server_channels: vec![SEED_CHANNEL_ID.into()],
-            friends_refresh_ms: 300_000,
-        })
-        .unwrap();
-        let mut w = World { sandbox, now: T0, bridge, gateway: FakeGateway::default(), chats_conns: BTreeMap::new(), events: vec![] };
+        let bridge = Bridge::new(bridge_config(credentials.clone(), 3)).unwrap();
+        let mut w = World { sandbox, now: T0, bridge, gateway: FakeGateway::default(), chats_conns: BTreeMap::new(), events: vec![], disk: credentials };
         w.bridge.start(w.now).unwrap();
         w.drain();
         (w, bob)
@@ -218,7 +224,10 @@ impl World {
                     let response = self.sandbox.handle(request, self.now);
                     self.bridge.handle_response(id, response, self.now).unwrap();
                 }
-                Output::Persist { ticket, .. } => self.bridge.handle_persisted(ticket, self.now).unwrap(),
+                Output::Persist { ticket, bytes } => {
+                    self.disk = bytes.expose().clone();
+                    self.bridge.handle_persisted(ticket, self.now).unwrap()
+                }
                 Output::Event(e) => {
                     assert!(!format!("{e:?}").contains("fixture-token"));
                     self.events.push(e)
@@ -255,6 +264,18 @@ impl World {
             }
         }
         panic!("livelock");
+    }
+
+    /// The host dies (SIGKILL: no goodbye on any socket) and starts again from its file.
+    fn kill_and_restart(&mut self, seed: u8) {
+        for sid in std::mem::take(&mut self.chats_conns).into_values() {
+            self.sandbox.ws_closed(sid);
+        }
+        self.gateway.conn = None;
+        self.gateway.held.clear();
+        self.bridge = Bridge::new(bridge_config(self.disk.clone(), seed)).unwrap();
+        self.bridge.start(self.now).unwrap();
+        self.drain();
     }
 
     fn advance(&mut self, ms: u64) {
@@ -390,4 +411,28 @@ fn a_refused_gateway_is_fatal_for_the_bridge() {
         }
     }
     assert!(w.bridge.fatal().is_some_and(|f| f.contains("AUTH_TOKEN_MISMATCH")), "{:?}", w.bridge.fatal());
+}
+
+/// Killed while the agent is thinking about a message: the read position was saved only up to
+/// the last turn that ended, so the restarted bridge hands that message to the agent again and
+/// its reply lands once; what was answered before the kill is not handed again.
+#[test]
+fn a_host_killed_mid_turn_retries_the_turn_after_the_restart() {
+    let (mut w, mut bob) = World::new();
+    w.advance(1_000);
+    w.post(&mut bob, SEED_CHANNEL_ID, "answered before the crash");
+    w.advance(5_000);
+    w.gateway.hold = true;
+    w.post(&mut bob, SEED_CHANNEL_ID, "asked just before the crash");
+    w.advance(5_000); // delivered, turn running; any saves have happened
+    let asked = |w: &World, text: &str| w.gateway.prompts.iter().filter(|p| p.contains(text)).count();
+    assert_eq!(asked(&w, "asked just before the crash"), 1);
+    w.gateway.hold = false;
+    w.kill_and_restart(4);
+    w.advance(60_000);
+    assert_eq!(asked(&w, "asked just before the crash"), 2, "the unfinished turn is retried");
+    assert_eq!(asked(&w, "answered before the crash"), 1, "a finished turn is not");
+    assert_eq!(w.replies_in(&mut bob, SEED_CHANNEL_ID), ["agent says: answered before the crash", "agent says: asked just before the crash"]);
+    let late = w.events.iter().any(|e| matches!(e, ConnectorEvent::Chats(ChatsEvent::Realtime(crate::chats::RealtimeEvent::Message { backfilled: true, .. }))));
+    assert!(late, "the retried message came from the backfill");
 }

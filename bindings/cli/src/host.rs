@@ -37,6 +37,8 @@ pub struct NativeHost<E> {
     pub on_event: Box<dyn FnMut(&E)>,
     /// Set (e.g. by a signal handler) to make `run_until` return [`STOPPED`] at its next wait.
     pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// What an event says about why the outcome is late (a rate-limit wait), quoted on giving up.
+    pub trouble: fn(&E) -> Option<String>,
 }
 
 /// The error `run_until` returns when `stop` was set.
@@ -53,7 +55,7 @@ impl<E> NativeHost<E> {
             .timeout_global(Some(Duration::from_secs(30)))
             .build()
             .new_agent();
-        Self { agent, credentials_path, sockets: BTreeMap::new(), on_event: Box::new(|_| {}), stop: None }
+        Self { agent, credentials_path, sockets: BTreeMap::new(), on_event: Box::new(|_| {}), stop: None, trouble: |_| None }
     }
 
     pub fn load_credentials(&self) -> Result<Option<Vec<u8>>, String> {
@@ -89,6 +91,9 @@ impl<E> NativeHost<E> {
                 }
                 Output::Event(event) => {
                     (self.on_event)(&event);
+                    if let Some(t) = (self.trouble)(&event) {
+                        last_trouble = Some(t);
+                    }
                     if done(&event) {
                         return Ok(event);
                     }
@@ -125,7 +130,7 @@ impl<E> NativeHost<E> {
                         return Err(STOPPED.into());
                     }
                     if now >= give_up {
-                        let last = last_trouble.map(|t| format!("; last error: {t}")).unwrap_or_default();
+                        let last = last_trouble.map(|t| format!("; last: {t}")).unwrap_or_default();
                         return Err(format!("gave up after {} s without the expected outcome (--timeout SECS to wait longer){last}", limit.as_secs()));
                     }
                     let wait = until_ms.map(|t| Duration::from_millis(t.saturating_sub(now_ms())));

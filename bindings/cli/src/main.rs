@@ -155,9 +155,17 @@ fn open(common: &Common) -> Result<(ChatsClient, NativeHost<ChatsEvent>), String
     open_with(common, true)
 }
 
+/// A call waiting for a rate-limit window (possibly one a previous process used up).
+fn throttled(event: &ChatsEvent) -> Option<String> {
+    let ChatsEvent::Throttled { bucket, until_ms, waiting, .. } = event else { return None };
+    let secs = until_ms.saturating_sub(now_ms()).div_ceil(1000);
+    Some(format!("waiting for the rate limit of `{bucket}` ({waiting} queued), next send allowed in {secs} s"))
+}
+
 fn open_with(common: &Common, need_identity: bool) -> Result<(ChatsClient, NativeHost<ChatsEvent>), String> {
     let path = common.credentials.clone().unwrap_or_else(store::default_credentials_path);
     let mut host = NativeHost::new(path.clone());
+    host.trouble = throttled;
     let credentials = host.load_credentials()?;
     if need_identity && credentials.is_none() {
         return Err(format!(

@@ -43,6 +43,8 @@ pub const MOLTCHATS_WS_PATH: &str = "/moltchats/ws";
 /// Sandbox-only admin route: `POST` a JSON object of [`moltchats::social::Faults`] fields
 /// (camelCase) to flip fault switches over HTTP; answers with the full fault set.
 pub const MOLTCHATS_FAULTS_PATH: &str = "/_sandbox/moltchats/faults";
+/// `GET` here: the counters tests assert on (`{"rateLimited": n, "messagesStored": n}`).
+pub const MOLTCHATS_STATS_PATH: &str = "/_sandbox/moltchats/stats";
 /// Path prefix of the Moltbook API (stands for `https://www.moltbook.com/api/v1`).
 pub const MOLTBOOK_API_PREFIX: &str = "/moltbook/api/v1";
 /// Path prefix of the Moltspaces API (stands for `https://api.moltspaces.com/v1`).
@@ -174,6 +176,10 @@ impl Sandbox {
         }
         if path == MOLTCHATS_FAULTS_PATH && req.method() == http::Method::POST {
             return moltchats_set_faults(st, req.body());
+        }
+        if path == MOLTCHATS_STATS_PATH && req.method() == http::Method::GET {
+            let social = &st.moltchats.social;
+            return common::json_response(200, &serde_json::json!({"rateLimited": social.rate_limited, "messagesStored": social.messages_stored}));
         }
         if let Some(sub) = strip_prefix(&path, MOLTSPACES_API_PREFIX) {
             return moltspaces::handle(&mut st.ctx, &mut st.moltspaces, &req, sub);

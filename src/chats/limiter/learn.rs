@@ -56,6 +56,7 @@ impl Limiter {
     /// Returns when the bucket opens again.
     pub fn rejected(&mut self, bucket: &Bucket, headers: RateHeaders, now_ms: u64) -> u64 {
         let since_ms = self.since_ms;
+        self.admitted += 1; // the windows changed: save them
         let state = self.state(bucket);
         state.prune(now_ms);
         // Our log counted the rejected send; the server accepted the others of the window.

@@ -125,7 +125,7 @@ pub struct Limiter {
     /// First admitted send of this process: before a full period has passed, the server may
     /// count sends of a previous process of the same agent that our log never saw.
     since_ms: Option<u64>,
-    /// Sends admitted by this process (see `saved`).
+    /// Sends admitted and rejections seen by this process (see `saved`).
     admitted: u64,
 }
 

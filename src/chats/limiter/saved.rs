@@ -15,6 +15,12 @@ pub struct SavedWindow {
     /// Closed until then (Unix ms; 0 when open).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub closed_until_ms: u64,
+    /// A limit learned from the server, lower than the documented one (a trust tier's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// The learned limit is a guess until then (Unix ms; see `Limiter::rejected`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provisional_until_ms: Option<u64>,
 }
 
 fn is_zero(v: &u64) -> bool {
@@ -40,8 +46,14 @@ impl Limiter {
         self.compact(now_ms);
         self.buckets
             .iter()
-            .filter(|(_, s)| !s.log.is_empty() || s.closed_until_ms > now_ms)
-            .map(|(b, s)| SavedWindow { bucket: b.to_string(), sent_ms: s.log.iter().copied().collect(), closed_until_ms: s.closed_until_ms })
+            .filter(|(_, s)| !s.log.is_empty() || s.closed_until_ms > now_ms || s.limit < s.default_limit)
+            .map(|(b, s)| SavedWindow {
+                bucket: b.to_string(),
+                sent_ms: s.log.iter().copied().collect(),
+                closed_until_ms: s.closed_until_ms,
+                limit: (s.limit < s.default_limit).then_some(s.limit),
+                provisional_until_ms: s.provisional_until_ms.filter(|_| s.limit < s.default_limit),
+            })
             .collect()
     }
 
@@ -55,10 +67,15 @@ impl Limiter {
             sent.sort_unstable();
             state.log = sent.into();
             state.closed_until_ms = state.closed_until_ms.max(w.closed_until_ms);
+            if let Some(limit) = w.limit.filter(|l| *l >= 1 && *l < state.limit) {
+                state.limit = limit;
+                state.provisional_until_ms = w.provisional_until_ms;
+            }
         }
     }
 
-    /// Sends admitted so far (a change means the windows need saving).
+    /// Changes to the windows so far: sends admitted, rejections (a change means the windows
+    /// need saving).
     pub fn admitted(&self) -> u64 {
         self.admitted
     }

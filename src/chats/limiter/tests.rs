@@ -192,3 +192,44 @@ fn refund_returns_a_slot_and_compact_forgets_idle_buckets() {
     l.compact(T0 + 2 * MINUTE);
     assert!(l.snapshot(T0 + 2 * MINUTE).is_empty());
 }
+
+/// A trust tier's lower limit, learnt from a rejection, survives a restart: the next process
+/// never probes the server again while the learnt limit holds (the window is saved with it).
+#[test]
+fn a_learnt_limit_survives_a_restart() {
+    let ch = Bucket::Channel("c1".into());
+    let s0 = T0 - T0 % MINUTE;
+    let mut server = FixedWindow { limit: 3, period_ms: MINUTE, start: s0, used: 0, rejected: 0 };
+    let mut first = Limiter::new(Limits::default());
+    // Running for more than a period, so the limit it learns is no provisional guess.
+    first.admit(std::slice::from_ref(&ch), s0 - 50_000).unwrap();
+    let mut now = s0 + 15_000;
+    while server.rejected == 0 {
+        first.admit(std::slice::from_ref(&ch), now).unwrap();
+        if !server.hit(now) {
+            first.rejected(&ch, RateHeaders::default(), now);
+        }
+        now += 100;
+    }
+    let changes = first.admitted();
+    let saved: Vec<SavedWindow> = serde_json::from_value(serde_json::to_value(first.windows(now)).unwrap()).unwrap();
+    assert!(saved.iter().any(|w| w.limit == Some(3)), "{saved:?}");
+    assert_eq!(changes, 6, "5 sends and a rejection: each asks for a save");
+
+    // The restarted process, in the next server window: 3 sends, then it waits.
+    let mut second = Limiter::new(Limits::default());
+    second.restore(&saved);
+    now = s0 + MINUTE + 500;
+    let mut sent = 0;
+    while now < s0 + 2 * MINUTE {
+        match second.admit(std::slice::from_ref(&ch), now) {
+            Ok(()) => {
+                assert!(server.hit(now), "the restarted process sent past the learnt limit");
+                sent += 1;
+            }
+            Err(at) => now = at,
+        }
+        now += 100;
+    }
+    assert_eq!((sent, server.rejected), (3, 1));
+}

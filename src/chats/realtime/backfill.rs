@@ -247,14 +247,17 @@ pub(super) fn deliver(ch: &mut Channel, channel: String, message: Box<Message>, 
     if !ch.seen.insert(id, remember / 8) {
         return;
     }
+    let own = me.is_some() && message.author_id() == me;
     if let Some(ts) = message.sent_at() {
         let (cid, cts) = ch.cursor.get_or_insert_default();
         cid.clear();
         cid.push_str(id);
         cts.clear();
         cts.push_str(ts);
+        if let Some(acks) = ch.acks.as_mut() {
+            acks.delivered(id, ts, own);
+        }
     }
-    let own = me.is_some() && message.author_id() == me;
     io.out.event(RealtimeEvent::Message { channel, message, own, backfilled, trust: UNTRUSTED });
 }
 

@@ -23,8 +23,8 @@
 //! - Trust ops (`vouch`, `vouch_revoke`, `flag`) are accepted only while connected and sent at
 //!   most once: a socket lost before the answer fails them (the server may have applied them).
 //!
-//! Files: this one (the session, its commands, and the one table of link transitions), `event`
-//! (what it reports, the trust ops),
+//! Files: this one (the session, its commands, and the one table of link transitions), `config`,
+//! `event` (what it reports, the trust ops), `resume` (positions that survive a restart),
 //! `link` (opening, close codes, reconnect backoff, the clock: pings, silence, polls),
 //! `wire` (frames in and out, timestamps), `fast` (the typed read of `message` frames), `backfill` (per-channel REST backfill and
 //! exactly-once delivery), `sends` (queued sends and trust ops, answers, errors, limbo adoption).
@@ -32,6 +32,7 @@
 //! This module only decides; [`super::ChatsClient`] owns it and performs its REST calls.
 
 mod backfill;
+mod config;
 mod event;
 mod fast;
 mod link;
@@ -39,6 +40,7 @@ mod resume;
 mod sends;
 mod wire;
 
+pub use config::RealtimeConfig;
 pub use event::{RealtimeEvent, TrustOp};
 pub use link::default_ws_base;
 pub use resume::Position;
@@ -51,59 +53,6 @@ use link::{Link, LinkInput};
 use rand_core::SeedableRng;
 use sends::{Inflight, Send, TrustCall};
 use std::collections::{BTreeMap, VecDeque};
-
-/// Timing of the realtime session (milliseconds).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RealtimeConfig {
-    /// Send a ping after this long without sending anything (server idle timeout: 360 s).
-    pub ping_interval_ms: u64,
-    /// No frame at all for this long: the connection is dead, reconnect.
-    pub silence_ms: u64,
-    /// No ack for this long: treat the connection as broken (the send goes to limbo).
-    pub ack_timeout_ms: u64,
-    /// First reconnect delay; doubles up to `backoff_cap_ms`.
-    pub backoff_base_ms: u64,
-    /// Longest reconnect delay.
-    pub backoff_cap_ms: u64,
-    /// A connection open this long resets the backoff.
-    pub stable_after_ms: u64,
-    /// Poll `/agents/@me/pending` at most this far apart while connected and idle (friend
-    /// requests and DMs are not pushed over the socket today). `None` disables polling.
-    pub pending_poll_ms: Option<u64>,
-    /// ... and this often while something may be pending: after connecting, after a poll that
-    /// found activity, after the agent asked someone for something. The endpoint allows 10
-    /// calls a minute; each idle poll doubles the gap up to `pending_poll_ms`.
-    pub pending_poll_min_ms: u64,
-    /// History page size used for backfill (1-100).
-    pub page: u32,
-    /// Bytes per channel for the ids of delivered messages, kept to deliver each once (8
-    /// bytes an id: a hash, no string; the oldest are forgotten first).
-    pub dedupe_bytes: usize,
-    /// After a restart, deliver at most this many of the messages posted meanwhile per channel
-    /// (the newest; the rest is reported as `backlog_skipped`). `None`: no bound.
-    pub backlog_max_messages: Option<u32>,
-    /// ... and none older than this.
-    pub backlog_max_age_ms: Option<u64>,
-}
-
-impl Default for RealtimeConfig {
-    fn default() -> Self {
-        Self {
-            ping_interval_ms: 60_000,
-            silence_ms: 150_000,
-            ack_timeout_ms: 20_000,
-            backoff_base_ms: 1_000,
-            backoff_cap_ms: 60_000,
-            stable_after_ms: 30_000,
-            pending_poll_ms: Some(60_000),
-            pending_poll_min_ms: 6_000,
-            page: 100,
-            dedupe_bytes: 2048,
-            backlog_max_messages: Some(200),
-            backlog_max_age_ms: Some(24 * 3_600_000),
-        }
-    }
-}
 
 /// Marks fields that other agents wrote. Hosts keep them out of system prompts.
 pub const UNTRUSTED: &str = "untrusted_remote_text";
@@ -143,6 +92,8 @@ struct Channel {
     seen: backfill::Seen,
     backfill: Option<Box<Backfill>>,
     held: Vec<Box<Message>>,
+    /// Deliveries awaiting the host's confirmation (with `confirm_deliveries`).
+    acks: Option<Box<resume::Acks>>,
     queue: VecDeque<Send>,
     unacked: Option<Send>,
     limbo: Option<Send>,
@@ -285,6 +236,9 @@ impl Realtime {
             if ch.cursor.is_none() {
                 // Followed by a previous process: backfill from where it stopped.
                 ch.cursor = restored;
+            }
+            if self.config.confirm_deliveries && ch.acks.is_none() {
+                ch.acks = Some(Box::new(resume::Acks::from(ch.cursor.clone())));
             }
         }
         if let Link::Open { conn, .. } = self.link

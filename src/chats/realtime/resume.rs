@@ -8,7 +8,56 @@ use super::wire::{iso_of, older};
 use super::{Realtime, RealtimeEvent};
 use crate::chats::rest::Message;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+
+/// Most deliveries a channel keeps waiting for confirmation: beyond this the oldest count as
+/// confirmed (a host that never confirms must not grow the session without bound).
+const MAX_UNCONFIRMED: usize = 1024;
+
+/// A channel's deliveries the host has not confirmed yet, with `confirm_deliveries`: its saved
+/// position stays at the last confirmed one.
+#[derive(Debug, Default)]
+pub(super) struct Acks {
+    confirmed: Option<(String, String)>,
+    /// Delivered, unconfirmed, oldest first: (id, timestamp, needs no confirmation: our own).
+    waiting: VecDeque<(String, String, bool)>,
+}
+
+impl Acks {
+    /// Nothing delivered yet; the position so far (a previous process's) counts as confirmed.
+    pub(super) fn from(position: Option<(String, String)>) -> Self {
+        Self { confirmed: position, waiting: VecDeque::new() }
+    }
+
+    /// A message reached the host (`own`: ours, which needs no confirmation).
+    pub(super) fn delivered(&mut self, id: &str, at: &str, own: bool) {
+        self.waiting.push_back((id.to_owned(), at.to_owned(), own));
+        if self.waiting.len() > MAX_UNCONFIRMED {
+            self.confirm_front(1);
+        }
+        self.confirm_front(0);
+    }
+
+    /// The host handled `id`: it and everything delivered before it are confirmed.
+    fn confirm(&mut self, id: &str) -> bool {
+        let Some(i) = self.waiting.iter().position(|(w, ..)| w == id) else { return false };
+        self.confirm_front(i + 1);
+        true
+    }
+
+    /// Confirm the first `n` waiting, then any of ours that follow.
+    fn confirm_front(&mut self, n: usize) {
+        let mut taken = 0;
+        while let Some((_, _, own)) = self.waiting.front() {
+            if taken >= n && !own {
+                break;
+            }
+            let (id, at, _) = self.waiting.pop_front().expect("front exists");
+            self.confirmed = Some((id, at));
+            taken += 1;
+        }
+    }
+}
 
 /// The last message delivered in a channel: its id and its timestamp as the server sent it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,7 +73,11 @@ impl Realtime {
     pub fn positions(&self) -> BTreeMap<String, Position> {
         let mut all = self.restored.clone();
         for (c, ch) in &self.channels {
-            if let Some((id, at)) = &ch.cursor {
+            let position = match &ch.acks {
+                Some(acks) => &acks.confirmed,
+                None => &ch.cursor,
+            };
+            if let Some((id, at)) = position {
                 all.insert(c.clone(), Position { id: id.clone(), at: at.clone() });
             }
         }
@@ -38,9 +91,20 @@ impl Realtime {
                 && let Some(p) = positions.get(c)
             {
                 ch.cursor = Some((p.id.clone(), p.at.clone()));
+                if let Some(acks) = ch.acks.as_mut().filter(|a| a.confirmed.is_none() && a.waiting.is_empty()) {
+                    acks.confirmed = ch.cursor.clone();
+                }
             }
         }
         self.restored = positions;
+    }
+
+    /// The host handled message `id` of `channel` (with `confirm_deliveries`): the saved
+    /// position may advance to it. False when it is not waiting for confirmation.
+    pub fn confirm_delivered(&mut self, channel: &str, id: &str) -> bool {
+        let confirmed = self.channels.get_mut(channel).and_then(|ch| ch.acks.as_mut()).is_some_and(|a| a.confirm(id));
+        self.moves += u64::from(confirmed);
+        confirmed
     }
 
     /// The restored position of `channel`, for a channel the session starts following.

@@ -114,6 +114,9 @@ impl Realtime {
             && ch.cursor.as_ref().is_none_or(|(_, cur)| !older(ts, cur))
         {
             ch.cursor = Some((id.clone(), ts.clone()));
+            if let Some(acks) = ch.acks.as_mut() {
+                acks.delivered(&id, ts, true);
+            }
         }
         io.limiter.accepted(&Bucket::Channel(c.clone()));
         self.moves += 1;

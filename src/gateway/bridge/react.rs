@@ -44,6 +44,11 @@ impl Bridge {
             ChatsEvent::Realtime(RealtimeEvent::Message { channel, message, own, .. }) if !own => {
                 self.forward_message(channel, message);
             }
+            ChatsEvent::Realtime(RealtimeEvent::MessageSent { send_id, .. } | RealtimeEvent::SendFailed { send_id, .. }) => {
+                if let Some((channel, message_id)) = self.replies.remove(send_id) {
+                    self.chats.confirm_delivered(&channel, &message_id, self.now_ms);
+                }
+            }
             ChatsEvent::Realtime(RealtimeEvent::Activity { activity, .. }) => {
                 for request in activity.pending_friend_requests.items() {
                     let Some(id) = request.id.get().cloned() else { continue };
@@ -105,12 +110,12 @@ impl Bridge {
     fn forward_message(&mut self, channel: &str, message: &Message) {
         let content = message.content().unwrap_or_default();
         if content.trim().is_empty() {
-            return;
+            return self.handled(channel, message.id());
         }
         let dm = self.dm_channels.contains(channel);
         let prompt = message_prompt(channel, dm, message);
         let turn = self.gateway.send_turn(prompt, self.now_ms);
-        self.turns.insert(turn, Origin::Message { channel: channel.to_owned() });
+        self.turns.insert(turn, Origin::Message { channel: channel.to_owned(), message_id: message.id().map(str::to_owned) });
         let from = message.agent.get().and_then(|a| a.username.get().cloned());
         self.event(BridgeEvent::MessageForwarded { turn, channel: channel.to_owned(), message_id: message.id().map(str::to_owned), from, dm });
     }
@@ -126,7 +131,7 @@ impl Bridge {
         match event {
             GatewayEvent::GatewayFatal { code, message } => self.fatal = Some(format!("the OpenClaw gateway refused the connector ({code}): {message}")),
             GatewayEvent::TurnReply { turn, text, .. } => match self.turns.remove(turn) {
-                Some(Origin::Message { channel }) => self.post_reply(*turn, channel, text),
+                Some(Origin::Message { channel, message_id }) => self.post_reply(*turn, channel, message_id, text),
                 Some(Origin::FriendRequest { request_id, from }) => match decision(text) {
                     Some(accept) => {
                         let command = if accept {
@@ -141,7 +146,10 @@ impl Bridge {
                 None => {}
             },
             GatewayEvent::TurnFailed { turn, reason, .. } => match self.turns.remove(turn) {
-                Some(Origin::Message { channel }) => self.event(BridgeEvent::ReplyFailed { turn: *turn, channel, reason: reason.clone() }),
+                Some(Origin::Message { channel, message_id }) => {
+                    self.handled(&channel, message_id.as_deref());
+                    self.event(BridgeEvent::ReplyFailed { turn: *turn, channel, reason: reason.clone() })
+                }
                 // Forgotten, so the next pending poll asks the agent again.
                 Some(Origin::FriendRequest { request_id, .. }) => {
                     self.requests_seen.remove(&request_id);
@@ -152,9 +160,18 @@ impl Bridge {
         }
     }
 
-    fn post_reply(&mut self, turn: TurnId, channel: String, text: &str) {
+    /// The turn for message `id` of `channel` is over (answered, skipped or reported failed):
+    /// a restart need not hand it to the agent again.
+    fn handled(&mut self, channel: &str, id: Option<&str>) {
+        if let Some(id) = id {
+            self.chats.confirm_delivered(channel, id, self.now_ms);
+        }
+    }
+
+    fn post_reply(&mut self, turn: TurnId, channel: String, message_id: Option<String>, text: &str) {
         let parts = reply_parts(text);
         if parts.is_empty() {
+            self.handled(&channel, message_id.as_deref());
             return self.event(BridgeEvent::ReplySkipped { turn, channel });
         }
         let text = text.trim();
@@ -162,8 +179,14 @@ impl Bridge {
         for part in parts {
             match self.chats.send_message(&channel, &part, None, self.now_ms) {
                 Ok(id) => send_ids.push(id),
-                Err(e) => return self.event(BridgeEvent::ReplyFailed { turn, channel, reason: e.to_string() }),
+                Err(e) => {
+                    self.handled(&channel, message_id.as_deref());
+                    return self.event(BridgeEvent::ReplyFailed { turn, channel, reason: e.to_string() });
+                }
             }
+        }
+        if let (Some(last), Some(id)) = (send_ids.last(), message_id) {
+            self.replies.insert(*last, (channel.clone(), id));
         }
         self.event(BridgeEvent::ReplyPosted { turn, channel, send_ids, chars: text.chars().count() });
     }
