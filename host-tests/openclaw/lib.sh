@@ -15,6 +15,8 @@
 #   openclaw_gateway_up          # writes the config, runs `openclaw gateway run`, waits for /readyz;
 #                                #   exports OPENCLAW_GATEWAY_URL (ws://127.0.0.1:PORT),
 #                                #   OPENCLAW_AUTH_TOKEN (= OPENCLAW_GATEWAY_TOKEN), OPENCLAW_STATE_DIR
+#   openclaw_gateway_down        # stops it as a service manager would (SIGTERM), waits for the exit;
+#                                #   its log moves to gateway.N.log, so gateway_up can start it again
 #   openclaw_cli ARGS…           # the pinned `openclaw` CLI against that state dir
 #   openclaw_gateway_log         # path of the gateway's stdout+stderr
 #   openclaw_fail MSG            # prints MSG and the log tails, exits 1
@@ -162,6 +164,7 @@ openclaw_gateway_up() {
     >"$OPENCLAW_WORK/gateway.log" 2>&1 &
   oc_pids+=($!)
   local gw=$!
+  OC_GATEWAY_PID=$gw
   disown
   for _ in $(seq 1200); do
     kill -0 "$gw" 2>/dev/null || openclaw_fail "openclaw gateway exited"
@@ -178,4 +181,24 @@ openclaw_gateway_up() {
     sleep 0.25
   done
   openclaw_fail "openclaw gateway not ready after 300 s"
+}
+
+openclaw_gateway_down() {
+  # $OC_GATEWAY_PID is the background subshell; the gateway is its setsid child, which leads its
+  # own process group.
+  local gw=${OC_GATEWAY_PID:?no gateway started} leader
+  leader=$(pgrep -P "$gw" | head -1)
+  [ -n "$leader" ] || openclaw_fail "no gateway process under $gw"
+  kill -TERM -- "-$leader" 2>/dev/null || true
+  for _ in $(seq 600); do
+    kill -0 "$leader" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -0 "$leader" 2>/dev/null && openclaw_fail "the gateway did not stop within 60 s of SIGTERM"
+  # Its helpers, if any, go with its group.
+  kill -KILL -- "-$leader" 2>/dev/null || true
+  local n=1
+  while [ -e "$OPENCLAW_WORK/gateway.$n.log" ]; do n=$((n + 1)); done
+  mv "$OPENCLAW_WORK/gateway.log" "$OPENCLAW_WORK/gateway.$n.log"
+  OC_GATEWAY_PID=
 }

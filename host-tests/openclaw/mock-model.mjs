@@ -12,6 +12,7 @@
 //    context blocks and Runtime footer removed).
 //
 // Admin: GET /_mock/requests → every request body received, in order (JSON array);
+//        GET /_mock/turns → for each request, its current turn's user text (JSON array of strings);
 //        GET /_mock/health → 200 "ok".
 // Usage: node mock-model.mjs [--port 0]   prints `MOCK_MODEL_URL=http://127.0.0.1:PORT/v1`, then `ready`.
 
@@ -36,23 +37,30 @@ function userWords(content) {
     .trim();
 }
 
-/**
- * The scripted answer for a chat-completions request body: `{ text }` or `{ tool: {name, args} }`.
- * The current turn is everything after the last plain assistant message (OpenClaw sends the user
- * text and a separate internal-context user message; tool calls and results follow in the turn).
- */
-export function script(body) {
+/** The current turn: everything after the last plain assistant message (OpenClaw sends the user
+ * text and a separate internal-context user message; tool calls and results follow in the turn). */
+function currentTurn(body) {
   const messages = Array.isArray(body?.messages) ? body.messages : [];
   let start = 0;
   messages.forEach((m, i) => {
     if (m?.role === 'assistant' && !(m.tool_calls?.length > 0)) start = i + 1;
   });
-  const turn = messages.slice(start);
-  const userText = turn
+  return messages.slice(start);
+}
+
+/** The user's words of the current turn of a request (what the agent was handed this turn). */
+export function turnText(body) {
+  return currentTurn(body)
     .filter((m) => m?.role === 'user')
     .map((m) => userWords(m.content))
     .filter(Boolean)
     .join('\n');
+}
+
+/** The scripted answer for a chat-completions request body: `{ text }` or `{ tool: {name, args} }`. */
+export function script(body) {
+  const turn = currentTurn(body);
+  const userText = turnText(body);
   const toolResults = turn.filter((m) => m?.role === 'tool');
   if (toolResults.length > 0) {
     const calls = turn.flatMap((m) => m?.tool_calls ?? []);
@@ -128,6 +136,7 @@ const server = createServer((req, res) => {
     const path = new URL(req.url, 'http://x').pathname;
     if (req.method === 'GET' && path === '/_mock/health') return res.end('ok');
     if (req.method === 'GET' && path === '/_mock/requests') return sendJson(res, 200, seen);
+    if (req.method === 'GET' && path === '/_mock/turns') return sendJson(res, 200, seen.map(turnText));
     if (req.method === 'GET' && path.endsWith('/models')) {
       return sendJson(res, 200, { object: 'list', data: [{ id: MODEL, object: 'model', created: 0, owned_by: 'moltlink-tests' }] });
     }

@@ -7,6 +7,8 @@
 #      is created in the sandbox's Moltbook (checked from the target agent's side);
 #  (c) scripted calls of `moltspaces_join` (creates a room, ticket token withheld from the model)
 #      and `moltspaces_search` (finds it) against the sandbox's Moltspaces.
+#  (d) the gateway restarted: a message posted while it was down reaches the agent once, marked
+#      late; nothing handed to the agent before the stop is handed again (issue #14).
 # Needs target/release/moltlink and the component (run-all.sh builds both).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -106,11 +108,55 @@ room=$(sed -n 's/.*"room_name":"\([^"]*\)".*/\1/p' <<<"$reply")
 reply=$(openclaw_chat "[[tool:moltspaces_search {\"topic\":\"$topic\"}]]") || openclaw_fail "spaces search turn"
 [[ "$reply" == *'"type":"spaces_rooms"'*"$room"* ]] || openclaw_fail "search finds $room, got: $reply"
 
+# (d) Restart, lose nothing: the gateway stops right after the agent answered a message, another
+#     agent posts while it is down, it starts again: the message posted meanwhile reaches the agent
+#     once, marked late, and nothing handed before the stop comes again (the model's turns say
+#     what the agent got; a later live message closes the backlog).
+turns_with() { # how many model turns were handed text containing $1 ("late": only those marked late)
+  "$OPENCLAW_NODE" -e 'fetch(process.argv[1]).then((r) => r.json()).then((turns) => console.log(turns.filter((t) =>
+    t.includes(process.argv[2]) && (process.argv[3] !== "late" || t.includes("delivered late"))).length))' \
+    "${MOCK_MODEL_URL%/v1}/_mock/turns" "$1" "${2:-}"
+}
+wait_reply() { # until a message whose whole content is $1 is in the channel (60 s)
+  for _ in $(seq 120); do has_reply_text "$1" && return 0; sleep 0.5; done
+  openclaw_fail "the agent's reply $1 appears in the channel"
+}
+t0=$SECONDS
+first_ready_s=$OPENCLAW_GATEWAY_READY_S
+posted_replies() { grep -c 'moltchats: reply .* posted' "$log" || true; }
+replies=$(posted_replies)
+"$B" chats send "$C" "just before the stop $run_id [[reply:stop-pong-$run_id]]" --rest --credentials "$W/peer.json" >/dev/null 2>&1 \
+  || openclaw_fail "peer posts before the stop"
+# The gateway stops as soon as the agent's reply is acknowledged (its read position is then the reply).
+for _ in $(seq 240); do [ "$(posted_replies)" -gt "$replies" ] && break; sleep 0.25; done
+[ "$(posted_replies)" -gt "$replies" ] || openclaw_fail "the agent replied before the stop"
+openclaw_gateway_down
+grep -q 'moltchats: account default stopped, read positions saved' "$W/gateway.1.log" || openclaw_fail "the channel saved its read positions on stop"
+"$B" chats history "$C" --limit 5 --json --credentials "$W/peer.json" 2>/dev/null | "$OPENCLAW_NODE" -e '
+  let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => {
+    const [newest] = JSON.parse(s), saved = JSON.parse(require("node:fs").readFileSync(process.argv[1], "utf8"));
+    const at = saved.moltlinkResume?.readPositions?.[process.argv[2]]?.id;
+    if (newest?.content !== process.argv[3] || at !== newest.id) { console.error(`saved ${at}, newest ${JSON.stringify(newest)}`); process.exit(1); }
+  });' "$W/agent-credentials.json" "$C" "stop-pong-$run_id" || openclaw_fail "the read position on disk is the agent's last reply, the newest message"
+"$B" chats send "$C" "while the gateway was down $run_id [[reply:restart-pong-$run_id]]" --rest --credentials "$W/peer.json" >/dev/null 2>&1 \
+  || openclaw_fail "peer posts while the gateway is down"
+openclaw_gateway_up
+wait_reply "restart-pong-$run_id"
+restart_s=$((SECONDS - t0))
+"$B" chats send "$C" "after the restart $run_id [[reply:after-pong-$run_id]]" --credentials "$W/peer.json" >/dev/null 2>&1 || openclaw_fail "peer posts after the restart"
+wait_reply "after-pong-$run_id"
+[ "$(turns_with "while the gateway was down $run_id")" = 1 ] || openclaw_fail "the message posted while down reached the agent once ($(turns_with "while the gateway was down $run_id"))"
+[ "$(turns_with "while the gateway was down $run_id" late)" = 1 ] || openclaw_fail "the message posted while down was marked late"
+[ "$(turns_with "after the restart $run_id" late)" = 0 ] || openclaw_fail "a live message after the restart is not marked late"
+for older in "just before the stop $run_id" "hi agent, please answer [[reply:pong-$run_id"; do
+  [ "$(turns_with "$older")" = 1 ] || openclaw_fail "handed once, not again after the restart: $older ($(turns_with "$older"))"
+done
+
 # Secrets stay out of OpenClaw's logs: the agent's refresh token and the API keys.
 refresh=$("$OPENCLAW_NODE" -e 'console.log(JSON.parse(require("node:fs").readFileSync(process.argv[1], "utf8")).refreshToken ?? "")' "$W/agent-credentials.json")
 [ -n "$refresh" ] || openclaw_fail "the channel persisted its credentials (skill format)"
 for secret in "$refresh" "$our_key" "$spaces_key"; do
-  ! grep -qF "$secret" "$log" "$W/openclaw-file.jsonl" || openclaw_fail "a secret appears in OpenClaw's logs"
+  ! grep -qF "$secret" "$W"/gateway*.log "$W/openclaw-file.jsonl" || openclaw_fail "a secret appears in OpenClaw's logs"
 done
 
-echo "openclaw plugin: install ${OPENCLAW_PLUGIN_INSTALL_S}s, gateway ready ${OPENCLAW_GATEWAY_READY_S}s, component instantiate ${instantiate_ms:-?} ms, channel round trip ${roundtrip_s}s, message send ok, Moltbook + Moltspaces tool calls ok, offline; total $((SECONDS - started))s"
+echo "openclaw plugin: install ${OPENCLAW_PLUGIN_INSTALL_S}s, gateway ready ${first_ready_s}s (after the restart ${OPENCLAW_GATEWAY_READY_S}s), component instantiate ${instantiate_ms:-?} ms, channel round trip ${roundtrip_s}s, message send ok, Moltbook + Moltspaces tool calls ok, gateway restart (reply, stop, post, start, reply) ${restart_s}s lost nothing and repeated nothing, offline; total $((SECONDS - started))s"

@@ -8,7 +8,7 @@
 // Config `channels.moltchats`: { apiBase, wsBase, credentialsPath, username, serverIds, channels }.
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { factory, hostRunnerClass, instantiateMs, loadCredentials } from './runtime.js';
+import { factory, hostRunnerClass, instantiateMs, loadCredentials, writeFileAtomic } from './runtime.js';
 
 export const CHANNEL = 'moltchats';
 const MAX_CONTENT = 4000;
@@ -161,11 +161,30 @@ async function startAccount(api, ctx) {
     sessions.delete(ctx.accountId);
     try {
       client.disconnect();
-    } catch {
-      // closing anyway
+      await saveOnStop(client, account.credentialsPath);
+      api.logger.info?.(`moltchats: account ${ctx.accountId} stopped, read positions saved`);
+    } catch (e) {
+      api.logger.warn?.(`moltchats: account ${ctx.accountId} stopped without a final save: ${e?.message ?? e}`);
     }
     session.runner.stop();
     client.close();
+  }
+}
+
+/**
+ * Write the save `disconnect` asks for (each channel's read position as of the last message
+ * handed to the agent) before the gateway goes: saves while running are at least 1 s apart, and
+ * without this one a restart would hand the agent that last second again. The runner is stopped
+ * by now (its sockets closed), so every other output is dropped.
+ */
+async function saveOnStop(client, credentialsPath) {
+  for (let i = 0; i < 64; i++) {
+    const out = client.poll();
+    if (out.kind === 'wait') return;
+    if (out.kind === 'persist') {
+      await writeFileAtomic(credentialsPath, out.bytes);
+      client.handlePersisted(out.ticket, Date.now());
+    }
   }
 }
 

@@ -26,6 +26,10 @@ export async function loadCredentials(path) {
   return (await import('../vendor/moltlink/src/host-runner.js')).loadCredentials(path);
 }
 
+export async function writeFileAtomic(path, bytes) {
+  return (await import('../vendor/moltlink/src/host-runner.js')).writeFileAtomic(path, bytes);
+}
+
 /**
  * One lazily opened core client per gateway process for a family of agent tools, and the
  * step every tool takes: give it one command, drive it to that command's outcome event, hand
