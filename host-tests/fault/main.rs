@@ -40,7 +40,7 @@ fn run(seed: u64, minutes: u64) -> FaultStats {
     let channel = SEED_CHANNEL_ID.to_owned();
     let mut a = Host::chats(&r.sandbox, "sender", 1 + (seed as u8 % 100), r.now);
     let mut b = Host::chats(&r.sandbox, "receiver", 101 + (seed as u8 % 100), r.now);
-    b.subscribe = vec![channel.clone()];
+    b.setup.subscribe = vec![channel.clone()];
     b.start_realtime(r.now);
     a.start_realtime(r.now);
     let mut next_message = 0u64;
@@ -108,21 +108,21 @@ fn check(r: &Run, a: &Host, b: &Host, sends: &BTreeMap<(u32, u64), String>, chan
     for (content, n) in &stored {
         assert_eq!(*n, 1, "{ctx}: {content} stored {n} times");
     }
-    let confirmed: BTreeMap<(u32, u64), String> = a.confirmed.iter().map(|(k, v)| (*k, v.clone())).collect();
+    let confirmed: BTreeMap<(u32, u64), String> = a.log.confirmed.iter().map(|(k, v)| (*k, v.clone())).collect();
     for (key, content) in sends {
         let on_server = rows.iter().find(|m| &m.content == content);
         if let Some(id) = confirmed.get(key) {
             assert_eq!(on_server.map(|m| m.id.as_str()), Some(id.as_str()), "{ctx}: confirmed {content} not stored under its id");
         } else if key.0 == a.incarnation {
-            panic!("{ctx}: send {content} of the live client never confirmed (failed: {:?})", a.failed);
+            panic!("{ctx}: send {content} of the live client never confirmed (failed: {:?})", a.log.failed);
         }
     }
-    assert!(a.failed.is_empty(), "{ctx}: sends failed: {:?}", a.failed);
+    assert!(a.log.failed.is_empty(), "{ctx}: sends failed: {:?}", a.log.failed);
 
     // Received exactly once and in order: each incarnation of B delivered a contiguous run
     // of the server's order with no duplicate; the live one is caught up.
     let position: BTreeMap<&str, usize> = rows.iter().enumerate().map(|(i, m)| (m.id.as_str(), i)).collect();
-    for (incarnation, ids) in &b.delivered {
+    for (incarnation, ids) in &b.log.delivered {
         let mut seen = BTreeSet::new();
         let mut last: Option<usize> = None;
         for id in ids {
