@@ -12,6 +12,7 @@
 //! constructor (see `Host::chats`) and its own invariants.
 
 mod net;
+mod spaces;
 
 use moltlink_sandbox::moltchats::social::SEED_CHANNEL_ID;
 use moltlink_sandbox::{Sandbox, SandboxConfig};
@@ -153,4 +154,26 @@ fn seeded_fault_runs_lose_nothing() {
     }
     println!("fault injection: {runs} runs x {minutes} virtual min, seeds {first}..{}: {total}", first + runs - 1);
     assert!(total.host_kills > 0 && total.dropped_responses > 0 && total.ws_kills > 0, "faults were injected: {total}");
+}
+
+fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Moltspaces: joins, renewals, drops and restarts under dropped/duplicated/delayed/5xx answers
+/// (see spaces.rs for the invariants).
+#[test]
+fn seeded_spaces_runs_keep_one_room_per_join() {
+    let (runs, first, minutes) = (env("FAULT_RUNS", 4), env("FAULT_SEED", 1), env("FAULT_MINUTES", 30));
+    let mut total = FaultStats::default();
+    let mut t = spaces::SpacesTotals::default();
+    for seed in first..first + runs {
+        total.add(&spaces::run(seed, minutes, &mut t));
+    }
+    println!(
+        "fault injection (moltspaces): {runs} runs x {minutes} virtual min, seeds {first}..{}: {} joins, {} host re-joins after a failed join, \
+         {} token renewals, {} retried steps, {} requests checked for the key; {total}",
+        first + runs - 1, t.joins, t.host_rejoins, t.renewals, t.retries, t.requests_checked
+    );
+    assert!(total.host_kills > 0 && total.dropped_responses > 0 && total.server_errors > 0 && t.renewals > 0, "faults were injected: {total}");
 }
