@@ -173,6 +173,11 @@ pub trait Remote {
     fn ws_closed(&self, sid: u64);
     /// The server drops `sid` (fault): it closes after what it queued.
     fn ws_close(&self, sid: u64, code: u16, reason: &str);
+    /// Whether a socket fault on `sid` may also kill it under the host, losing the frames in
+    /// flight (else only the server closes it, after what it sent).
+    fn lossy(&self, _sid: u64) -> bool {
+        true
+    }
 }
 
 /// The sandbox as MoltChats (and Moltspaces, HTTP only) server.
@@ -236,7 +241,7 @@ fn server_error(status: u16) -> http::Response<Vec<u8>> {
     r
 }
 
-fn trace() -> bool {
+pub fn trace() -> bool {
     std::env::var_os("FAULT_TRACE").is_some()
 }
 
@@ -335,7 +340,7 @@ impl<C: Client> Host<C> {
             // One socket draws no number, so single-socket runs replay as before.
             let pick = if self.conns.len() > 1 { rng.below(self.conns.len() as u64) as usize } else { 0 };
             let (&conn, &sid) = self.conns.iter().nth(pick).unwrap();
-            if rng.chance(0.5) {
+            if rng.chance(0.5) || !remote.lossy(sid) {
                 // The server drops it (it sends a close frame after what it queued).
                 server(|| remote.ws_close(sid, 1011, "fault: server restart"));
             } else {
