@@ -15,7 +15,7 @@ use crate::net::{self, Client, FaultStats, Faults, Host, Remote, Rng, T0, WsOut}
 use moltlink::chats::{ChatsEvent, RealtimeEvent};
 use moltlink::gateway::{Bridge, BridgeConfig, BridgeEvent, ClientInfo, ConnectorEvent, GatewayConfig, GatewayEvent};
 use moltlink::io::Secret;
-use moltlink::{ChatsClient, ChatsConfig};
+use moltlink::ChatsConfig;
 use moltlink_sandbox::moltchats::social::SEED_CHANNEL_ID;
 use moltlink_sandbox::{Sandbox, SandboxConfig};
 use serde_json::{Value, json};
@@ -373,7 +373,7 @@ pub fn run(seed: u64, minutes: u64, strict: Strict, totals: &mut BridgeTotals) -
                     stats.unacked_persists_at_kill += 1;
                 }
                 if net::trace() {
-                    eprintln!("connector killed at {now} (busy: {busy}, next message b-{seed}-{posted})");
+                    eprintln!("connector killed at {now} (busy: {busy}, unacked persist: {}, next message b-{seed}-{posted})", host.has_unacked_persist());
                 }
                 host.kill_and_restart(&remote, now);
                 stats.host_kills += 1;

@@ -1,15 +1,23 @@
-//! Fault injection: whole MoltChats sessions (auth + rotation, REST, realtime send/receive)
-//! against the sandbox's sans-IO handlers on a virtual clock, with a seeded "network" that
-//! drops, delays, duplicates and reorders HTTP responses, delays/duplicates WebSocket frames,
-//! kills sockets, and kills the host at random points (restarting from the persisted bytes
-//! only, including persists written but never acknowledged).
+//! Fault injection: whole sessions of the sans-IO clients against in-process servers on a
+//! virtual clock, with a seeded "network" that drops, delays, duplicates and reorders HTTP
+//! responses (and answers 5xx), delays/duplicates WebSocket frames, kills sockets, and kills the
+//! host at random points (restarting from the persisted bytes only, including persists written
+//! but never acknowledged). Three surfaces, one summary line each:
+//! - MoltChats (this file): auth + rotation, REST, realtime send/receive, exactly once.
+//! - Moltspaces (`spaces.rs`): join, token renewal, drops, restarts: one room and one join
+//!   ticket per join, the key only in its header over TLS/loopback, everyone back in a room.
+//! - The bridge (`bridge.rs`) with a fake OpenClaw gateway: gateway restarts, socket drops,
+//!   connector kills: every message another agent posted answered exactly once.
 //!
-//! `cargo test --release -p moltlink --test fault_injection` runs a few seeds (CI);
+//! `cargo test --release -p moltlink --test fault_injection` runs a few seeds of each (CI);
 //! `FAULT_RUNS=500 FAULT_SEED=1 cargo test --release -p moltlink --test fault_injection -- --nocapture`
-//! runs many and prints the faults survived.
+//! runs many and prints the faults survived (`FAULT_MINUTES` sets the virtual time,
+//! `FAULT_TRACE=1` prints every event). The bridge cases it does not survive yet are ignored
+//! tests (`-- --ignored`) and switches (`FAULT_KILL_MID_TURN=1`, `FAULT_LOSSY_GATEWAY=1`).
 //!
-//! The network is generic over [`SansIo`] for HTTP; a new client plugs in by giving `Host` a
-//! constructor (see `Host::chats`) and its own invariants.
+//! The harness (`net.rs`) is generic over [`moltlink::io::SansIo`]: a client plugs in by
+//! implementing `net::Client` (how a process boots from its disk, what its events log), its
+//! servers by implementing `net::Remote`, and the run states its own invariants.
 
 mod bridge;
 mod net;

@@ -300,11 +300,6 @@ impl<C: Client> Host<C> {
         self.client = C::boot(&self.setup, self.disk.as_deref(), self.incarnation, now);
     }
 
-    /// Sockets open now (server session ids).
-    pub fn open_sockets(&self) -> usize {
-        self.conns.len()
-    }
-
     fn schedule(&mut self, rng: &mut Rng, faults: &Faults, stats: &mut FaultStats, now: u64, d: Delivery) {
         let mut delay = rng.below(faults.max_delay_ms + 1);
         if faults.max_delay_ms > 0 && rng.chance(0.05) {
@@ -458,6 +453,9 @@ impl<C: Client> Host<C> {
                     self.schedule(rng, faults, stats, now, Delivery::Http { id, result: Ok(response) });
                 }
                 Output::Persist { ticket, bytes } => {
+                    if trace() {
+                        eprintln!("[#{}] persist #{ticket} at {now} ({} bytes)", self.incarnation, bytes.expose().len());
+                    }
                     self.disk = Some(bytes.expose().clone());
                     self.schedule(rng, faults, stats, now, Delivery::Persisted { ticket });
                 }

@@ -281,3 +281,27 @@ fn check(seed: u64, now: u64, sandbox: &Sandbox, remote: &SpacesRemote, hosts: &
         assert_eq!(room_topic, Some(topic.as_str()), "{who}: in room {} for topic {topic:?}", ticket.room_name);
     }
 }
+
+/// The request checks can fail: a key in the URL, sent in clear, twice, or unmarked.
+#[test]
+fn request_checks_catch_a_leaking_key() {
+    let sandbox = Sandbox::default();
+    let remote = SpacesRemote { sandbox: &sandbox, secrets: RefCell::new(vec!["moltspaces_k".into()]), violations: RefCell::new(vec![]), requests: RefCell::new(0) };
+    let clean = http::Request::get("https://api.moltspaces.com/v1/rooms/x").header("x-api-key", {
+        let mut v = http::HeaderValue::from_static("moltspaces_k");
+        v.set_sensitive(true);
+        v
+    });
+    remote.saw(&clean.body(vec![]).unwrap());
+    assert!(remote.violations.borrow().is_empty(), "{:?}", remote.violations.borrow());
+    let bad = http::Request::get("http://api.moltspaces.com/v1/rooms/x?key=moltspaces_k")
+        .header("x-api-key", "moltspaces_k")
+        .header("x-api-key", "moltspaces_k")
+        .body(vec![])
+        .unwrap();
+    remote.saw(&bad);
+    let v = remote.violations.borrow().join("; ");
+    for what in ["in clear", "2 x-api-key", "not marked sensitive", "outside its header"] {
+        assert!(v.contains(what), "{what} not caught: {v}");
+    }
+}
