@@ -75,7 +75,7 @@ fn a_virtual_day_of_many_clients_keeps_client_memory_flat() {
         .map(|i| {
             let mut h = Host::chats(&sandbox, &format!("soak_{i}"), (i % 250) as u8, now);
             h.record = false;
-            h.subscribe = channel.clone();
+            h.setup.subscribe = channel.clone();
             h.start_realtime(now);
             h
         })

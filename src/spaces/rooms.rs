@@ -285,6 +285,9 @@ impl SpacesClient {
                 let call = m.call;
                 let attempt = m.attempt;
                 m.attempt += 1;
+                // A create whose answer was lost may have made the room: look for it again
+                // rather than create a second one.
+                let step = if step == Step::Create { Step::Search } else { step };
                 m.phase = Phase::Retry { at, step };
                 self.out.event(SpacesEvent::SpacesRetrying { call_id: call, attempt, retry_at_ms: at, error: e });
             }
