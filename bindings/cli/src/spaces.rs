@@ -423,7 +423,7 @@ fn devices_loop(client: &mut SpacesClient, args: &JoinArgs, json: bool) -> Resul
     let mut on_mic = mic_callback(std::sync::Arc::clone(&worker.mic));
     let mut on_speaker = speaker_callback(std::sync::Arc::clone(&worker.speaker));
     let input = mic
-        .build_input_stream::<f32, _, _>(cfg.clone(), move |d: &[f32], _: &cpal::InputCallbackInfo| on_mic(d), |e| eprintln!("microphone: {e}"), None)
+        .build_input_stream::<f32, _, _>(cfg, move |d: &[f32], _: &cpal::InputCallbackInfo| on_mic(d), |e| eprintln!("microphone: {e}"), None)
         .map_err(|e| format!("cannot open the microphone at 48 kHz mono: {e}"))?;
     let output = speaker
         .build_output_stream::<f32, _, _>(cfg, move |d: &mut [f32], _: &cpal::OutputCallbackInfo| on_speaker(d), |e| eprintln!("speaker: {e}"), None)
@@ -433,6 +433,13 @@ fn devices_loop(client: &mut SpacesClient, args: &JoinArgs, json: bool) -> Resul
     let http = ureq::Agent::config_builder().http_status_as_error(false).max_redirects(0).timeout_global(Some(Duration::from_secs(60))).build().new_agent();
     let mut agent = Agent { cmd: args.agent_cmd.as_deref(), replies: args.reply.clone().into_iter() };
     control_loop(client, &http, &mut agent, &worker, json, Instant::now() + Duration::from_secs(args.seconds))?;
+    let dropped = |ring: &super::device_loop::Ring| ring.dropped.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!(
+        "devices: {} frames, {} mic and {} speaker samples dropped",
+        worker.frames.load(std::sync::atomic::Ordering::Relaxed),
+        dropped(&worker.mic),
+        dropped(&worker.speaker)
+    );
     client.command(SpacesCommand::Leave {}, now_ms()).map_err(|e| e.to_string())?;
     pump(client, &http, &mut |pcm| worker.push_tts(pcm), &mut agent, json, &now_ms)
 }
