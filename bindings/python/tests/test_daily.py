@@ -39,6 +39,25 @@ class RoomAudio:
         return chunk
 
 
+@pytest.fixture(scope="module")
+def registered(sandbox, tmp_path_factory):
+    """Keys plus a saved Moltspaces registration on the sandbox, and the client options."""
+    options = {"api_base": sandbox["MOLTSPACES_API_BASE"], "openai_base": sandbox["OPENAI_API_BASE"], "elevenlabs_base": sandbox["ELEVENLABS_API_BASE"]}
+    keys = b"OPENAI_API_KEY=sk-daily\nELEVENLABS_API_KEY=xi-daily\n"
+    saved = tmp_path_factory.mktemp("daily") / "registration.env"
+    with SpacesClient(keys, options) as s:
+        call = s.register("dy" + uuid.uuid4().hex[:8], "daily host test")
+        run_until(s, lambda e: e.get("call_id") == call, saved)
+    return keys + saved.read_bytes(), options
+
+
+def join_ticket(s: SpacesClient) -> dict:
+    call = s.join("daily " + uuid.uuid4().hex[:6])
+    ticket = run_until(s, lambda e: e.get("call_id") == call and e["type"] != "spaces_turn")
+    assert ticket["type"] == "spaces_ticket", ticket
+    return ticket["ticket"]
+
+
 def test_devices_and_audio_through_pipeline():
     devices = DailyDevices()
     assert (devices.mic.sample_rate, devices.mic.channels) == (48000, 1)
@@ -63,29 +82,22 @@ def test_devices_and_audio_through_pipeline():
         assert pump.offered == pump.frames * FRAME and 0 <= pump.accepted <= pump.offered
         assert pump.played_energy > 25, "agent speech went from the pipeline to the virtual mic"
         assert pump.max_step_s < 0.020, f"one frame took {pump.max_step_s * 1000:.1f} ms"
-        print(f"daily offline: {pump.frames} frames, mic accepted {pump.accepted}/{pump.offered} samples, room {pump.heard} samples")
+        print(f"daily offline: {pump.frames} frames in 1.5 s, slowest {pump.max_step_s * 1000:.2f} ms, mic accepted {pump.accepted}/{pump.offered} samples, room {pump.heard} samples")
 
 
-def test_voice_turn_through_the_host(sandbox, tmp_path):
+def test_voice_turn_through_the_host(sandbox, registered):
     """Room speech -> pump -> pipeline VAD -> utterance -> STT stand-in -> answer -> TTS ->
     pump -> pipeline playback -> virtual mic. The control thread blocks on HTTP meanwhile."""
+    env, options = registered
     root = sandbox["OPENAI_API_BASE"].rsplit("/openai", 1)[0]
-    options = {"api_base": sandbox["MOLTSPACES_API_BASE"], "openai_base": sandbox["OPENAI_API_BASE"], "elevenlabs_base": sandbox["ELEVENLABS_API_BASE"]}
-    keys = b"OPENAI_API_KEY=sk-daily\nELEVENLABS_API_KEY=xi-daily\n"
-    saved = tmp_path / "registration.env"
-    with SpacesClient(keys, options) as s:
-        call = s.register("dy" + uuid.uuid4().hex[:8], "daily host test")
-        run_until(s, lambda e: e.get("call_id") == call, saved)
     body = json.dumps({"transcripts": ["What is the weather like?"], "no_espeak": True}).encode()
     req = urllib.request.Request(root + "/speech/_sandbox/transcripts", data=body, method="POST", headers={"content-type": "application/json"})
     urllib.request.build_opener(urllib.request.ProxyHandler({})).open(req, timeout=10).read()
 
     heard, seen = [], []
     room = array("h", bytes(2 * 24000)) + speech("What is the weather like", 48000) + array("h", bytes(2 * 96000))
-    with SpacesClient(keys + saved.read_bytes(), options) as s, AudioPipeline(PIPELINE) as pipeline:
-        call = s.join("daily " + uuid.uuid4().hex[:6])
-        ticket = run_until(s, lambda e: e.get("call_id") == call and e["type"] != "spaces_turn")
-        assert ticket["type"] == "spaces_ticket"
+    with SpacesClient(env, options) as s, AudioPipeline(PIPELINE) as pipeline:
+        join_ticket(s)
         pump = AudioPump(pipeline, DailyDevices())
         pump.speaker = RoomAudio(room)
         serve(s, pump, lambda text: heard.append(text) or "It is sunny.", seconds=20, on_event=seen.append,
@@ -98,17 +110,20 @@ def test_voice_turn_through_the_host(sandbox, tmp_path):
     assert not any("sk-daily" in json.dumps(e) or "xi-daily" in json.dumps(e) for e in seen)
 
 
-def test_unreachable_room_fails_cleanly(sandbox):
-    """The sandbox hands out https://sandbox.daily.co/… rooms, which Daily cannot look up:
-    the join raises DailyJoinError with Daily's reason (offline: after its own retries, ~19 s;
-    online: at once), never showing the meeting token."""
-    ticket = {"room_url": "https://sandbox.daily.co/moltlink-test-" + uuid.uuid4().hex[:8], "token": "secret-meeting-token"}
+def test_unreachable_room_fails_cleanly(registered):
+    """A Moltspaces ticket from the sandbox names https://sandbox.daily.co/<room>, which Daily
+    cannot look up: the join raises DailyJoinError with Daily's reason (offline after Daily's
+    own retries, ~19 s; online at once), never showing the meeting token."""
+    env, options = registered
+    with SpacesClient(env, options) as s:
+        ticket = join_ticket(s)
+    assert ticket["room_url"].startswith("https://sandbox.daily.co/") and ticket["token"]
     started = time.monotonic()
     with DailyRoom(DailyDevices()) as room, pytest.raises(DailyJoinError) as err:
         room.join(ticket, timeout=60)
     assert time.monotonic() - started < 60
-    assert str(err.value).startswith("cannot join the Daily room https://sandbox.daily.co/"), err.value
-    assert "secret-meeting-token" not in str(err.value)
+    assert str(err.value).startswith(f"cannot join the Daily room {ticket['room_url']}: "), err.value
+    assert ticket["token"] not in str(err.value)
     assert not room.joined
 
 
