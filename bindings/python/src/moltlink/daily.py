@@ -73,7 +73,9 @@ class DailyDevices:
         n = next(_names)
         self.mic_name = f"{prefix}-mic-{n}"
         self.speaker_name = f"{prefix}-speaker-{n}"
-        self.mic = daily.Daily.create_microphone_device(self.mic_name, sample_rate=RATE, channels=1)
+        # The mic does not block on write (Daily buffers it): the speaker's blocking read alone
+        # paces the audio thread, which would otherwise wait twice per frame in a call.
+        self.mic = daily.Daily.create_microphone_device(self.mic_name, sample_rate=RATE, channels=1, non_blocking=True)
         self.speaker = daily.Daily.create_speaker_device(self.speaker_name, sample_rate=RATE, channels=1)
         daily.Daily.select_speaker_device(self.speaker_name)
 
@@ -154,6 +156,10 @@ class AudioPump:
                 self._stop.wait(max(0.0, deadline - time.monotonic()))
         except BaseException as e:  # reported to the control thread, which raises it
             self.error = e
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
 
     def start(self) -> "AudioPump":
         self._thread = threading.Thread(target=self._run, name="moltlink-audio", daemon=True)
@@ -306,7 +312,7 @@ def serve(spaces: "SpacesClient", pump: AudioPump, answer: Callable[[str], Optio
         if until is not None and until(event):
             stop.set()
 
-    if pump._thread is None:
+    if not pump.running:
         pump.start()
     try:
         end = time.monotonic() + seconds
