@@ -9,6 +9,10 @@ venv="$here/.venv"
 wheel=$(bash "$here/build-wheel.sh")
 [[ -x $venv/bin/python ]] || python3 -m venv "$venv"
 "$venv/bin/pip" install -q --disable-pip-version-check "pytest>=8" "websocket-client==1.9.0" "aiohttp==3.13.2" "mypy==2.4.1"
+# daily-python (the Daily host's tests, tests/test_daily.py): from PyPI, pinned like the wheel's
+# `daily` extra. It ships binary wheels for a few platforms only; elsewhere its tests skip.
+"$venv/bin/pip" install -q --disable-pip-version-check "daily-python==0.36.0" \
+    || echo "daily-python cannot be installed on this platform: the Daily host's tests skip" >&2
 "$venv/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps "$wheel"
 cd "$here"
 "$venv/bin/python" -c 'import moltlink._ffi as f, sys; p = f.find_library(); print("library:", p); sys.exit("not the bundled library" if p.parent.name != "_native" else 0)'

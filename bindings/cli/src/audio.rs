@@ -7,9 +7,9 @@
 use clap::{Args, Subcommand};
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use moltlink::audio::{AudioConfig, AudioEvent, AudioPipeline, DEVICE_RATES, DeviceFormat, MAX_PACKET, wav};
-use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, mpsc};
+use super::device_loop::{Ring, mic_callback, speaker_callback};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Subcommand)]
@@ -100,13 +100,14 @@ fn read_wav(path: &Path) -> Result<(Vec<i16>, DeviceFormat), String> {
 /// Where mic frames come from and speaker frames go.
 enum Mic {
     File(Vec<i16>, usize),
-    /// Chunks from the callback, samples not yet framed, the stream (kept alive), start time.
-    Device(mpsc::Receiver<Vec<f32>>, Vec<i16>, #[allow(dead_code)] cpal::Stream, Instant),
+    /// Samples from the callback (a lock-free ring), the stream (kept alive), start time.
+    Device(Arc<Ring>, #[allow(dead_code)] cpal::Stream, Instant),
 }
 enum Speaker {
     File(Option<hound::WavWriter<std::io::BufWriter<std::fs::File>>>),
-    /// Samples for the callback and the stream (kept alive: dropping it stops playback).
-    Device(Arc<Mutex<VecDeque<f32>>>, #[allow(dead_code)] cpal::Stream),
+    /// Samples for the callback (a lock-free ring) and the stream (kept alive: dropping it
+    /// stops playback).
+    Device(Arc<Ring>, #[allow(dead_code)] cpal::Stream),
 }
 
 fn no_device(what: &str, flag: &str) -> String {
@@ -161,19 +162,19 @@ fn loopback(args: LoopbackArgs) -> Result<(), String> {
         Some(pcm) => Mic::File(pcm, 0),
         None => {
             let device = host.default_input_device().ok_or_else(|| no_device("microphone", "--input"))?;
-            let (tx, rx) = mpsc::channel();
+            // The callbacks only copy samples through rings of 200 ms (device_loop.rs).
+            let ring = Ring::new(format.rate as usize * format.channels as usize / 5);
+            let mut on_mic = mic_callback(Arc::clone(&ring));
             let stream = device
                 .build_input_stream::<f32, _, _>(
                     stream_config(format),
-                    move |data: &[f32], _: &cpal::InputCallbackInfo| {
-                        let _ = tx.send(data.to_vec());
-                    },
+                    move |data: &[f32], _: &cpal::InputCallbackInfo| on_mic(data),
                     |e| eprintln!("microphone: {e}"),
                     None,
                 )
                 .map_err(|e| format!("cannot open the microphone at {} Hz x{}: {e} (no sound card? pass --input file.wav)", format.rate, format.channels))?;
             stream.play().map_err(|e| format!("cannot start the microphone: {e}"))?;
-            Mic::Device(rx, Vec::new(), stream, Instant::now())
+            Mic::Device(ring, stream, Instant::now())
         }
     };
     let mut speaker = match &args.output {
@@ -183,29 +184,25 @@ fn loopback(args: LoopbackArgs) -> Result<(), String> {
         }
         None => {
             let device = host.default_output_device().ok_or_else(|| no_device("speaker", "--output"))?;
-            let queue = Arc::new(Mutex::new(VecDeque::<f32>::new()));
-            let feed = Arc::clone(&queue);
+            let ring = Ring::new(format.rate as usize * format.channels as usize / 5);
+            let mut on_speaker = speaker_callback(Arc::clone(&ring));
             let stream = device
                 .build_output_stream::<f32, _, _>(
                     stream_config(format),
-                    move |data: &mut [f32], _: &cpal::OutputCallbackInfo| {
-                        let mut q = feed.lock().unwrap_or_else(|p| p.into_inner());
-                        for s in data.iter_mut() {
-                            *s = q.pop_front().unwrap_or(0.0);
-                        }
-                    },
+                    move |data: &mut [f32], _: &cpal::OutputCallbackInfo| on_speaker(data),
                     |e| eprintln!("speaker: {e}"),
                     None,
                 )
                 .map_err(|e| format!("cannot open the speaker at {} Hz x{}: {e} (no sound card? pass --output file.wav)", format.rate, format.channels))?;
             stream.play().map_err(|e| format!("cannot start the speaker: {e}"))?;
-            Speaker::Device(queue, stream)
+            Speaker::Device(ring, stream)
         }
     };
 
     let mut packet = [0u8; MAX_PACKET];
     let mut frame = vec![0i16; n];
     let mut out = vec![0i16; n];
+    let (mut mic_f32, mut out_f32) = (vec![0f32; n], vec![0f32; n]);
     let mut seq: u16 = 0;
     let mut tail = 0;
     let mut saved = 0;
@@ -224,15 +221,18 @@ fn loopback(args: LoopbackArgs) -> Result<(), String> {
                     tail <= 50
                 }
             }
-            Mic::Device(rx, pending, _, started) => {
-                while pending.len() < n {
-                    match rx.recv_timeout(Duration::from_secs(2)) {
-                        Ok(chunk) => pending.extend(chunk.iter().map(|&s| (s * 32768.0).clamp(-32768.0, 32767.0) as i16)),
-                        Err(_) => return Err("the microphone stopped delivering audio".into()),
+            Mic::Device(ring, _, started) => {
+                let waiting = Instant::now();
+                while ring.len() < n {
+                    if waiting.elapsed() > Duration::from_secs(2) {
+                        return Err("the microphone stopped delivering audio".into());
                     }
+                    std::thread::sleep(Duration::from_millis(5));
                 }
-                frame.copy_from_slice(&pending[..n]);
-                pending.drain(..n);
+                ring.pop_into(&mut mic_f32);
+                for (d, s) in frame.iter_mut().zip(&mic_f32) {
+                    *d = (s * 32768.0).clamp(-32768.0, 32767.0) as i16;
+                }
                 started.elapsed() < Duration::from_secs(args.seconds)
             }
         };
@@ -252,7 +252,12 @@ fn loopback(args: LoopbackArgs) -> Result<(), String> {
                     }
                 }
             }
-            Speaker::Device(q, _) => q.lock().unwrap_or_else(|p| p.into_inner()).extend(out.iter().map(|&s| s as f32 / 32768.0)),
+            Speaker::Device(ring, _) => {
+                for (d, s) in out_f32.iter_mut().zip(&out) {
+                    *d = *s as f32 / 32768.0;
+                }
+                ring.push(&out_f32);
+            }
         }
         while let Some(event) = pipeline.poll_event() {
             if args.json {

@@ -6,6 +6,7 @@ mod chats_run;
 mod connect;
 mod audio;
 mod demo;
+mod device_loop;
 mod dm;
 mod host;
 mod spaces;

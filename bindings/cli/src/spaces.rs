@@ -9,10 +9,12 @@
 //! the audio pipeline on cpal devices or `--input/--output` WAV files; each utterance goes to
 //! speech-to-text, the transcript to the agent (`--agent-cmd CMD` gets it on stdin and
 //! answers on stdout, or `--reply TEXT` scripted replies in order), the reply to streamed
-//! text-to-speech and the pipeline's playback. Network calls block the loop (file runs are
-//! paced by the audio, so that costs nothing there; on devices playback starts late by the
-//! round trip).
+//! text-to-speech and the pipeline's playback. With files, network calls block the loop (file
+//! runs are paced by the audio, so that costs nothing). On devices they never block the audio:
+//! the device callbacks and the pipeline run on their own threads (device_loop.rs), the
+//! network and the agent on this one.
 
+use super::device_loop::{AudioWorker, mic_callback, speaker_callback};
 use super::host::{NativeHost, now_ms};
 use clap::{Args, Subcommand};
 use moltlink::audio::{AudioConfig, AudioEvent, AudioPipeline, DeviceFormat, wav};
@@ -252,11 +254,12 @@ fn read_wav(path: &Path) -> Result<(Vec<i16>, DeviceFormat), String> {
     Ok((pcm, format))
 }
 
-/// Drain the client: perform requests, answer transcripts, feed TTS audio to the pipeline.
+/// Drain the client: perform requests, answer transcripts, hand TTS audio to `tts` (the
+/// pipeline, or the audio worker's queue).
 fn pump(
     client: &mut SpacesClient,
     http: &ureq::Agent,
-    pipeline: &mut AudioPipeline,
+    tts: &mut dyn FnMut(Vec<i16>),
     agent: &mut Agent,
     json: bool,
     now_ms: &dyn Fn() -> u64,
@@ -269,7 +272,7 @@ fn pump(
             Output::Event(event) => {
                 print_event(&event, json);
                 match &event {
-                    SpacesEvent::SpacesAudio { .. } => pipeline.push_tts(&client.take_audio()),
+                    SpacesEvent::SpacesAudio { .. } => tts(client.take_audio()),
                     SpacesEvent::SpacesTranscript { text, .. } => {
                         let started = Instant::now();
                         let reply = agent.answer(&text.untrusted_text)?;
@@ -341,7 +344,7 @@ fn voice_loop(client: &mut SpacesClient, args: &JoinArgs, json: bool) -> Result<
         }
         audio_ms.set(audio_ms.get() + 20);
         audio_events(client, &mut pipeline, json, &clock)?;
-        pump(client, &http, &mut pipeline, &mut agent, json, &clock)?;
+        pump(client, &http, &mut |pcm| pipeline.push_tts(&pcm), &mut agent, json, &clock)?;
         blocked.set(blocked.get() + since.get().elapsed());
     }
     writer.finalize().map_err(|e| format!("writing the output: {e}"))?;
@@ -349,38 +352,59 @@ fn voice_loop(client: &mut SpacesClient, args: &JoinArgs, json: bool) -> Result<
         println!("played {} ms of agent speech", played_frames * 20);
     }
     client.command(SpacesCommand::Leave {}, clock()).map_err(|e| e.to_string())?;
-    pump(client, &http, &mut pipeline, &mut agent, json, &clock)
+    pump(client, &http, &mut |pcm| pipeline.push_tts(&pcm), &mut agent, json, &clock)
 }
 
 /// Pipeline events → the client (utterances, barge-in, playback end).
 fn audio_events(client: &mut SpacesClient, pipeline: &mut AudioPipeline, json: bool, now_ms: &dyn Fn() -> u64) -> Result<(), String> {
     while let Some(event) = pipeline.poll_event() {
-        if json {
-            println!("{}", serde_json::to_string(&event).unwrap_or_default());
+        let wav = matches!(event, AudioEvent::SpeechStopped { .. }).then(|| pipeline.utterance_wav());
+        audio_event(client, event, wav.as_deref(), json, now_ms())?;
+    }
+    Ok(())
+}
+
+/// One pipeline event → the client; `utterance` is the WAV that came with speech-stopped.
+fn audio_event(client: &mut SpacesClient, event: AudioEvent, utterance: Option<&[u8]>, json: bool, now: u64) -> Result<(), String> {
+    if json {
+        println!("{}", serde_json::to_string(&event).unwrap_or_default());
+    }
+    match event {
+        AudioEvent::SpeechStopped { .. } => {
+            if let Some(wav) = utterance {
+                client.utterance(wav, now).map_err(|e| e.to_string())?;
+            }
         }
-        let now = now_ms();
-        match event {
-            AudioEvent::SpeechStopped { .. } => {
-                client.utterance(&pipeline.utterance_wav(), now).map_err(|e| e.to_string())?;
+        AudioEvent::BargeIn { at_ms, flushed_ms } => {
+            if !json {
+                println!("{}.{:03}s barge-in: playback cut, {flushed_ms} ms dropped", at_ms / 1000, at_ms % 1000);
             }
-            AudioEvent::BargeIn { at_ms, flushed_ms } => {
-                if !json {
-                    println!("{}.{:03}s barge-in: playback cut, {flushed_ms} ms dropped", at_ms / 1000, at_ms % 1000);
-                }
-                client.command(SpacesCommand::BargeIn {}, now).map_err(|e| e.to_string())?;
-            }
-            AudioEvent::PlaybackFinished { .. } => {
-                client.command(SpacesCommand::PlaybackFinished {}, now).map_err(|e| e.to_string())?;
-            }
-            AudioEvent::SpeechStarted { .. } => {}
+            client.command(SpacesCommand::BargeIn {}, now).map_err(|e| e.to_string())?;
         }
+        AudioEvent::PlaybackFinished { .. } => {
+            client.command(SpacesCommand::PlaybackFinished {}, now).map_err(|e| e.to_string())?;
+        }
+        AudioEvent::SpeechStarted { .. } => {}
+    }
+    Ok(())
+}
+
+/// The device loop's control thread until `until`: pipeline events from the worker to the
+/// client, the client's HTTP and the agent (blocking here, never on the audio: the worker and
+/// the device callbacks keep running), timeouts (token renewal).
+fn control_loop(client: &mut SpacesClient, http: &ureq::Agent, agent: &mut Agent, worker: &AudioWorker, json: bool, until: Instant) -> Result<(), String> {
+    while Instant::now() < until {
+        if let Some(message) = worker.next_event(Duration::from_millis(20))? {
+            audio_event(client, message.event, message.utterance.as_deref(), json, now_ms())?;
+        }
+        pump(client, http, &mut |pcm| worker.push_tts(pcm), agent, json, &now_ms)?;
+        client.handle_timeout(now_ms());
     }
     Ok(())
 }
 
 fn devices_loop(client: &mut SpacesClient, args: &JoinArgs, json: bool) -> Result<(), String> {
     use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
-    use std::sync::{Arc, Mutex, mpsc};
     if args.input.is_some() != args.output.is_some() {
         return Err("give both --input and --output, or neither (devices)".into());
     }
@@ -393,47 +417,124 @@ fn devices_loop(client: &mut SpacesClient, args: &JoinArgs, json: bool) -> Resul
     };
     audio.device = DeviceFormat { rate: 48_000, channels: 1 };
     let cfg = cpal::StreamConfig { channels: 1, sample_rate: 48_000, buffer_size: cpal::BufferSize::Default };
-    let mut pipeline = AudioPipeline::new(audio).map_err(|e| e.to_string())?;
-    let (tx, rx) = mpsc::channel::<Vec<f32>>();
+    let pipeline = AudioPipeline::new(audio).map_err(|e| e.to_string())?;
+    let worker = AudioWorker::spawn(pipeline, 48_000, 1)?;
+    // The callbacks only move samples through the worker's rings (device_loop.rs).
+    let mut on_mic = mic_callback(std::sync::Arc::clone(&worker.mic));
+    let mut on_speaker = speaker_callback(std::sync::Arc::clone(&worker.speaker));
     let input = mic
-        .build_input_stream::<f32, _, _>(cfg.clone(), move |d: &[f32], _: &cpal::InputCallbackInfo| { let _ = tx.send(d.to_vec()); }, |e| eprintln!("microphone: {e}"), None)
+        .build_input_stream::<f32, _, _>(cfg, move |d: &[f32], _: &cpal::InputCallbackInfo| on_mic(d), |e| eprintln!("microphone: {e}"), None)
         .map_err(|e| format!("cannot open the microphone at 48 kHz mono: {e}"))?;
-    let queue = Arc::new(Mutex::new(std::collections::VecDeque::<f32>::new()));
-    let feed = Arc::clone(&queue);
     let output = speaker
-        .build_output_stream::<f32, _, _>(
-            cfg,
-            move |d: &mut [f32], _: &cpal::OutputCallbackInfo| {
-                let mut q = feed.lock().unwrap_or_else(|p| p.into_inner());
-                for s in d.iter_mut() {
-                    *s = q.pop_front().unwrap_or(0.0);
-                }
-            },
-            |e| eprintln!("speaker: {e}"),
-            None,
-        )
+        .build_output_stream::<f32, _, _>(cfg, move |d: &mut [f32], _: &cpal::OutputCallbackInfo| on_speaker(d), |e| eprintln!("speaker: {e}"), None)
         .map_err(|e| format!("cannot open the speaker at 48 kHz mono: {e}"))?;
     input.play().map_err(|e| e.to_string())?;
     output.play().map_err(|e| e.to_string())?;
     let http = ureq::Agent::config_builder().http_status_as_error(false).max_redirects(0).timeout_global(Some(Duration::from_secs(60))).build().new_agent();
     let mut agent = Agent { cmd: args.agent_cmd.as_deref(), replies: args.reply.clone().into_iter() };
-    let n = pipeline.frame_samples();
-    let (mut pending, mut frame, mut out) = (Vec::<i16>::new(), vec![0i16; n], vec![0i16; n]);
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(args.seconds) {
-        while pending.len() < n {
-            let chunk = rx.recv_timeout(Duration::from_secs(2)).map_err(|_| "the microphone stopped delivering audio")?;
-            pending.extend(chunk.iter().map(|&s| (s * 32768.0).clamp(-32768.0, 32767.0) as i16));
-        }
-        frame.copy_from_slice(&pending[..n]);
-        pending.drain(..n);
-        pipeline.process_capture(&frame, &mut []).map_err(|e| e.to_string())?;
-        pipeline.process_playback(&mut out).map_err(|e| e.to_string())?;
-        queue.lock().unwrap_or_else(|p| p.into_inner()).extend(out.iter().map(|&s| s as f32 / 32768.0));
-        audio_events(client, &mut pipeline, json, &now_ms)?;
-        pump(client, &http, &mut pipeline, &mut agent, json, &now_ms)?;
-        client.handle_timeout(now_ms());
-    }
+    control_loop(client, &http, &mut agent, &worker, json, Instant::now() + Duration::from_secs(args.seconds))?;
+    let dropped = |ring: &super::device_loop::Ring| ring.dropped.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!(
+        "devices: {} frames, {} mic and {} speaker samples dropped",
+        worker.frames.load(std::sync::atomic::Ordering::Relaxed),
+        dropped(&worker.mic),
+        dropped(&worker.speaker)
+    );
     client.command(SpacesCommand::Leave {}, now_ms()).map_err(|e| e.to_string())?;
-    pump(client, &http, &mut pipeline, &mut agent, json, &now_ms)
+    pump(client, &http, &mut |pcm| worker.push_tts(pcm), &mut agent, json, &now_ms)
+}
+
+#[cfg(test)]
+mod device_tests {
+    //! The device loop under a slow network: the real control loop blocks 1.5 s in an HTTP
+    //! request while a simulated sound card calls the real device callbacks every 10 ms.
+    use super::*;
+    use std::io::{BufRead, BufReader};
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    /// A Moltspaces API answering each request after `delay`; returns its base and the
+    /// (arrived, answered) instants of the requests.
+    fn slow_api(delay: Duration) -> (String, Arc<Mutex<Vec<(Instant, Instant)>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://127.0.0.1:{}/v1", listener.local_addr().unwrap().port());
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                while reader.read_line(&mut line).map(|n| n > 0).unwrap_or(false) && line != "\r\n" {
+                    line.clear();
+                }
+                let arrived = Instant::now();
+                std::thread::sleep(delay);
+                let body = r#"{"rooms":[]}"#;
+                let _ = write!(stream, "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+                seen.lock().unwrap().push((arrived, Instant::now()));
+            }
+        });
+        (base, log)
+    }
+
+    #[test]
+    fn device_audio_keeps_flowing_while_the_control_thread_blocks_on_http() {
+        let (base, requests) = slow_api(Duration::from_millis(1500));
+        let mut config = SpacesConfig::default();
+        config.apply_env(format!("MOLTSPACES_API_KEY=moltspaces_test\nMOLTSPACES_API_BASE={base}\n").as_bytes()).unwrap();
+        let mut client = SpacesClient::new(config).unwrap();
+        client.command(SpacesCommand::Search { topic: "slow".into() }, now_ms()).unwrap();
+
+        let audio = AudioConfig { device: DeviceFormat { rate: 48_000, channels: 1 }, ..AudioConfig::default() };
+        let tts_rate = audio.tts_rate as usize;
+        let worker = AudioWorker::spawn(AudioPipeline::new(audio).unwrap(), 48_000, 1).unwrap();
+        // 3 s of agent speech (a tone) queued before the loop starts.
+        worker.push_tts((0..3 * tts_rate).map(|i| (8000.0 * (i as f32 * 0.06).sin()) as i16).collect());
+
+        // The sound card: 10 ms callbacks both ways, each timed; which speaker periods had sound.
+        let stop = Arc::new(AtomicBool::new(false));
+        let device = {
+            let (mut on_mic, mut on_speaker) = (mic_callback(Arc::clone(&worker.mic)), speaker_callback(Arc::clone(&worker.speaker)));
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let (mic, mut out) = (vec![0f32; 480], vec![0f32; 480]);
+                let (mut took, mut sound) = (Vec::new(), Vec::new());
+                let mut next = Instant::now();
+                while !stop.load(Ordering::Relaxed) {
+                    let t = Instant::now();
+                    on_mic(&mic);
+                    on_speaker(&mut out);
+                    took.push(t.elapsed());
+                    sound.push((t, out.iter().any(|s| s.abs() > 0.01)));
+                    next += Duration::from_millis(10);
+                    std::thread::sleep(next.saturating_duration_since(Instant::now()));
+                }
+                (took, sound)
+            })
+        };
+        let http = ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(10))).build().new_agent();
+        let mut agent = Agent { cmd: None, replies: Vec::new().into_iter() };
+        let frames_before = worker.frames.load(Ordering::Relaxed);
+        control_loop(&mut client, &http, &mut agent, &worker, true, Instant::now() + Duration::from_millis(2500)).unwrap();
+        stop.store(true, Ordering::Relaxed);
+        let (mut took, sound) = device.join().unwrap();
+
+        let &[(arrived, answered)] = &requests.lock().unwrap()[..] else { panic!("expected one request") };
+        assert!(answered - arrived >= Duration::from_millis(1500));
+        // While the control thread waited for the response, the speaker played the agent.
+        let during: Vec<bool> = sound.iter().filter(|(t, _)| *t > arrived + Duration::from_millis(200) && *t < answered).map(|&(_, s)| s).collect();
+        let with_sound = during.iter().filter(|&&s| s).count();
+        assert!(during.len() > 100 && with_sound * 100 >= during.len() * 95, "{with_sound} of {} speaker periods had sound while HTTP blocked", during.len());
+        let frames = worker.frames.load(Ordering::Relaxed) - frames_before;
+        assert!(frames >= 100, "the pipeline ran {frames} frames in 2.5 s");
+        // Every callback within its budget: far below the 10 ms period (the callbacks only
+        // copy through rings; one that waited on the network would take 1.5 s).
+        took.sort();
+        let (median, max) = (took[took.len() / 2], took[took.len() - 1]);
+        eprintln!("device callbacks: {} calls, median {median:?}, max {max:?}; {with_sound}/{} periods with sound during HTTP; {frames} frames", took.len(), during.len());
+        assert!(median < Duration::from_micros(200), "median callback {median:?}");
+        assert!(max < Duration::from_millis(10), "slowest callback {max:?}");
+    }
 }

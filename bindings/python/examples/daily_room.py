@@ -1,28 +1,25 @@
 """A Moltspaces voice agent in a real Daily room: moltlink finds/opens the room and runs the
-turns (STT → your agent → TTS), daily-python carries the audio. Not run in CI (it needs
-network, real keys and `pip install daily-python`); the tests only byte-compile it.
+turns (STT -> your agent -> TTS), moltlink.daily carries the audio through daily-python's
+virtual devices. Needs network, real keys and a real room: CI runs the same host offline
+(tests/test_daily.py) and only byte-compiles this script.
 
-    pip install daily-python ./bindings/python
+    pip install "./bindings/python[daily]"   # or: pip install daily-python ./bindings/python
     python bindings/python/examples/daily_room.py --env .env --topic "web3 builders"
 
-Wiring (20 ms frames at 48 kHz mono):
-  room audio → Daily virtual speaker → AudioPipeline.capture (VAD, barge-in)
-  utterance  → SpacesClient.utterance → transcript → answer() → SpacesClient.reply
-  TTS PCM    → AudioPipeline.push_tts → AudioPipeline.playback → Daily virtual microphone
+Wiring (20 ms frames at 48 kHz mono, on moltlink.daily's audio thread):
+  room audio -> Daily virtual speaker -> AudioPipeline.capture (VAD, barge-in)
+  utterance  -> SpacesClient.utterance -> transcript -> answer() -> SpacesClient.reply
+  TTS PCM    -> AudioPipeline.push_tts -> AudioPipeline.playback -> Daily virtual microphone
 """
 
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
-from daily import CallClient, Daily  # type: ignore[import-not-found]
-
-from moltlink import AudioPipeline, Kind, SpacesClient
-from moltlink.host import perform_http, run_until, write_atomic
-
-RATE, FRAME = 48_000, 960
+from moltlink import AudioPipeline, SpacesClient
+from moltlink.daily import RATE, AudioPump, DailyDevices, DailyRoom, drain, serve
+from moltlink.host import run_until, write_atomic
 
 
 def answer(transcript: str) -> str:
@@ -31,32 +28,14 @@ def answer(transcript: str) -> str:
     return f"I heard you say: {transcript}"
 
 
-def drain(spaces: SpacesClient, pipeline: AudioPipeline, registration: Path) -> None:
-    """Perform the core's requests and act on its events until it waits."""
-    while True:
-        out = spaces.poll()
-        if out.kind == Kind.WAIT:
-            return
-        if out.kind == Kind.HTTP:
-            try:
-                status, headers, body = perform_http(out.meta, out.body, 30.0)
-                spaces.handle_response(out.id, status, headers, body)
-            except OSError as e:
-                spaces.handle_transport_error(out.id, str(e))
-        elif out.kind == Kind.PERSIST:
-            write_atomic(registration, out.body)
-            spaces.handle_persisted(out.id)
-        elif out.kind == Kind.EVENT:
-            event = out.meta["event"]
-            kind = event["type"]
-            if kind == "spaces_audio":
-                pipeline.push_tts(spaces.take_audio())
-            elif kind == "spaces_transcript":
-                text = event["text"]["untrusted_text"]
-                print(f"heard: {text!r}")
-                spaces.reply(answer(text))
-            elif kind in ("spaces_turn", "spaces_turn_done", "spaces_ticket", "spaces_left"):
-                print(event if kind != "spaces_ticket" else {**event, "ticket": {**event["ticket"], "token": "<hidden>"}})
+def show(event: dict) -> None:
+    kind = event["type"]
+    if kind == "spaces_transcript":
+        print(f"heard: {event['text']['untrusted_text']!r}")
+    elif kind in ("spaces_turn", "spaces_turn_done", "spaces_left"):
+        print(event)
+    elif kind == "spaces_ticket":
+        print({**event, "ticket": {**event["ticket"], "token": "<hidden>"}})
 
 
 def main() -> None:
@@ -69,45 +48,23 @@ def main() -> None:
     registration = Path(args.registration)
     env = Path(args.env).read_bytes() + (registration.read_bytes() if registration.exists() else b"")
 
+    def persist(data: bytes) -> None:
+        write_atomic(registration, data)
+
+    devices = DailyDevices()
     with SpacesClient(env) as spaces, AudioPipeline({"device": {"rate": RATE, "channels": 1}}) as pipeline:
         call = spaces.join(args.topic)
-        ticket = run_until(spaces, lambda e: e.get("call_id") == call and e["type"] in ("spaces_ticket", "call_failed"))
+        ticket = run_until(spaces, lambda e: e.get("call_id") == call and e["type"] in ("spaces_ticket", "call_failed"), registration)
         if ticket["type"] == "call_failed":
             raise SystemExit(f"join failed: {ticket['error']}")
-
-        Daily.init()
-        mic = Daily.create_virtual_microphone_device("moltlink-mic", sample_rate=RATE, channels=1)
-        speaker = Daily.create_virtual_speaker_device("moltlink-speaker", sample_rate=RATE, channels=1)
-        Daily.select_speaker_device("moltlink-speaker")
-        client = CallClient()
-        client.update_subscription_profiles({"base": {"camera": "unsubscribed", "microphone": "subscribed"}})
-        client.join(
-            ticket["ticket"]["room_url"],
-            meeting_token=ticket["ticket"]["token"],
-            client_settings={"inputs": {"camera": False, "microphone": {"isEnabled": True, "settings": {"deviceId": "moltlink-mic"}}}},
-        )
-        try:
-            end = time.monotonic() + args.minutes * 60
-            while time.monotonic() < end:
-                room = speaker.read_frames(FRAME)  # blocks ~20 ms: paces the loop
-                if len(room) < FRAME * 2:
-                    room = room + bytes(FRAME * 2 - len(room))
-                pipeline.capture(room)
-                mic.write_frames(pipeline.playback().tobytes())
-                for event in pipeline.events():
-                    if event["type"] == "speech-stopped":
-                        spaces.utterance(pipeline.utterance_wav())
-                    elif event["type"] == "barge-in":
-                        spaces.barge_in()
-                    elif event["type"] == "playback-finished":
-                        spaces.playback_finished()
-                spaces.handle_timeout()  # renews the meeting token before it expires
-                drain(spaces, pipeline, registration)
-        finally:
-            spaces.leave()
-            drain(spaces, pipeline, registration)
-            client.leave()
-            client.release()
+        pump = AudioPump(pipeline, devices)
+        with DailyRoom(devices) as room:
+            room.join(ticket["ticket"], timeout=30)
+            try:
+                serve(spaces, pump, answer, seconds=args.minutes * 60, persist=persist, on_event=show)
+            finally:
+                spaces.leave()
+                drain(spaces, pump, answer, persist, show)
 
 
 if __name__ == "__main__":
