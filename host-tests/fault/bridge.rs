@@ -20,7 +20,7 @@ use moltlink_sandbox::moltchats::social::SEED_CHANNEL_ID;
 use moltlink_sandbox::{Sandbox, SandboxConfig};
 use serde_json::{Value, json};
 use std::cell::RefCell;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 const SEC: u64 = 1_000;
 const MINUTE: u64 = 60 * SEC;
@@ -298,6 +298,10 @@ pub struct BridgeTotals {
     pub replies: u64,
     pub gateway_resends: u64,
     pub kills_mid_turn: u64,
+    /// Messages whose turn failed and was reported (`reply_failed`), not answered.
+    pub reported: u64,
+    /// Answers repeated after a kill mid-turn (allowed only then).
+    pub repeated: u64,
 }
 
 /// Faults the bridge does not survive yet (each its own switch, so a failing seed names its cause).
@@ -363,7 +367,7 @@ pub fn run(seed: u64, minutes: u64, strict: Strict, totals: &mut BridgeTotals) -
         // unless kills mid-turn are on: both modes kill as often.
         kill_due |= !healed && rng.chance(faults.kill_host);
         if kill_due {
-            let busy = host.log.busy(host.incarnation);
+            let busy = host.log.busy(host.incarnation) || !host.client.is_settled();
             if kill_mid_turn || !busy {
                 kill_due = false;
                 if busy {
@@ -382,10 +386,11 @@ pub fn run(seed: u64, minutes: u64, strict: Strict, totals: &mut BridgeTotals) -
     }
     let g = remote.gateway.borrow();
     totals.gateway_resends += g.resends;
-    (stats, check(seed, &sandbox, &host, posted, totals))
+    (stats, check(seed, &sandbox, &host, posted, kill_mid_turn, totals))
 }
 
-fn check(seed: u64, sandbox: &Sandbox, host: &Host<Bridge>, posted: u64, totals: &mut BridgeTotals) -> Result<(), String> {
+/// `repeats_allowed`: kills mid-turn may repeat an answer (at least once), never lose one.
+fn check(seed: u64, sandbox: &Sandbox, host: &Host<Bridge>, posted: u64, repeats_allowed: bool, totals: &mut BridgeTotals) -> Result<(), String> {
     let ctx = format!("bridge seed {seed}");
     let rows = sandbox.with_state(|s| s.moltchats.social.messages.get(SEED_CHANNEL_ID).cloned().unwrap_or_default());
     let mut replies: BTreeMap<String, usize> = BTreeMap::new();
@@ -396,13 +401,19 @@ fn check(seed: u64, sandbox: &Sandbox, host: &Host<Bridge>, posted: u64, totals:
     }
     totals.messages += posted;
     totals.replies += replies.values().sum::<usize>() as u64;
+    // A turn the bridge reported as failed (`reply_failed`: the gateway kept dropping it) is
+    // not lost silently: the operator was told.
+    let failed_ids: BTreeSet<&String> = host.log.ended.iter().filter(|(_, how)| how.starts_with("failed")).filter_map(|(k, _)| host.log.forwarded.get(k)).collect();
+    let reported: BTreeSet<&String> = rows.iter().filter(|m| failed_ids.contains(&m.id)).map(|m| &m.content).collect();
     let mut lost = vec![];
     let mut twice = vec![];
     for n in 0..posted {
         let content = format!("b-{seed}-{n}");
         match replies.get(&content).copied().unwrap_or(0) {
+            0 if reported.contains(&content) => totals.reported += 1,
             0 => lost.push(content),
             1 => {}
+            k if repeats_allowed => totals.repeated += k as u64 - 1,
             k => twice.push(format!("{content} ×{k}")),
         }
     }

@@ -268,6 +268,8 @@ impl ChatsClient {
     pub fn confirm_delivered(&mut self, channel: &str, message_id: &str, now_ms: u64) -> bool {
         let confirmed = self.realtime.confirm_delivered(channel, message_id);
         self.dispatch(now_ms);
+        // Saved at once, not after the save interval: until then a crash repeats the message.
+        self.save_resume(now_ms, confirmed);
         confirmed
     }
 

@@ -58,6 +58,15 @@ impl Resume {
 }
 
 impl ChatsClient {
+    /// Whether everything that must survive a restart (read positions, rate windows) is saved
+    /// and acknowledged: a host stopping now loses or repeats nothing.
+    pub fn is_saved(&self) -> bool {
+        let r = &self.resume;
+        r.in_flight.is_none() && r.saved_moves == self.realtime.position_moves() && r.saved_admitted == self.limiter.admitted()
+    }
+}
+
+impl ChatsClient {
     /// Take over what a previous process saved. Unreadable state is ignored: it must never keep
     /// an agent from logging in.
     pub(super) fn restore_resume(&mut self) {

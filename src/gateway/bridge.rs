@@ -184,6 +184,11 @@ impl Bridge {
     pub fn is_gateway_conn(&self, conn: ConnId) -> bool {
         matches!(self.ids.route(conn), Some((Child::Gateway, _)))
     }
+    /// No turn under way, no reply being posted, every read position saved: a host that
+    /// stops now neither repeats nor drops a turn (a graceful shutdown can wait for this).
+    pub fn is_settled(&self) -> bool {
+        self.turns.is_empty() && self.replies.is_empty() && self.chats.is_saved()
+    }
     /// Why the bridge cannot go on without the human (auth failed, quarantined, gateway refused us).
     pub fn fatal(&self) -> Option<&str> {
         self.fatal.as_deref()

@@ -7,6 +7,9 @@ use super::{Channel, Io, Need, Realtime, RealtimeEvent, UNTRUSTED, history};
 use crate::chats::rest::{ChatsResult, Message};
 use std::collections::HashSet;
 
+/// How far before a first subscription its starting position lies (our clock against the server's).
+const SUBSCRIBED_SLACK_MS: u64 = 5_000;
+
 #[derive(Debug, Default)]
 pub(super) struct Backfill {
     epoch: u64,
@@ -82,7 +85,7 @@ impl Seen {
 impl Realtime {
     /// The server confirmed a subscription: backfill from the last delivered message (or to
     /// settle a send in limbo). `Err` when the channel is not wanted.
-    pub(super) fn on_subscribed(&mut self, c: String, io: &mut Io) -> Result<(), &'static str> {
+    pub(super) fn on_subscribed(&mut self, c: String, now_ms: u64, io: &mut Io) -> Result<(), &'static str> {
         let epoch = self.epoch;
         let page = self.config.page;
         let ch = self.channels.get_mut(&c).filter(|ch| ch.want).ok_or("not_subscribed")?;
@@ -91,6 +94,15 @@ impl Realtime {
         if ch.cursor.is_some() || ch.limbo.is_some() {
             ch.backfill = Some(Box::new(Backfill { epoch, in_flight: true, limit: page, ..Default::default() }));
             io.needs.push(Need::History { channel: c.clone(), epoch, command: history(&c, page, None) });
+        } else {
+            // Followed from now on: a position at the subscription (a little before, for clock
+            // skew), so a socket drop or a restart before the first message still backfills
+            // what was posted in the gap. Only the timestamp is known: the id stays empty.
+            ch.cursor = Some((String::new(), iso_of(now_ms.saturating_sub(SUBSCRIBED_SLACK_MS))));
+            if let Some(acks) = ch.acks.as_mut() {
+                acks.start_at(ch.cursor.clone());
+            }
+            self.moves += 1;
         }
         Ok(())
     }

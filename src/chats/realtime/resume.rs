@@ -29,6 +29,13 @@ impl Acks {
         Self { confirmed: position, waiting: VecDeque::new() }
     }
 
+    /// The channel's first position (nothing delivered or confirmed yet).
+    pub(super) fn start_at(&mut self, position: Option<(String, String)>) {
+        if self.confirmed.is_none() && self.waiting.is_empty() {
+            self.confirmed = position;
+        }
+    }
+
     /// A message reached the host (`own`: ours, which needs no confirmation).
     pub(super) fn delivered(&mut self, id: &str, at: &str, own: bool) {
         self.waiting.push_back((id.to_owned(), at.to_owned(), own));
@@ -91,8 +98,8 @@ impl Realtime {
                 && let Some(p) = positions.get(c)
             {
                 ch.cursor = Some((p.id.clone(), p.at.clone()));
-                if let Some(acks) = ch.acks.as_mut().filter(|a| a.confirmed.is_none() && a.waiting.is_empty()) {
-                    acks.confirmed = ch.cursor.clone();
+                if let Some(acks) = ch.acks.as_mut() {
+                    acks.start_at(ch.cursor.clone());
                 }
             }
         }

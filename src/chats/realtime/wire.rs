@@ -42,7 +42,7 @@ impl Realtime {
             "subscribed" => match channel.clone() {
                 Some(c) => {
                     self.last_subscribed = Some(c.clone());
-                    self.on_subscribed(c, io)
+                    self.on_subscribed(c, now_ms, io)
                 }
                 None => Err("unreadable"),
             },
