@@ -9,6 +9,8 @@ answers `in_flight`, of a finished one `ok`, like the real gateway.
   python3 fake-gateway.py --token T [--restart-mid-turn] [--log FILE]
 prints FAKE_GATEWAY_URL=ws://127.0.0.1:PORT then `ready`. With --restart-mid-turn it closes
 every socket (1012) right after the first `started`, then finishes that run for whoever resends.
+With --hold TEXT the first run whose prompt contains TEXT never finishes (the agent is still
+thinking when the connector is killed); a new run for the same prompt is answered.
 """
 import argparse, asyncio, json, pathlib, sys
 import websockets
@@ -22,9 +24,11 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--token", required=True)
 ap.add_argument("--restart-mid-turn", action="store_true")
 ap.add_argument("--log", default="/dev/null")
+ap.add_argument("--hold", default=None, help="never finish the first run whose prompt contains this (an agent still thinking)")
 args = ap.parse_args()
 runs = {}  # key -> "running" | "done"
 restart_pending = args.restart_mid_turn
+held = []  # the run kept "thinking" (--hold)
 log = open(args.log, "a", buffering=1)
 
 
@@ -62,6 +66,10 @@ async def handler(ws):
             status = {"running": "in_flight", "done": "ok"}.get(runs.get(key), "started")
             await ws.send(json.dumps({"type": "res", "id": rid, "ok": True, "payload": {"runId": key, "status": status}}))
             if status == "ok":
+                continue
+            if args.hold and args.hold in p["message"] and not held:
+                held.append(key)
+                runs[key] = "running"
                 continue
             if restart_pending:
                 restart_pending = False

@@ -34,7 +34,7 @@ C=00000000-0000-4000-8000-000000000002
 "$B" chats join "$S" --credentials "$work/bob.json" >/dev/null 2>&1
 
 TOKEN=gw-token-$RANDOM$RANDOM$RANDOM
-"$venv/bin/python" "$here/fake-gateway.py" --token "$TOKEN" --restart-mid-turn --log "$work/gateway-frames.log" >"$work/gateway.log" 2>&1 &
+"$venv/bin/python" "$here/fake-gateway.py" --token "$TOKEN" --restart-mid-turn --hold "asked mid-turn" --log "$work/gateway-frames.log" >"$work/gateway.log" 2>&1 &
 pids+=($!)
 wait_for "$work/gateway.log" '^ready$' 10 || fail "fake gateway did not start"
 GW=$(sed -n 's/^FAKE_GATEWAY_URL=//p' "$work/gateway.log")
@@ -104,6 +104,29 @@ assert replies.count("fake agent: hello bridge, are you there?") == 1, replies
 PY
 kill -TERM "$connect_pid"; wait "$connect_pid" 2>/dev/null || true
 
+# Killed mid-turn: the agent is still thinking about a message (the fake gateway holds that run)
+# when the connector dies with SIGKILL. Its read position is saved only once a turn is over, so
+# the restarted connector hands the message to the agent again and the reply lands once.
+start_connector connect-midturn
+"$B" chats send "$C" "asked mid-turn: still thinking?" --rest --credentials "$work/bob.json" >/dev/null 2>&1 || fail "post mid-turn"
+wait_for "$work/connect-midturn.log" 'bridge: message from @conn_bob' 15 || fail "the mid-turn message reached the agent"
+sleep 2 # longer than the save interval: a position saved at delivery would be on disk now
+kill -KILL "$connect_pid"; wait "$connect_pid" 2>/dev/null || true
+start_connector connect-after-midturn
+for _ in $(seq 300); do
+  history=$("$B" chats history "$C" --limit 100 --json --credentials "$work/bob.json" 2>/dev/null || true)
+  grep -q 'fake agent: asked mid-turn: still thinking?' <<<"$history" && break
+  sleep 0.1
+done
+python3 - "$history" <<'PY' || fail "after a kill mid-turn: the turn retried and answered once, nothing else repeated: $history"
+import json, sys
+replies = [m["content"] for m in json.loads(sys.argv[1]) if m["content"].startswith("fake agent: ")]
+assert replies.count("fake agent: asked mid-turn: still thinking?") == 1, replies
+for i in (1, 2, 3):
+    assert replies.count(f"fake agent: while the bridge was down {i}") == 1, replies
+PY
+kill -TERM "$connect_pid"; wait "$connect_pid" 2>/dev/null || true
+
 # A wrong token: the connector stops with exit 1 and says why.
 set +e
 OPENCLAW_AUTH_TOKEN=wrong OPENCLAW_GATEWAY_URL=$GW timeout 20 \
@@ -115,4 +138,4 @@ grep -q 'AUTH_TOKEN_MISMATCH' "$work/refused.log" || fail "the refusal is explai
 # Without a token it refuses to start.
 OPENCLAW_AUTH_TOKEN= "$B" connect --config "$work/connector.json" --credentials "$work/agent.json" >"$work/notoken.log" 2>&1 && fail "started without a token"
 grep -q 'OPENCLAW_AUTH_TOKEN is required' "$work/notoken.log" || fail "missing token explained"
-echo "connector: round trip through a restarting gateway, one reply, SIGTERM exit 0, SIGKILL + restart answers what was posted meanwhile once in order, refused token exit 1: ok"
+echo "connector: round trip through a restarting gateway, one reply, SIGTERM exit 0, SIGKILL + restart answers what was posted meanwhile once in order, SIGKILL mid-turn retries the turn once, refused token exit 1: ok"
