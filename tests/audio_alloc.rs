@@ -64,7 +64,7 @@ fn steady_state_frames_do_not_allocate() {
                         AudioEvent::SpeechStarted { .. } => 0,
                         AudioEvent::SpeechStopped { .. } => 1,
                         AudioEvent::BargeIn { .. } => 2,
-                        AudioEvent::PlaybackFinished { .. } => 3,
+                        AudioEvent::PlaybackFinished { .. } | AudioEvent::PlaybackStarted { .. } => 3,
                     };
                     events[k] += 1;
                 }
