@@ -19,6 +19,20 @@ grep -q '"type":"barge-in"' "$dir/events.jsonl"
 [ -s "$dir/utt/utterance-1.wav" ]
 [ "$(soxi -r "$dir/utt/utterance-1.wav")" = 16000 ]
 [ "$(soxi -r "$dir/out.wav")" = 44100 ] && [ "$(soxi -c "$dir/out.wav")" = 2 ]
+# Any rate in: espeak-ng's own 22 050 Hz WAV as the agent's speech, unconverted, and an
+# 11 025 Hz microphone (20 ms is 220.5 samples there: frames alternate 220/221).
+espeak-ng --stdout "This is espeak at its own rate." > "$dir/tts22.wav"
+[ "$(soxi -r "$dir/tts22.wav")" = 22050 ]
+sox "$dir/mic.wav" -r 11025 -c 1 "$dir/mic11.wav"
+"$bin" audio loopback --input "$dir/mic11.wav" --output "$dir/out11.wav" --tts "$dir/tts22.wav" --json > "$dir/events11.jsonl"
+grep -q '"type":"speech-started"' "$dir/events11.jsonl"
+grep -q '"type":"playback-started"' "$dir/events11.jsonl"
+[ "$(soxi -r "$dir/out11.wav")" = 11025 ]
+# The speaker file is as long as the mic file plus the 1 s tail, to within the last partial
+# frame: 20 ms frames of 220 and 221 samples, none lost or doubled.
+n_in=$(soxi -s "$dir/mic11.wav"); n_out=$(soxi -s "$dir/out11.wav")
+d=$(( n_out - n_in - 11025 )); [ $d -le 0 ] && [ $d -gt -221 ] \
+  || { echo "11025 Hz: $n_out samples out for $n_in in"; exit 1; }
 "$bin" audio devices >/dev/null
 # Without a sound card a device run must fail cleanly (exit 1 with a message), not crash.
 set +e

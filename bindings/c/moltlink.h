@@ -162,9 +162,12 @@ int32_t ml_audio_push_tts(const struct MlAudio *handle, const int16_t *pcm, size
 int32_t ml_audio_playback(const struct MlAudio *handle, int16_t *out, size_t out_len);
 
 // The next event as JSON (`{"type":"speech-started","at_ms":…}`, `speech-stopped`,
-// `barge-in`, `playback-finished`) copied like every string; `*needed` is 0 when there is no
+// `barge-in`, `playback-started`, `playback-finished`) copied like every string; `*needed` is 0 when there is no
 // event. An event that did not fit stays for the next call.
-int32_t ml_audio_poll_event(const struct MlAudio *handle, uint8_t *buf, size_t cap, size_t *needed);
+int32_t ml_audio_poll_event(const struct MlAudio *handle,
+                            uint8_t *buf,
+                            size_t cap,
+                            size_t *needed);
 
 // The last utterance (16 kHz mono samples) into `out`; `*needed` receives its sample count.
 // A size query: `cap == 0`.
@@ -401,7 +404,7 @@ void ml_spaces_free(struct MlSpaces *handle);
 
 // Run a command described as JSON: `{"command":"register","name":…,"description":…}`,
 // `{"command":"search"|"create"|"join","topic":…}`, `{"command":"token","room":…}`,
-// `{"command":"leave"|"dropped"|"skip"|"barge_in"|"playback_finished"}`,
+// `{"command":"leave"|"dropped"|"skip"|"barge_in"|"playback_started"|"playback_finished"}`,
 // `{"command":"reply","text":…}`. `*call_id` receives the call id of the API commands'
 // events, the turn number for `reply`, 0 otherwise.
 int32_t ml_spaces_command(struct MlSpaces *handle,

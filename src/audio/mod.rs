@@ -19,6 +19,8 @@ pub mod vad;
 pub mod wav;
 
 #[cfg(test)]
+mod rate_tests;
+#[cfg(test)]
 pub(crate) mod tests;
 
 pub use codec::{Decoder, Encoder};
@@ -44,8 +46,11 @@ pub const SPEECH_RATE: u32 = 16_000;
 pub const SPEECH_FRAME: usize = (SPEECH_RATE / 50) as usize;
 /// Rate of the text-to-speech chunks the playback queue takes.
 pub const TTS_RATE: u32 = 24_000;
-/// Device rates the pipeline accepts.
-pub const DEVICE_RATES: [u32; 5] = [8_000, 16_000, 24_000, 44_100, 48_000];
+/// Device and text-to-speech rates the pipeline accepts: any rate in this range (Hz).
+pub const RATE_RANGE: std::ops::RangeInclusive<u32> = 4_000..=384_000;
+/// Common device rates (every rate in [`RATE_RANGE`] works; these are the ones tested).
+pub const DEVICE_RATES: [u32; 12] =
+    [8_000, 11_025, 16_000, 22_050, 24_000, 32_000, 44_100, 48_000, 88_200, 96_000, 176_400, 192_000];
 /// Largest Opus packet for one frame (RFC 6716, 3.2.1).
 pub const MAX_PACKET: usize = 1275;
 
@@ -65,6 +70,9 @@ pub enum AudioEvent {
     BargeIn { at_ms: u64, flushed_ms: u64 },
     /// The text-to-speech queue played out to its end.
     PlaybackFinished { at_ms: u64 },
+    /// Text-to-speech audio started playing in this frame (its first samples are in the
+    /// speaker frame just produced): the moment a listener starts hearing the agent.
+    PlaybackStarted { at_ms: u64 },
 }
 
 /// Device frame format: rate and interleaved channels.
@@ -79,10 +87,12 @@ pub struct DeviceFormat {
 impl DeviceFormat {
     /// Checks the rate and channel count are ones the pipeline supports.
     pub fn validate(&self) -> crate::error::Result<()> {
-        if !DEVICE_RATES.contains(&self.rate) {
+        if !RATE_RANGE.contains(&self.rate) {
             return Err(crate::Error::invalid_argument(format!(
-                "device rate {} Hz is not one of 8000, 16000, 24000, 44100, 48000",
-                self.rate
+                "device rate {} Hz is outside {}..{} Hz",
+                self.rate,
+                RATE_RANGE.start(),
+                RATE_RANGE.end()
             )));
         }
         if !(1..=2).contains(&self.channels) {
@@ -90,14 +100,28 @@ impl DeviceFormat {
         }
         Ok(())
     }
-    /// Frames (per channel) in 20 ms.
+    /// Frames (per channel) in the longest 20 ms frame: `rate / 50`, rounded up when 20 ms is
+    /// not a whole number of samples (11 025 Hz: 221). Size buffers with it.
     pub fn frame_len(&self) -> usize {
-        (self.rate / 50) as usize
+        self.rate.div_ceil(50) as usize
     }
-    /// Interleaved samples in 20 ms.
+    /// Interleaved samples in the longest 20 ms frame.
     pub fn frame_samples(&self) -> usize {
         self.frame_len() * self.channels as usize
     }
+    /// Frames (per channel) in the `k`-th 20 ms frame of a stream, see [`frame_len_at`].
+    pub fn frame_len_at(&self, k: u64) -> usize {
+        frame_len_at(self.rate, k)
+    }
+}
+
+/// Samples in the `k`-th (from 0) 20 ms frame of a stream at `rate`: `rate / 50` when that is
+/// whole; otherwise frames alternate between the two nearest lengths so that frames `0..k`
+/// always hold exactly ⌊k × rate / 50⌋ samples (11 025 Hz: 220, 221, 220, 221…). Keeping every
+/// frame exactly 20 ms long is what lets the pipeline add no buffering delay at such rates.
+pub fn frame_len_at(rate: u32, k: u64) -> usize {
+    let end = |k: u64| k * rate as u64 / 50;
+    (end(k + 1) - end(k)) as usize
 }
 
 /// Root-mean-square of a frame of samples in [-1, 1].

@@ -66,7 +66,7 @@ impl AudioConfig {
         self.device.validate()?;
         self.vad.validate()?;
         self.opus.validate()?;
-        if !super::DEVICE_RATES.contains(&self.tts_rate) {
+        if !super::RATE_RANGE.contains(&self.tts_rate) {
             return Err(Error::invalid_argument(format!("tts_rate {} Hz is not supported", self.tts_rate)));
         }
         if !(0.0..=10.0).contains(&self.echo_gate) || !(1..=64).contains(&self.max_speakers) {
@@ -97,11 +97,14 @@ pub struct AudioPipeline {
     // playback
     speakers: Vec<Speaker>,
     tts: PlaybackQueue,
+    /// `PlaybackStarted` was reported for the speech now playing.
+    tts_started: bool,
     barge_pending: bool,
     frame48: Vec<f32>,
     mix: Vec<f32>,
     speaker_out: Vec<f32>,
     from_net: FrameResampler,
+    played_frames: u64,
     echo_levels: [f32; ECHO_FRAMES],
     echo_at: usize,
     events: Events,
@@ -125,11 +128,13 @@ impl AudioPipeline {
             captured_frames: 0,
             speakers: Vec::with_capacity(config.max_speakers),
             tts: PlaybackQueue::new(config.tts_rate, 30)?,
+            tts_started: false,
             barge_pending: false,
             frame48: vec![0.0; NET_FRAME],
             mix: vec![0.0; NET_FRAME],
             speaker_out: vec![0.0; config.device.frame_len()],
-            from_net: FrameResampler::new(NET_RATE, rate)?,
+            from_net: FrameResampler::with_max_delay(NET_RATE, rate, 5)?,
+            played_frames: 0,
             echo_levels: [0.0; ECHO_FRAMES],
             echo_at: 0,
             events: Events::with_capacity(64),
@@ -142,24 +147,45 @@ impl AudioPipeline {
         &self.config
     }
 
-    /// Interleaved samples in one 20 ms device frame (mic in, speaker out).
+    /// Interleaved samples in one 20 ms device frame (mic in, speaker out). At rates where 20 ms
+    /// is not a whole number of samples (11 025 Hz) this is the longer of the two frame lengths;
+    /// each call then takes [`Self::next_capture_samples`] / [`Self::next_playback_samples`].
     pub fn frame_samples(&self) -> usize {
         self.config.device.frame_samples()
     }
 
-    /// One 20 ms mic frame (interleaved i16 at the device format). When `packet` is not empty
+    /// Interleaved samples the next `process_capture` takes (always `frame_samples` when 20 ms
+    /// is a whole number of samples).
+    pub fn next_capture_samples(&self) -> usize {
+        self.config.device.frame_len_at(self.captured_frames) * self.config.device.channels as usize
+    }
+
+    /// Interleaved samples the next `process_playback` fills.
+    pub fn next_playback_samples(&self) -> usize {
+        self.config.device.frame_len_at(self.played_frames) * self.config.device.channels as usize
+    }
+
+    /// Delays resampling adds, in ms: mic → 16 kHz (speech), mic → 48 kHz (Opus), text-to-speech
+    /// → speaker. Each is at most 10 ms at any rate.
+    pub fn added_delay_ms(&self) -> [f64; 3] {
+        [self.to_speech.delay_ms(), self.to_net.delay_ms(), self.tts.delay_ms() + self.from_net.delay_ms()]
+    }
+
+    /// One 20 ms mic frame (interleaved i16 at the device format, [`Self::next_capture_samples`]
+    /// long). When `packet` is not empty
     /// the frame is also Opus-encoded into it (give at least [`super::MAX_PACKET`] bytes) and
     /// the packet length is returned; with an empty `packet` nothing is encoded and 0 returned.
     pub fn process_capture(&mut self, mic: &[i16], packet: &mut [u8]) -> Result<usize> {
         let channels = self.config.device.channels as usize;
-        if mic.len() != self.frame_samples() {
+        if mic.len() != self.next_capture_samples() {
             return Err(Error::invalid_argument(format!(
                 "mic frame must be {} samples (20 ms, {} ch), got {}",
-                self.frame_samples(),
+                self.next_capture_samples(),
                 channels,
                 mic.len()
             )));
         }
+        let len = mic.len() / channels;
         for (m, frame) in self.mic.iter_mut().zip(mic.chunks_exact(channels)) {
             *m = frame.iter().map(|&s| to_f32(s)).sum::<f32>() / channels as f32;
         }
@@ -167,7 +193,7 @@ impl AudioPipeline {
 
         let playing_level = self.echo_levels.iter().copied().fold(0.0, f32::max);
         self.vad.set_echo_floor(self.config.echo_gate * playing_level);
-        self.to_speech.process(&self.mic, &mut self.mic16)?;
+        self.to_speech.process(&self.mic[..len], &mut self.mic16)?;
         let was_speaking = self.vad.is_speaking();
         self.vad.process(&self.mic16, &mut self.events);
         if !was_speaking && self.vad.is_speaking() && self.config.barge_in && self.tts.is_active() {
@@ -180,7 +206,7 @@ impl AudioPipeline {
         if packet.is_empty() {
             return Ok(0);
         }
-        self.to_net.process(&self.mic, &mut self.mic48)?;
+        self.to_net.process(&self.mic[..len], &mut self.mic48)?;
         self.encoder.encode(&self.mic48, packet)
     }
 
@@ -226,28 +252,35 @@ impl AudioPipeline {
         self.tts.is_active()
     }
 
-    /// One 20 ms speaker frame (interleaved i16 at the device format): remote speakers through
-    /// their jitter buffers plus the TTS queue, mixed with soft clipping.
+    /// One 20 ms speaker frame (interleaved i16 at the device format, [`Self::next_playback_samples`]
+    /// long): remote speakers through their jitter buffers plus the TTS queue, mixed with soft clipping.
     pub fn process_playback(&mut self, out: &mut [i16]) -> Result<()> {
-        if out.len() != self.frame_samples() {
+        if out.len() != self.next_playback_samples() {
             return Err(Error::invalid_argument(format!(
                 "speaker frame must be {} samples, got {}",
-                self.frame_samples(),
+                self.next_playback_samples(),
                 out.len()
             )));
         }
+        self.played_frames += 1;
         self.mix.fill(0.0);
         for s in &mut self.speakers {
             if s.jitter.pop(s.decoder.as_mut(), &mut self.frame48)? != FrameKind::Buffering {
                 mixer::add(&mut self.mix, &self.frame48);
             }
         }
+        let at_ms = self.captured_frames * super::FRAME_MS as u64;
+        if self.tts.is_active() && !self.tts_started && !self.barge_pending {
+            self.tts_started = true;
+            self.events.push(AudioEvent::PlaybackStarted { at_ms });
+        }
         let finished = self.tts.next_frame(&mut self.frame48)?;
         if self.barge_pending {
             self.barge_pending = false;
+            self.tts_started = false;
             self.tts.stop_in(&mut self.frame48);
         } else if finished {
-            let at_ms = self.captured_frames * super::FRAME_MS as u64;
+            self.tts_started = false;
             self.events.push(AudioEvent::PlaybackFinished { at_ms });
         }
         mixer::add(&mut self.mix, &self.frame48);
@@ -256,8 +289,9 @@ impl AudioPipeline {
         self.echo_levels[self.echo_at] = super::rms(&self.mix);
         self.echo_at = (self.echo_at + 1) % ECHO_FRAMES;
 
-        self.from_net.process(&self.mix, &mut self.speaker_out)?;
         let channels = self.config.device.channels as usize;
+        let len = out.len() / channels;
+        self.from_net.process(&self.mix, &mut self.speaker_out[..len])?;
         for (frame, &s) in out.chunks_exact_mut(channels).zip(self.speaker_out.iter()) {
             frame.fill(to_i16(s));
         }

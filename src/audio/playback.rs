@@ -1,7 +1,7 @@
 //! The text-to-speech playback queue: chunks of any size at the TTS rate go in, 20 ms frames at
 //! 48 kHz come out, with short gain ramps so starting, starving and flushing never click.
 
-use super::{FrameResampler, NET_FRAME, NET_RATE, to_f32};
+use super::{FrameResampler, NET_FRAME, NET_RATE, frame_len_at, to_f32};
 use crate::error::Result;
 use std::collections::VecDeque;
 
@@ -14,6 +14,8 @@ pub struct PlaybackQueue {
     queue: VecDeque<i16>,
     resampler: FrameResampler,
     input: Vec<f32>,
+    /// Frames resampled since the stream (re)started: sets the next input length.
+    frames: u64,
     /// Current gain, ramped sample by sample towards 0 or 1.
     gain: f32,
     /// Frames left to flush the resampler's delay after the queue ran dry.
@@ -24,11 +26,13 @@ pub struct PlaybackQueue {
 impl PlaybackQueue {
     /// `rate`: the TTS sample rate (24 kHz usually). Room for `capacity_secs` is allocated now.
     pub fn new(rate: u32, capacity_secs: u32) -> Result<Self> {
-        let resampler = FrameResampler::new(rate, NET_RATE)?;
+        // Half of playback's 10 ms budget; the device stage takes the other half.
+        let resampler = FrameResampler::with_max_delay(rate, NET_RATE, 5)?;
         Ok(Self {
             rate,
             queue: VecDeque::with_capacity((rate * capacity_secs) as usize),
-            input: vec![0.0; resampler.input_len()],
+            input: vec![0.0; rate.div_ceil(50) as usize],
+            frames: 0,
             resampler,
             gain: 0.0,
             tail: 0,
@@ -48,6 +52,11 @@ impl PlaybackQueue {
     /// Whether audio is playing (queued audio or the resampler's last samples).
     pub fn is_active(&self) -> bool {
         self.active
+    }
+
+    /// Delay the resampling to 48 kHz adds, in ms.
+    pub fn delay_ms(&self) -> f64 {
+        self.resampler.delay_ms()
     }
 
     /// Queued audio not yet played, in ms.
@@ -72,19 +81,22 @@ impl PlaybackQueue {
             out.fill(0.0);
             return Ok(false);
         }
-        let n = self.input.len().min(self.queue.len());
-        for (dst, src) in self.input.iter_mut().zip(self.queue.drain(..n)) {
+        let want = frame_len_at(self.rate, self.frames);
+        self.frames += 1;
+        let input = &mut self.input[..want];
+        let n = want.min(self.queue.len());
+        for (dst, src) in input.iter_mut().zip(self.queue.drain(..n)) {
             *dst = to_f32(src);
         }
-        self.input[n..].fill(0.0);
-        self.resampler.process(&self.input, out)?;
+        input[n..].fill(0.0);
+        self.resampler.process(input, out)?;
         let starving = self.queue.is_empty();
         // Full frames ramp the gain up; when the queue ran short, fade out from where its audio
         // ends (plus the resampler's delay), finishing inside this frame.
-        let fade_from = if n == self.input.len() {
+        let fade_from = if n == want {
             usize::MAX
         } else {
-            (n * NET_FRAME / self.input.len() + self.resampler.delay()).min(NET_FRAME - RAMP)
+            (n * NET_FRAME / want + self.resampler.delay()).min(NET_FRAME - RAMP)
         };
         let step = 1.0 / RAMP as f32;
         for (i, s) in out.iter_mut().enumerate() {
@@ -98,6 +110,7 @@ impl PlaybackQueue {
                 self.tail = 0;
                 self.active = false;
                 self.resampler.reset();
+                self.frames = 0;
                 self.gain = 0.0;
                 return Ok(true);
             }
@@ -120,6 +133,7 @@ impl PlaybackQueue {
         self.active = false;
         self.tail = 0;
         self.resampler.reset();
+        self.frames = 0;
         dropped
     }
 }

@@ -24,9 +24,12 @@ pub fn encode(samples: &[i16], rate: u32) -> Vec<u8> {
 
 /// Interleaved 16-bit samples, rate and channels of a WAV file's bytes (16-bit integer or
 /// 32-bit float PCM).
+/// Streamed WAVs (espeak-ng `--stdout`, sox to a pipe) are readable too: their header
+/// cannot know the length, so it claims more than there is; the data runs to the end.
 pub fn decode(bytes: &[u8]) -> Result<(Vec<i16>, u32, u16)> {
     let bad = |e: hound::Error| Error::invalid_argument(format!("not a readable WAV file: {e}"));
-    let reader = hound::WavReader::new(Cursor::new(bytes)).map_err(bad)?;
+    let fixed = with_true_sizes(bytes);
+    let reader = hound::WavReader::new(Cursor::new(fixed.as_deref().unwrap_or(bytes))).map_err(bad)?;
     let spec = reader.spec();
     let samples = match (spec.sample_format, spec.bits_per_sample) {
         (hound::SampleFormat::Int, 16) => reader.into_samples::<i16>().collect::<std::result::Result<Vec<_>, _>>().map_err(bad)?,
@@ -38,4 +41,41 @@ pub fn decode(bytes: &[u8]) -> Result<(Vec<i16>, u32, u16)> {
         (f, b) => return Err(Error::invalid_argument(format!("WAV format {f:?} {b}-bit is not supported: use 16-bit PCM"))),
     };
     Ok((samples, spec.sample_rate, spec.channels))
+}
+
+/// A copy of `bytes` whose RIFF and `data` sizes say what is really there, when the `data`
+/// chunk claims more bytes than follow it (a header written before the length was known).
+fn with_true_sizes(bytes: &[u8]) -> Option<Vec<u8>> {
+    if bytes.len() < 12 || &bytes[..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
+        return None;
+    }
+    let mut at = 12;
+    while at + 8 <= bytes.len() {
+        let size = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().ok()?) as usize;
+        let rest = bytes.len() - at - 8;
+        if &bytes[at..at + 4] == b"data" {
+            if size <= rest {
+                return None;
+            }
+            let mut out = bytes[..at + 8 + (rest & !1)].to_vec();
+            out[at + 4..at + 8].copy_from_slice(&((rest & !1) as u32).to_le_bytes());
+            let riff = (out.len() - 8) as u32;
+            out[4..8].copy_from_slice(&riff.to_le_bytes());
+            return Some(out);
+        }
+        at += 8 + size + (size & 1);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_streamed_header_reads_to_the_end() {
+        let mut wav = super::encode(&[1, -2, 3, -4], 22_050);
+        // What espeak-ng --stdout writes: sizes it cannot know yet.
+        wav[4..8].copy_from_slice(&0x7fff_ffffu32.to_le_bytes());
+        wav[40..44].copy_from_slice(&0x7fff_ffffu32.to_le_bytes());
+        assert_eq!(super::decode(&wav).unwrap(), (vec![1, -2, 3, -4], 22_050, 1));
+    }
 }

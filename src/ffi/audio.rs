@@ -120,7 +120,7 @@ pub unsafe extern "C" fn ml_audio_playback(handle: *const MlAudio, out: *mut i16
 }
 
 /// The next event as JSON (`{"type":"speech-started","at_ms":…}`, `speech-stopped`,
-/// `barge-in`, `playback-finished`) copied like every string; `*needed` is 0 when there is no
+/// `barge-in`, `playback-started`, `playback-finished`) copied like every string; `*needed` is 0 when there is no
 /// event. An event that did not fit stays for the next call.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ml_audio_poll_event(handle: *const MlAudio, buf: *mut u8, cap: usize, needed: *mut usize) -> i32 {

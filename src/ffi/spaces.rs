@@ -58,7 +58,7 @@ pub unsafe extern "C" fn ml_spaces_free(handle: *mut MlSpaces) {
 
 /// Run a command described as JSON: `{"command":"register","name":…,"description":…}`,
 /// `{"command":"search"|"create"|"join","topic":…}`, `{"command":"token","room":…}`,
-/// `{"command":"leave"|"dropped"|"skip"|"barge_in"|"playback_finished"}`,
+/// `{"command":"leave"|"dropped"|"skip"|"barge_in"|"playback_started"|"playback_finished"}`,
 /// `{"command":"reply","text":…}`. `*call_id` receives the call id of the API commands'
 /// events, the turn number for `reply`, 0 otherwise.
 #[unsafe(no_mangle)]

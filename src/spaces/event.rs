@@ -89,6 +89,9 @@ pub struct Latency {
     pub agent_ms: Option<u64>,
     /// Reply given → first TTS audio byte.
     pub tts_first_byte_ms: Option<u64>,
+    /// Reply given → the pipeline started playing it (the host's `playback_started` command,
+    /// sent on the pipeline's `playback-started` event): what a listener waits for.
+    pub tts_first_audio_ms: Option<u64>,
     /// Reply given → TTS response complete.
     pub tts_total_ms: Option<u64>,
     /// First TTS audio byte → playback finished (or cut).

@@ -23,6 +23,8 @@ mod turns;
 pub mod voice;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod stream_tests;
 
 pub use config::{SpacesConfig, SpacesOptions};
 pub use event::{Latency, Room, SpacesEvent, Ticket as JoinTicket, TicketReason, TurnState};
@@ -69,6 +71,8 @@ pub enum SpacesCommand {
     BargeIn {},
     /// The pipeline's playback queue played out.
     PlaybackFinished {},
+    /// The pipeline started playing the agent's speech (its `playback-started` event).
+    PlaybackStarted {},
 }
 
 impl SpacesCommand {
@@ -197,6 +201,7 @@ impl SpacesClient {
             SpacesCommand::Skip {} => self.skip(now_ms),
             SpacesCommand::BargeIn {} => self.barge_in(now_ms),
             SpacesCommand::PlaybackFinished {} => self.playback_finished(now_ms),
+            SpacesCommand::PlaybackStarted {} => self.playback_started(now_ms),
         }
     }
 

@@ -275,14 +275,17 @@ fn a_voice_turn_with_latencies() {
     assert!(audio.iter().map(|s| s.unsigned_abs() as u64).max().unwrap() > 1000, "not silent");
     let chunks = h.spaces().iter().filter(|e| matches!(e, SpacesEvent::SpacesAudio { .. })).count();
     assert!(chunks > 3, "streamed in chunks: {chunks}");
+    // The pipeline starts playing 30 ms after the reply's first byte: the first-audio latency.
+    h.now_ms += 30;
+    h.command(SpacesCommand::PlaybackStarted {});
     // A playback_finished before all audio is played would be starvation; after it, the end.
-    h.now_ms += 1500;
+    h.now_ms += 1470;
     h.command(SpacesCommand::PlaybackFinished {});
     assert_eq!(turn_states(&h), [TurnState::Thinking, TurnState::Speaking, TurnState::Listening]);
     let done = h.spaces().iter().find_map(|e| if let SpacesEvent::SpacesTurnDone { latency, interrupted, error, .. } = e { Some((*latency, *interrupted, error.clone())) } else { None }).unwrap();
     assert_eq!(done.1, false);
     assert_eq!(done.2, None);
-    assert_eq!(done.0, Latency { stt_ms: Some(100), agent_ms: Some(250), tts_first_byte_ms: Some(100), tts_total_ms: Some(100), playback_ms: Some(1500) });
+    assert_eq!(done.0, Latency { stt_ms: Some(100), agent_ms: Some(250), tts_first_byte_ms: Some(100), tts_first_audio_ms: Some(130), tts_total_ms: Some(100), playback_ms: Some(1500) });
     h.no_secrets();
     // The exact request shapes reached the stand-ins.
     let stats = h.peer.sandbox.with_state(|s| s.speech.stats.clone());

@@ -150,6 +150,15 @@ impl SpacesClient {
         Ok(0)
     }
 
+    /// The pipeline started playing this turn's speech: the first-audio latency.
+    pub(super) fn playback_started(&mut self, now_ms: u64) -> Result<u64> {
+        let v = &mut self.voice;
+        if v.state == Some(TurnState::Speaking) && v.taken_any && v.latency.tts_first_audio_ms.is_none() {
+            v.latency.tts_first_audio_ms = Some(now_ms.saturating_sub(v.reply_at));
+        }
+        Ok(0)
+    }
+
     /// Speak `text`: the answer to the last transcript, or unprompted speech (a turn of its own).
     pub(super) fn reply(&mut self, text: &str, now_ms: u64) -> Result<u64> {
         let text = text.trim();

@@ -6,7 +6,7 @@
 
 use clap::{Args, Subcommand};
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
-use moltlink::audio::{AudioConfig, AudioEvent, AudioPipeline, DEVICE_RATES, DeviceFormat, MAX_PACKET, wav};
+use moltlink::audio::{AudioConfig, AudioEvent, AudioPipeline, DeviceFormat, MAX_PACKET, RATE_RANGE, wav};
 use std::path::{Path, PathBuf};
 use super::device_loop::{Ring, mic_callback, speaker_callback};
 use std::sync::Arc;
@@ -26,13 +26,13 @@ pub enum AudioCommand {
 
 #[derive(Args)]
 pub struct LoopbackArgs {
-    /// Read the microphone from this WAV file (mono or stereo, 8/16/24/44.1/48 kHz) instead of a device.
+    /// Read the microphone from this WAV file (mono or stereo, any rate from 4 to 384 kHz) instead of a device.
     #[arg(long)]
     input: Option<PathBuf>,
     /// Write the speaker to this WAV file instead of a device.
     #[arg(long)]
     output: Option<PathBuf>,
-    /// Agent speech to play (a WAV file at 8/16/24/44.1/48 kHz, mono); the mic can barge in.
+    /// Agent speech to play (a mono WAV file at any rate, e.g. espeak-ng's 22.05 kHz); the mic can barge in.
     #[arg(long)]
     tts: Option<PathBuf>,
     /// Save each utterance here as utterance-N.wav (16 kHz mono).
@@ -93,7 +93,7 @@ fn read_wav(path: &Path) -> Result<(Vec<i16>, DeviceFormat), String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let (pcm, rate, channels) = wav::decode(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
     let format = DeviceFormat { rate, channels };
-    format.validate().map_err(|e| format!("{}: {e} (convert it with e.g. `sox in.wav -r 48000 out.wav`)", path.display()))?;
+    format.validate().map_err(|e| format!("{}: {e}", path.display()))?;
     Ok((pcm, format))
 }
 
@@ -121,7 +121,7 @@ fn stream_config(format: DeviceFormat) -> cpal::StreamConfig {
 /// The device's default rate when the pipeline takes it, else 48 kHz.
 fn device_format(config: Result<cpal::SupportedStreamConfig, cpal::Error>) -> DeviceFormat {
     let (rate, channels) = config.map(|c| (c.sample_rate(), c.channels().min(2))).unwrap_or((48_000, 1));
-    DeviceFormat { rate: if DEVICE_RATES.contains(&rate) { rate } else { 48_000 }, channels: channels.max(1) }
+    DeviceFormat { rate: if RATE_RANGE.contains(&rate) { rate } else { 48_000 }, channels: channels.max(1) }
 }
 
 fn loopback(args: LoopbackArgs) -> Result<(), String> {
@@ -200,14 +200,18 @@ fn loopback(args: LoopbackArgs) -> Result<(), String> {
     };
 
     let mut packet = [0u8; MAX_PACKET];
-    let mut frame = vec![0i16; n];
-    let mut out = vec![0i16; n];
-    let (mut mic_f32, mut out_f32) = (vec![0f32; n], vec![0f32; n]);
+    let mut frame = Vec::with_capacity(n);
+    let mut out = Vec::with_capacity(n);
+    let (mut mic_f32, mut out_f32) = (Vec::with_capacity(n), Vec::with_capacity(n));
     let mut seq: u16 = 0;
     let mut tail = 0;
     let mut saved = 0;
     loop {
-        // One mic frame, or the end.
+        // One mic frame, or the end. Frames are 20 ms; at rates where that is not a whole number
+        // of samples (11 025 Hz) their length alternates, so ask the pipeline each time.
+        let n = pipeline.next_capture_samples();
+        frame.resize(n, 0);
+        out.resize(pipeline.next_playback_samples(), 0);
         let got = match &mut mic {
             Mic::File(pcm, at) => {
                 if *at + n <= pcm.len() {
@@ -229,6 +233,7 @@ fn loopback(args: LoopbackArgs) -> Result<(), String> {
                     }
                     std::thread::sleep(Duration::from_millis(5));
                 }
+                mic_f32.resize(n, 0.0);
                 ring.pop_into(&mut mic_f32);
                 for (d, s) in frame.iter_mut().zip(&mic_f32) {
                     *d = (s * 32768.0).clamp(-32768.0, 32767.0) as i16;
@@ -253,6 +258,7 @@ fn loopback(args: LoopbackArgs) -> Result<(), String> {
                 }
             }
             Speaker::Device(ring, _) => {
+                out_f32.resize(out.len(), 0.0);
                 for (d, s) in out_f32.iter_mut().zip(&out) {
                     *d = *s as f32 / 32768.0;
                 }
@@ -296,5 +302,6 @@ fn describe(event: &AudioEvent) -> String {
         }
         AudioEvent::BargeIn { at_ms, flushed_ms } => format!("{} barge-in: playback stopped, {flushed_ms} ms flushed", t(at_ms)),
         AudioEvent::PlaybackFinished { at_ms } => format!("{} playback finished", t(at_ms)),
+        AudioEvent::PlaybackStarted { at_ms } => format!("{} playback started", t(at_ms)),
     }
 }

@@ -112,12 +112,19 @@ impl AudioWorker {
         let handle = std::thread::Builder::new()
             .name("moltlink-audio".into())
             .spawn(move || {
-                let n = pipeline.frame_samples();
-                let (mut f32s, mut frame, mut out, mut outf) = (vec![0f32; n], vec![0i16; n], vec![0i16; n], vec![0f32; n]);
+                // Frames are 20 ms; at rates where that is no whole number of samples (11 025 Hz)
+                // their length alternates: ask each time (within the longest, so no allocation).
+                let max = pipeline.frame_samples();
+                let (mut f32s, mut frame, mut out, mut outf) = (vec![0f32; max], vec![0i16; max], vec![0i16; max], vec![0f32; max]);
                 while !st.load(Ordering::Relaxed) {
                     while let Ok(pcm) = tts_rx.try_recv() {
                         pipeline.push_tts(&pcm);
                     }
+                    let (n, played) = (pipeline.next_capture_samples(), pipeline.next_playback_samples());
+                    f32s.resize(n, 0.0);
+                    frame.resize(n, 0);
+                    out.resize(played, 0);
+                    outf.resize(played, 0.0);
                     if m.len() < n {
                         // About a quarter of a 20 ms frame: the mic's clock paces us.
                         std::thread::sleep(Duration::from_millis(5));

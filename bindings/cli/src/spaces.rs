@@ -181,10 +181,10 @@ fn print_event(event: &SpacesEvent, json: bool) {
         SpacesEvent::SpacesTurn { turn, state } => format!("turn {turn}: {state:?}"),
         SpacesEvent::SpacesAudio { .. } => return,
         SpacesEvent::SpacesTurnDone { turn, interrupted, latency, error } => format!(
-            "turn {turn} done{}{}: stt {:?} ms, agent {:?} ms, tts first byte {:?} ms, tts total {:?} ms, playback {:?} ms",
+            "turn {turn} done{}{}: stt {:?} ms, agent {:?} ms, tts first byte {:?} ms, first audio {:?} ms, tts total {:?} ms, playback {:?} ms",
             if *interrupted { " (interrupted)" } else { "" },
             error.as_ref().map(|e| format!(" with error {e}")).unwrap_or_default(),
-            latency.stt_ms, latency.agent_ms, latency.tts_first_byte_ms, latency.tts_total_ms, latency.playback_ms
+            latency.stt_ms, latency.agent_ms, latency.tts_first_byte_ms, latency.tts_first_audio_ms, latency.tts_total_ms, latency.playback_ms
         ),
         other => format!("{}", serde_json::to_string(other).unwrap_or_default()),
     };
@@ -322,6 +322,10 @@ fn voice_loop(client: &mut SpacesClient, args: &JoinArgs, json: bool) -> Result<
     let clock = || base + audio_ms.get() + (blocked.get() + since.get().elapsed()).as_millis() as u64;
     loop {
         since.set(Instant::now());
+        // 20 ms frames; their length alternates at rates like 11 025 Hz: ask each time.
+        let n = pipeline.next_capture_samples();
+        frame.resize(n, 0);
+        out.resize(pipeline.next_playback_samples(), 0);
         if at + n <= mic.len() {
             frame.copy_from_slice(&mic[at..at + n]);
             at += n;
@@ -383,6 +387,9 @@ fn audio_event(client: &mut SpacesClient, event: AudioEvent, utterance: Option<&
         }
         AudioEvent::PlaybackFinished { .. } => {
             client.command(SpacesCommand::PlaybackFinished {}, now).map_err(|e| e.to_string())?;
+        }
+        AudioEvent::PlaybackStarted { .. } => {
+            client.command(SpacesCommand::PlaybackStarted {}, now).map_err(|e| e.to_string())?;
         }
         AudioEvent::SpeechStarted { .. } => {}
     }

@@ -349,6 +349,10 @@ export class SpacesClient extends DrivenClient {
   bargeIn(now) {
     return this.command({ command: 'barge_in' }, now);
   }
+  /** The pipeline's playback-started event: measures first-audio latency. */
+  playbackStarted(now) {
+    return this.command({ command: 'playback_started' }, now);
+  }
   playbackFinished(now) {
     return this.command({ command: 'playback_finished' }, now);
   }

@@ -36,7 +36,8 @@ test(`${kind} audio: VAD events, utterance WAV, Opus loopback through the jitter
 
 test(`${kind} audio: bad input is an error value, not a crash`, async () => {
   const audio = await load();
-  assert.throws(() => audio.create({ device: { rate: 11025 } }), (e) => e instanceof MoltlinkError && e.code === 'invalid-argument');
+  assert.throws(() => audio.create({ device: { rate: 1000 } }), (e) => e instanceof MoltlinkError && e.code === 'invalid-argument');
+  assert.equal(audio.create({ device: { rate: 22050, channels: 1 }, tts_rate: 22050 }).frameSamples, 441, "espeak-ng's rate is accepted");
   const p = audio.create();
   assert.throws(() => p.capture(new Int16Array(7)), (e) => e instanceof MoltlinkError && e.code === 'invalid-argument');
   assert.throws(() => p.pushPacket(1, 0, new Uint8Array(0), 0), (e) => e instanceof MoltlinkError);

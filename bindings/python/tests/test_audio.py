@@ -62,7 +62,9 @@ def test_barge_in_flushes_tts():
 
 def test_bad_input_raises():
     with pytest.raises(MoltlinkError) as e:
-        AudioPipeline({"device": {"rate": 11025}})
+        AudioPipeline({"device": {"rate": 1000}})
     assert e.value.code == ErrorCode.INVALID_ARGUMENT
+    with AudioPipeline({"device": {"rate": 22050, "channels": 1}, "tts_rate": 22050}) as p:  # espeak-ng's rate
+        assert p.frame_samples == 441
     with AudioPipeline() as p, pytest.raises(MoltlinkError):
         p.capture(array("h", [0] * 7))

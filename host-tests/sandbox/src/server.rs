@@ -169,7 +169,40 @@ fn serve_one(sandbox: &Sandbox, mut rq: tiny_http::Request) {
         .unwrap_or_else(|_| json_error_no_code(500, "sandbox handler panicked")),
         Err(resp) => resp,
     };
+    if let Some(pace) = resp.extensions().get::<crate::speech::Paced>().copied() {
+        // Streamed on a thread of its own so the worker stays free while it "synthesises".
+        let writer = rq.into_writer();
+        std::thread::spawn(move || stream_paced(writer, resp, pace));
+        return;
+    }
     let _ = rq.respond(to_tiny_response(resp));
+}
+
+/// Send `resp` with chunked transfer encoding, a chunk at a time with a pause before each,
+/// flushing every chunk (tiny_http's own encoder would hold 8 KiB back).
+fn stream_paced(mut w: Box<dyn io::Write + Send>, resp: http::Response<Vec<u8>>, pace: crate::speech::Paced) {
+    let (parts, body) = resp.into_parts();
+    let mut head = format!("HTTP/1.1 {} {}\r\n", parts.status.as_u16(), parts.status.canonical_reason().unwrap_or(""));
+    for (name, value) in &parts.headers {
+        if let Ok(v) = value.to_str() {
+            head.push_str(&format!("{name}: {v}\r\n"));
+        }
+    }
+    head.push_str("Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+    let result = (|| -> io::Result<()> {
+        w.write_all(head.as_bytes())?;
+        w.flush()?;
+        for chunk in body.chunks(pace.chunk_bytes.max(1)) {
+            std::thread::sleep(Duration::from_millis(pace.gap_ms));
+            w.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())?;
+            w.write_all(chunk)?;
+            w.write_all(b"\r\n")?;
+            w.flush()?;
+        }
+        w.write_all(b"0\r\n\r\n")?;
+        w.flush()
+    })();
+    let _ = result; // the client hung up: nothing to tell
 }
 
 #[allow(clippy::result_large_err)] // the error is the response to send; built once per request

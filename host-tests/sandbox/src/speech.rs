@@ -4,7 +4,9 @@
 //!   /speech/_sandbox/transcripts {"transcripts":[…]}`), else a text derived from the audio.
 //! - `POST /elevenlabs/v1/text-to-speech/{voice}/stream?output_format=pcm_24000` (ElevenLabs:
 //!   `xi-api-key`, JSON `{text, model_id}`) → raw 24 kHz 16-bit mono PCM of the text, spoken by
-//!   espeak-ng when it is installed (a subprocess), else by a small formant synthesiser.
+//!   espeak-ng when it is installed (a subprocess), else by a small formant synthesiser. Like
+//!   the real service it streams: chunked transfer, one [`Paced`] chunk of audio after another
+//!   with a real pause before each ("synthesis"), so first byte ≠ whole answer.
 
 use http::{Request, Response};
 use serde_json::{Value, json};
@@ -31,7 +33,24 @@ pub struct State {
     pub transcripts: VecDeque<String>,
     /// Force the built-in synthesiser even when espeak-ng is present.
     pub no_espeak: bool,
+    /// How speech streams (admin `tts_chunk_ms` / `tts_gap_ms`); `None`: [`Paced::default`].
+    pub pacing: Option<Paced>,
     pub stats: Stats,
+}
+
+/// How a response body streams, attached to it as an `http` extension: the server sends it
+/// with chunked transfer encoding, `chunk_bytes` at a time, sleeping `gap_ms` before each chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Paced {
+    pub chunk_bytes: usize,
+    pub gap_ms: u64,
+}
+
+impl Default for Paced {
+    /// 100 ms of 24 kHz audio every 25 ms: synthesis 4× faster than real time, ElevenLabs-like.
+    fn default() -> Self {
+        Self { chunk_bytes: 4_800, gap_ms: 25 }
+    }
 }
 
 fn openai_error(status: u16, message: &str) -> Response<Vec<u8>> {
@@ -193,7 +212,9 @@ fn synthesize(st: &mut State, req: &Request<Vec<u8>>, voice: &str) -> Response<V
         None => synth_voice(text),
     };
     let bytes: Vec<u8> = pcm.iter().flat_map(|s| s.to_le_bytes()).collect();
-    Response::builder().status(200).header("content-type", "audio/pcm").body(bytes).unwrap_or_default()
+    let mut resp = Response::builder().status(200).header("content-type", "audio/pcm").body(bytes).unwrap_or_default();
+    resp.extensions_mut().insert(st.pacing.unwrap_or_default());
+    resp
 }
 
 pub fn handle_openai(st: &mut State, req: &Request<Vec<u8>>, sub: &str) -> Response<Vec<u8>> {
@@ -218,6 +239,15 @@ pub fn handle_admin(st: &mut State, req: &Request<Vec<u8>>, sub: &str) -> Respon
             st.transcripts.extend(list.iter().filter_map(|v| v.as_str().map(str::to_owned)));
             if let Some(b) = body.get("no_espeak").and_then(Value::as_bool) {
                 st.no_espeak = b;
+            }
+            // Speech pacing: audio per chunk and the pause before each, in ms.
+            let ms = |k: &str| body.get(k).and_then(Value::as_u64);
+            if ms("tts_chunk_ms").is_some() || ms("tts_gap_ms").is_some() {
+                let d = st.pacing.unwrap_or_default();
+                st.pacing = Some(Paced {
+                    chunk_bytes: ms("tts_chunk_ms").map_or(d.chunk_bytes, |ms| (ms as usize * 48).max(2)),
+                    gap_ms: ms("tts_gap_ms").unwrap_or(d.gap_ms).min(10_000),
+                });
             }
             json_response(200, &json!({ "queued": st.transcripts.len() }))
         }

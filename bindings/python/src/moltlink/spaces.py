@@ -6,12 +6,12 @@ exact OpenAI/ElevenLabs requests are the core's.
         call = s.join("web3 builders")            # -> spaces_ticket {room_url, token, room_name}
         turn = s.utterance(pipeline.utterance_wav())  # -> spaces_transcript (untrusted text)
         s.reply("Hello!")                         # -> spaces_audio: pipeline.push_tts(s.take_audio())
-        s.barge_in() / s.playback_finished()      # from the pipeline's events
+        s.barge_in() / s.playback_started() / s.playback_finished()  # from the pipeline's events
 
 Events (JSON dicts): spaces_registered, spaces_rooms, spaces_ticket, spaces_retrying,
 spaces_left, spaces_turn {state: listening|thinking|speaking|interrupted}, spaces_transcript,
-spaces_audio, spaces_turn_done {latency: {stt_ms, agent_ms, tts_first_byte_ms, tts_total_ms,
-playback_ms}}, call_failed."""
+spaces_audio, spaces_turn_done {latency: {stt_ms, agent_ms, tts_first_byte_ms,
+tts_first_audio_ms, tts_total_ms, playback_ms}}, call_failed."""
 
 from __future__ import annotations
 
@@ -76,6 +76,10 @@ class SpacesClient(_Client):
 
     def barge_in(self, now_ms: Optional[int] = None) -> None:
         self.command({"command": "barge_in"}, now_ms)
+
+    def playback_started(self, now_ms: Optional[int] = None) -> None:
+        """The pipeline's playback-started event: measures first-audio latency."""
+        self.command({"command": "playback_started"}, now_ms)
 
     def playback_finished(self, now_ms: Optional[int] = None) -> None:
         self.command({"command": "playback_finished"}, now_ms)
