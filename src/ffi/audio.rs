@@ -187,7 +187,8 @@ mod tests {
 
     #[test]
     fn a_c_host_runs_frames_and_reads_events() {
-        let h = new(c"{\"device\":{\"rate\":16000,\"channels\":1}}");
+        // The mic is played back as a remote speaker below, which an echo canceller rightly removes.
+        let h = new(c"{\"device\":{\"rate\":16000,\"channels\":1},\"echo_cancel\":false}");
         let mut n = 0;
         assert_eq!(unsafe { ml_audio_frame_samples(h, &mut n) }, 0);
         assert_eq!(n, 320);
