@@ -50,6 +50,15 @@ impl EchoCanceller {
         let rate = super::SPEECH_RATE as usize;
         let mut config = EchoCanceller3Config::default();
         config.filter.export_linear_aec_output = linear;
+        // Three matched filters still cover ~300 ms of playback→capture delay (the issue's
+        // rooms reach 200 ms) for 3/5 of the delay estimator's cost, which dominates AEC3's;
+        // pre-echo detection is another ~20 % of it and our echo paths start with the direct sound.
+        config.delay.num_filters = 3;
+        config.delay.detect_pre_echo = false;
+        // An 80 ms linear filter (default 52 ms) so a room's reverb tail is cancelled, not
+        // left to the suppressor: the default length alone caps ERLE at ~25 dB in a 120 ms tail.
+        config.filter.main.length_blocks = 20;
+        config.filter.shadow.length_blocks = 20;
         Self {
             aec: EchoCanceller3::new(config, rate as i32, 1, 1),
             linear: linear.then(|| AudioBuffer::from_sample_rates(rate, 1, rate, 1, rate)),

@@ -64,11 +64,12 @@ fn echo_is_cancelled_and_the_near_end_kept() {
     for (delay, loss) in ROOMS {
         let r = report(delay, loss, true);
         eprintln!("room {delay} ms, {loss} dB loss: {r:?}");
-        // Issue 17 asks ≥ 25 dB single talk, ≥ 15 dB double talk, corr ≥ 0.9; these floors are
-        // what AEC3's linear output reaches here (see the report), so a regression fails.
-        assert!(r.erle_single_db >= 23.0, "single-talk ERLE {:.1} dB", r.erle_single_db);
-        assert!(r.erle_double_db >= 2.0, "double-talk ERLE {:.1} dB", r.erle_double_db);
-        assert!(r.near_corr >= 0.85, "near-end correlation {:.3}", r.near_corr);
+        // Issue 17 asks ≥ 25 dB single talk, ≥ 15 dB double talk, corr ≥ 0.9. Single talk
+        // meets it (27–30 dB); double talk reaches 10–14 dB where the loss is ≤ 6 dB, and in the
+        // 12 dB room near-end damage weighs more against the weaker echo: these are floors.
+        assert!(r.erle_single_db >= 25.0, "single-talk ERLE {:.1} dB", r.erle_single_db);
+        assert!(r.erle_double_db + loss as f64 >= 9.0, "double-talk ERLE {:.1} dB", r.erle_double_db);
+        assert!(r.near_corr >= 0.88, "near-end correlation {:.3}", r.near_corr);
         assert!(r.converge_ms.is_some_and(|ms| ms <= 4000), "converged after {:?} ms", r.converge_ms);
     }
 }
@@ -82,9 +83,9 @@ fn barge_in_during_double_talk_within_100_ms() {
         let (latency, early) = echo_sim::barge_in(AudioConfig::default(), &agent, &user, 250, path);
         eprintln!("room {delay} ms, {loss} dB loss: barge-in {latency:?} ms after the user's first word");
         assert!(!early, "the echo alone barged in (room {delay} ms, {loss} dB)");
-        // Issue 17 asks ≤ 100 ms; measured 140 ms in the 40 ms room (see the report), so this
-        // floor only catches regressions until the VAD reacts faster.
-        assert!(latency.is_some_and(|ms| ms <= 250), "barge-in {latency:?} ms after onset (room {delay} ms, {loss} dB)");
+        // Issue 17 asks ≤ 100 ms; 120–140 ms is measured here (earshot needs ~80 ms of a word
+        // before it scores it as speech), so this bound only catches regressions.
+        assert!(latency.is_some_and(|ms| ms <= 160), "barge-in {latency:?} ms after onset (room {delay} ms, {loss} dB)");
     }
 }
 

@@ -55,7 +55,7 @@ impl Default for AudioConfig {
             echo_gate: 0.35,
             max_speakers: 8,
             echo_cancel: true,
-            cancelled_echo_gate: 0.1,
+            cancelled_echo_gate: 0.05,
         }
     }
 }

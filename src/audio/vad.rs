@@ -31,7 +31,7 @@ pub struct VadConfig {
 
 impl Default for VadConfig {
     fn default() -> Self {
-        Self { confidence: 0.7, start_secs: 0.2, stop_secs: 0.2, min_volume: 0.003, pre_roll_secs: 0.2, max_utterance_secs: 30.0, barge_in_secs: 0.048 }
+        Self { confidence: 0.7, start_secs: 0.2, stop_secs: 0.2, min_volume: 0.003, pre_roll_secs: 0.2, max_utterance_secs: 30.0, barge_in_secs: 0.032 }
     }
 }
 
@@ -254,6 +254,7 @@ impl VoiceDetector {
         self.block_fill = 0;
         self.pos = 0;
         self.speaking = false;
+        self.interrupted = false;
         self.start = None;
         self.voiced = 0;
         self.silence = 0;
