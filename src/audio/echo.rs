@@ -55,6 +55,9 @@ impl EchoCanceller {
         // pre-echo detection is another ~20 % of it and our echo paths start with the direct sound.
         config.delay.num_filters = 3;
         config.delay.detect_pre_echo = false;
+        // The delay search on a 2 kHz copy of the signals (WebRTC's other setting, default 4 kHz):
+        // half the cost again; the 4 ms alignment it finds is refined by the linear filter.
+        config.delay.down_sampling_factor = 8;
         // An 80 ms linear filter (default 52 ms) so a room's reverb tail is cancelled, not
         // left to the suppressor: the default length alone caps ERLE at ~25 dB in a 120 ms tail.
         config.filter.main.length_blocks = 20;
