@@ -42,8 +42,7 @@ static GLOBAL: Counting = Counting;
 #[test]
 fn steady_state_frames_do_not_allocate() {
     for format in [DeviceFormat { rate: 48_000, channels: 1 }, DeviceFormat { rate: 44_100, channels: 2 }] {
-        // Without the echo canceller: the aec3 crate allocates in its frame path (~80 per frame).
-        let mut p = AudioPipeline::new(AudioConfig { device: format, barge_in: false, echo_cancel: false, ..Default::default() }).unwrap();
+        let mut p = AudioPipeline::new(AudioConfig { device: format, barge_in: false, ..Default::default() }).unwrap();
         let n = p.frame_samples();
         // Mic: speech, then a second of silence, looped.
         let mut mic = speech("Testing one two three, can you hear me?", format.rate);

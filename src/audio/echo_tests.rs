@@ -56,6 +56,11 @@ fn agent_tts() -> Vec<i16> {
     AGENT.iter().flat_map(|t| voice(t, "en-us", 24_000)).map(|s| to_i16(s * 0.5)).collect()
 }
 
+/// The pipeline with the canceller on.
+fn aec_on() -> AudioConfig {
+    AudioConfig { echo_cancel: true, ..Default::default() }
+}
+
 /// Rooms from the issue: 40–200 ms, a 120 ms reverb tail, speaker→mic loss down to 0 dB.
 const ROOMS: [(f32, f32); 4] = [(40.0, 0.0), (120.0, 6.0), (200.0, 0.0), (200.0, 12.0)];
 
@@ -80,7 +85,7 @@ fn barge_in_during_double_talk_within_100_ms() {
     let user = user(48_000);
     for (delay, loss) in ROOMS {
         let path = EchoPath::new(48_000, delay, 120.0, loss, 3);
-        let (latency, early) = echo_sim::barge_in(AudioConfig::default(), &agent, &user, 250, path);
+        let (latency, early) = echo_sim::barge_in(aec_on(), &agent, &user, 250, path);
         eprintln!("room {delay} ms, {loss} dB loss: barge-in {latency:?} ms after the user's first word");
         assert!(!early, "the echo alone barged in (room {delay} ms, {loss} dB)");
         // Issue 17 asks ≤ 100 ms; 120–140 ms is measured here (earshot needs ~80 ms of a word
@@ -95,7 +100,7 @@ fn barge_in_during_double_talk_within_100_ms() {
 fn agent_speech_alone_never_barges_in() {
     let agent = agent_tts();
     for (delay, loss) in ROOMS {
-        let n = echo_sim::false_barge_ins(AudioConfig::default(), &agent, 3000, EchoPath::new(48_000, delay, 120.0, loss, 11));
+        let n = echo_sim::false_barge_ins(aec_on(), &agent, 3000, EchoPath::new(48_000, delay, 120.0, loss, 11));
         assert_eq!(n, 0, "{n} false barge-ins in a minute (room {delay} ms, {loss} dB)");
     }
 }
@@ -105,7 +110,7 @@ fn agent_speech_alone_never_barges_in() {
 fn ten_minutes_of_agent_speech_never_barge_in() {
     let agent = agent_tts();
     for (delay, loss) in ROOMS {
-        let n = echo_sim::false_barge_ins(AudioConfig::default(), &agent, 30_000, EchoPath::new(48_000, delay, 120.0, loss, 13));
+        let n = echo_sim::false_barge_ins(aec_on(), &agent, 30_000, EchoPath::new(48_000, delay, 120.0, loss, 13));
         assert_eq!(n, 0, "{n} false barge-ins in 10 minutes (room {delay} ms, {loss} dB)");
     }
 }

@@ -37,7 +37,9 @@ pub struct AudioConfig {
     /// Remote speakers that can be mixed at once.
     pub max_speakers: usize,
     /// Cancel the echo of what we play from the mic before the VAD (AEC3, `echo.rs`); the
-    /// playback→capture delay is estimated, not configured.
+    /// playback→capture delay is estimated, not configured. Off by default for now: hosts
+    /// that play the mic back as a remote speaker (the loopback tests) would have the user's
+    /// own voice cancelled.
     pub echo_cancel: bool,
     /// With `echo_cancel` on, this replaces `echo_gate`: what is left after cancellation is
     /// about −25 dB, so a much lower bar keeps quiet users able to interrupt.
@@ -54,7 +56,7 @@ impl Default for AudioConfig {
             barge_in: true,
             echo_gate: 0.35,
             max_speakers: 8,
-            echo_cancel: true,
+            echo_cancel: false,
             cancelled_echo_gate: 0.05,
         }
     }

@@ -45,7 +45,7 @@ pub fn main() {
     println!("aec bench: room 120 ms, 120 ms tail, 0 dB loss; agent 16 s, user from 10 s");
     println!("  {r:?}");
     let agent24: Vec<i16> = AGENT.iter().flat_map(|t| voice(t, "en-us", 24_000)).map(|s| (s * 32768.0) as i16).collect();
-    let (latency, early) = echo_sim::barge_in(AudioConfig::default(), &agent24, &voice(USER, "en+f3", 48_000), 250, room(48_000));
+    let (latency, early) = echo_sim::barge_in(AudioConfig { echo_cancel: true, ..Default::default() }, &agent24, &voice(USER, "en+f3", 48_000), 250, room(48_000));
     println!("  barge-in {latency:?} ms after the user's first word (echo alone barged in first: {early})");
 
     // Cost of the canceller alone per 20 ms frame (render 48 kHz + capture 16 kHz), median of 15 × 250.
