@@ -10,6 +10,9 @@
 //! - [`pipeline`] ties them into one duplex object with barge-in.
 
 pub mod codec;
+pub mod echo;
+#[cfg(any(test, feature = "testkit"))]
+pub mod echo_sim;
 pub mod jitter;
 pub mod mixer;
 pub mod pipeline;
@@ -22,8 +25,11 @@ pub mod wav;
 mod rate_tests;
 #[cfg(test)]
 pub(crate) mod tests;
+#[cfg(test)]
+mod echo_tests;
 
 pub use codec::{Decoder, Encoder};
+pub use echo::EchoCanceller;
 #[cfg(any(target_arch = "wasm32", feature = "pure-opus", test))]
 pub use codec::{PureOpusDecoder, PureOpusEncoder};
 #[cfg(not(target_arch = "wasm32"))]

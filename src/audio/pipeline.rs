@@ -36,6 +36,14 @@ pub struct AudioConfig {
     pub echo_gate: f32,
     /// Remote speakers that can be mixed at once.
     pub max_speakers: usize,
+    /// Cancel the echo of what we play from the mic before the VAD (AEC3, `echo.rs`); the
+    /// playback→capture delay is estimated, not configured. Off by default for now: hosts
+    /// that play the mic back as a remote speaker (the loopback tests) would have the user's
+    /// own voice cancelled.
+    pub echo_cancel: bool,
+    /// With `echo_cancel` on, this replaces `echo_gate`: what is left after cancellation is
+    /// about −25 dB, so a much lower bar keeps quiet users able to interrupt.
+    pub cancelled_echo_gate: f32,
 }
 
 impl Default for AudioConfig {
@@ -48,6 +56,8 @@ impl Default for AudioConfig {
             barge_in: true,
             echo_gate: 0.35,
             max_speakers: 8,
+            echo_cancel: false,
+            cancelled_echo_gate: 0.05,
         }
     }
 }
@@ -69,7 +79,7 @@ impl AudioConfig {
         if !super::RATE_RANGE.contains(&self.tts_rate) {
             return Err(Error::invalid_argument(format!("tts_rate {} Hz is not supported", self.tts_rate)));
         }
-        if !(0.0..=10.0).contains(&self.echo_gate) || !(1..=64).contains(&self.max_speakers) {
+        if !(0.0..=10.0).contains(&self.echo_gate) || !(0.0..=10.0).contains(&self.cancelled_echo_gate) || !(1..=64).contains(&self.max_speakers) {
             return Err(Error::invalid_argument("echo_gate must be 0..10 and max_speakers 1..64"));
         }
         Ok(())
@@ -92,6 +102,7 @@ pub struct AudioPipeline {
     to_speech: FrameResampler,
     to_net: FrameResampler,
     vad: VoiceDetector,
+    echo: Option<super::EchoCanceller>,
     encoder: Box<dyn Encoder + Send>,
     captured_frames: u64,
     // playback
@@ -124,6 +135,7 @@ impl AudioPipeline {
             to_net: FrameResampler::new(rate, NET_RATE)?,
             to_speech,
             vad,
+            echo: config.echo_cancel.then(super::EchoCanceller::new),
             encoder: codec::default_encoder(config.opus)?,
             captured_frames: 0,
             speakers: Vec::with_capacity(config.max_speakers),
@@ -192,11 +204,14 @@ impl AudioPipeline {
         self.captured_frames += 1;
 
         let playing_level = self.echo_levels.iter().copied().fold(0.0, f32::max);
-        self.vad.set_echo_floor(self.config.echo_gate * playing_level);
+        let gate = if self.echo.is_some() { self.config.cancelled_echo_gate } else { self.config.echo_gate };
+        self.vad.set_echo_floor(gate * playing_level);
         self.to_speech.process(&self.mic[..len], &mut self.mic16)?;
-        let was_speaking = self.vad.is_speaking();
+        if let Some(aec) = &mut self.echo {
+            aec.process(&mut self.mic16);
+        }
         self.vad.process(&self.mic16, &mut self.events);
-        if !was_speaking && self.vad.is_speaking() && self.config.barge_in && self.tts.is_active() {
+        if self.vad.take_interrupt() && self.config.barge_in && self.tts.is_active() {
             let flushed_ms = self.tts.flush();
             self.barge_pending = true;
             let at_ms = self.captured_frames * super::FRAME_MS as u64;
@@ -285,6 +300,9 @@ impl AudioPipeline {
         }
         mixer::add(&mut self.mix, &self.frame48);
         mixer::clip(&mut self.mix);
+        if let Some(aec) = &mut self.echo {
+            aec.render(&self.mix);
+        }
 
         self.echo_levels[self.echo_at] = super::rms(&self.mix);
         self.echo_at = (self.echo_at + 1) % ECHO_FRAMES;

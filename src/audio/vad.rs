@@ -24,11 +24,14 @@ pub struct VadConfig {
     pub pre_roll_secs: f32,
     /// Longest utterance; a longer one is cut here and a new one starts.
     pub max_utterance_secs: f32,
+    /// Voiced time that interrupts our playback (barge-in): shorter than `start_secs`, so the
+    /// agent stops within ~100 ms of the user's first word.
+    pub barge_in_secs: f32,
 }
 
 impl Default for VadConfig {
     fn default() -> Self {
-        Self { confidence: 0.7, start_secs: 0.2, stop_secs: 0.2, min_volume: 0.003, pre_roll_secs: 0.2, max_utterance_secs: 30.0 }
+        Self { confidence: 0.7, start_secs: 0.2, stop_secs: 0.2, min_volume: 0.003, pre_roll_secs: 0.2, max_utterance_secs: 30.0, barge_in_secs: 0.032 }
     }
 }
 
@@ -40,7 +43,8 @@ impl VadConfig {
             && (0.0..=5.0).contains(&self.stop_secs)
             && (0.0..=1.0).contains(&self.min_volume)
             && (0.0..=2.0).contains(&self.pre_roll_secs)
-            && (1.0..=300.0).contains(&self.max_utterance_secs);
+            && (1.0..=300.0).contains(&self.max_utterance_secs)
+            && (0.0..=5.0).contains(&self.barge_in_secs);
         if ok { Ok(()) } else { Err(Error::invalid_argument(format!("VAD settings out of range: {self:?}"))) }
     }
 }
@@ -64,6 +68,8 @@ pub struct VoiceDetector {
     /// Last score, for hosts that want to show it.
     last_score: f32,
     speaking: bool,
+    /// The current candidate already reported an interrupt (`take_interrupt`).
+    interrupted: bool,
     /// Start of the current candidate or utterance.
     start: Option<u64>,
     voiced: u64,
@@ -94,6 +100,7 @@ impl VoiceDetector {
             echo_floor: 0.0,
             last_score: 0.0,
             speaking: false,
+            interrupted: false,
             start: None,
             voiced: 0,
             silence: 0,
@@ -114,6 +121,14 @@ impl VoiceDetector {
     /// Whether an utterance is in progress (after `SpeechStarted`, before `SpeechStopped`).
     pub fn is_speaking(&self) -> bool {
         self.speaking
+    }
+    /// True once per candidate utterance, when it has `barge_in_secs` of voiced audio (or has
+    /// become speech): the moment to stop our playback.
+    pub fn take_interrupt(&mut self) -> bool {
+        let due = self.start.is_some() && (self.speaking || self.voiced >= secs(self.config.barge_in_secs).max(1));
+        let fire = due && !self.interrupted;
+        self.interrupted |= due;
+        fire
     }
     /// earshot's score for the last block.
     pub fn last_score(&self) -> f32 {
@@ -198,6 +213,7 @@ impl VoiceDetector {
 
     fn begin_candidate(&mut self, block_start: u64) {
         self.start = Some(block_start);
+        self.interrupted = false;
         self.voiced = 0;
         self.silence = 0;
         // The pre-roll ring (oldest first) becomes the head of the utterance.
@@ -238,6 +254,7 @@ impl VoiceDetector {
         self.block_fill = 0;
         self.pos = 0;
         self.speaking = false;
+        self.interrupted = false;
         self.start = None;
         self.voiced = 0;
         self.silence = 0;

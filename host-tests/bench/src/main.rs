@@ -3,7 +3,9 @@
 //! run and reported as ratios; `openssl dgst -sha256 -sign` checks both sign alike.
 //! Not a test: numbers vary by machine; only the ratios are meaningful.
 //! `cargo run --release -p moltlink-bench -- audio`: the audio pipeline (see `audio.rs`).
+//! `cargo run --release -p moltlink-bench --bin moltlink-bench -- aec`: the echo canceller (see `aec.rs`).
 
+mod aec;
 mod audio;
 
 use moltlink::auth::Identity;
@@ -15,6 +17,9 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().is_some_and(|a| a == "audio") {
         return audio::main(&args[1..]);
+    }
+    if args.first().is_some_and(|a| a == "aec") {
+        return aec::main();
     }
     let mut rng = rand_chacha::ChaCha20Rng::from_seed([1; 32]);
 
