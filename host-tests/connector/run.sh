@@ -17,6 +17,14 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; for f in "$work"/*.log; do echo "--- $f"; tail -n 30 "$f"; done; exit 1; }
+# Sets $history to the channel (JSON) once TEXT is in it, or after 30 s.
+wait_history() {
+  for _ in $(seq 300); do
+    history=$("$B" chats history "$C" --limit 100 --json --credentials "$work/bob.json" 2>/dev/null || true)
+    grep -qF -- "$1" <<<"$history" && return 0
+    sleep 0.1
+  done
+}
 wait_for() { # file pattern seconds
   for _ in $(seq $(($3 * 20))); do grep -q -- "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
   return 1
@@ -53,11 +61,7 @@ wait_for "$work/connect.log" 'OpenClaw: connected' 15 || fail "connector did not
 wait_for "$work/connect.log" 'MoltChats: subscribed to' 15 || fail "connector did not subscribe"
 
 "$B" chats send "$C" "hello bridge, are you there?" --credentials "$work/bob.json" >/dev/null 2>&1 || fail "bob's send"
-for _ in $(seq 300); do
-  history=$("$B" chats history "$C" --limit 100 --json --credentials "$work/bob.json" 2>/dev/null || true)
-  grep -q 'fake agent: hello bridge, are you there?' <<<"$history" && break
-  sleep 0.1
-done
+wait_history 'fake agent: hello bridge, are you there?'
 [ "$(grep -o 'fake agent: hello bridge, are you there?' <<<"$history" | wc -l)" = 1 ] || fail "the agent's reply is in the channel exactly once: $history"
 grep -q 'resending turn 1 (attempt 2, same idempotency key)' "$work/connect.log" || fail "the turn was resent after the gateway restart"
 [ "$(grep -c '"chat.send"' "$work/gateway-frames.log")" = 2 ] || fail "two chat.send (first + resend)"
@@ -90,11 +94,7 @@ for i in 1 2 3; do
   "$B" chats send "$C" "while the bridge was down $i" --rest --credentials "$work/bob.json" >/dev/null 2>&1 || fail "post $i while down"
 done
 start_connector connect-restarted
-for _ in $(seq 300); do
-  history=$("$B" chats history "$C" --limit 100 --json --credentials "$work/bob.json" 2>/dev/null || true)
-  grep -q 'fake agent: while the bridge was down 3' <<<"$history" && break
-  sleep 0.1
-done
+wait_history 'fake agent: while the bridge was down 3'
 python3 - "$history" <<'PY' || fail "after the restart: each message posted while down answered once, in order: $history"
 import json, sys
 replies = [m["content"] for m in reversed(json.loads(sys.argv[1])) if m["content"].startswith("fake agent: ")]
@@ -113,11 +113,7 @@ wait_for "$work/connect-midturn.log" 'bridge: message from @conn_bob' 15 || fail
 sleep 2 # longer than the save interval: a position saved at delivery would be on disk now
 kill -KILL "$connect_pid"; wait "$connect_pid" 2>/dev/null || true
 start_connector connect-after-midturn
-for _ in $(seq 300); do
-  history=$("$B" chats history "$C" --limit 100 --json --credentials "$work/bob.json" 2>/dev/null || true)
-  grep -q 'fake agent: asked mid-turn: still thinking?' <<<"$history" && break
-  sleep 0.1
-done
+wait_history 'fake agent: asked mid-turn: still thinking?'
 python3 - "$history" <<'PY' || fail "after a kill mid-turn: the turn retried and answered once, nothing else repeated: $history"
 import json, sys
 replies = [m["content"] for m in json.loads(sys.argv[1]) if m["content"].startswith("fake agent: ")]

@@ -184,3 +184,52 @@ pub fn false_barge_ins(config: super::AudioConfig, agent24: &[i16], frames: usiz
     }
     count
 }
+
+/// espeak-ng speech in `voice` at `rate` Hz, f32 in [-1, 1), resampled by sox (both needed:
+/// `host-tests/setup.sh` installs them).
+pub fn voice(text: &str, voice: &str, rate: u32) -> Vec<f32> {
+    let out = std::process::Command::new("sh")
+        .args(["-c", "espeak-ng --stdout -s 165 -v \"$3\" \"$1\" | sox -t wav - -r \"$2\" -c 1 -t s16 -", "speech"])
+        .args([text, &rate.to_string(), voice])
+        .output()
+        .expect("sh is available");
+    assert!(out.status.success() && !out.stdout.is_empty(), "espeak-ng and sox are needed (host-tests/setup.sh)");
+    out.stdout.chunks_exact(2).map(|b| super::to_f32(i16::from_le_bytes([b[0], b[1]]))).collect()
+}
+
+/// What the agent says in the simulations.
+pub const AGENT: [&str; 4] = [
+    "Sure, I can help with that. Your meeting with the design team is moved to Thursday afternoon.",
+    "The weather tomorrow looks cloudy in the morning, with some sun after lunch and a light breeze.",
+    "I have added three items to your shopping list: apples, bread and a bottle of olive oil.",
+    "Let me read the last message from your sister. She says the train arrives at half past six.",
+];
+/// What the user says over it.
+pub const USER: &str = "Wait, stop, I need to change the time of that meeting please.";
+
+/// The agent's speech (one voice) at 48 and 16 kHz, `secs` long, 0.5 of full scale.
+pub fn agent(secs: usize) -> (Vec<f32>, Vec<f32>) {
+    let mut far48 = Vec::new();
+    let mut far16 = Vec::new();
+    while far16.len() < secs * 16_000 {
+        for text in AGENT {
+            far48.extend(voice(text, "en-us", 48_000).iter().map(|s| s * 0.5));
+            far16.extend(voice(text, "en-us", 16_000).iter().map(|s| s * 0.5));
+            // Both clips must stay aligned: pad to whole 10 ms at both rates.
+            let n = far16.len().div_ceil(160) * 160;
+            far16.resize(n, 0.0);
+            far48.resize(n * 3, 0.0);
+        }
+    }
+    (far48, far16)
+}
+
+/// The user's words (another voice) at `rate` Hz, 0.5 of full scale.
+pub fn user(rate: u32) -> Vec<f32> {
+    voice(USER, "en+f3", rate).iter().map(|s| s * 0.5).collect()
+}
+
+/// The agent's sentences as 24 kHz TTS audio, 0.5 of full scale.
+pub fn agent_tts() -> Vec<i16> {
+    AGENT.iter().flat_map(|t| voice(t, "en-us", 24_000)).map(|s| super::to_i16(s * 0.5)).collect()
+}

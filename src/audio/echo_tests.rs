@@ -1,59 +1,13 @@
 //! The echo canceller on espeak-ng speech through simulated rooms (`echo_sim`): ERLE in single
 //! and double talk, the near-end preserved, and barge-in through the whole pipeline.
 
-use super::echo_sim::{self, EchoPath, EchoReport};
+use super::echo_sim::{self, EchoPath, EchoReport, agent, agent_tts, user};
 use super::*;
-use std::process::Command;
-
-/// espeak-ng speech in `voice` at `rate` Hz, f32 in [-1, 1), resampled by sox.
-pub(crate) fn voice(text: &str, voice: &str, rate: u32) -> Vec<f32> {
-    let out = Command::new("sh")
-        .args(["-c", "espeak-ng --stdout -s 165 -v \"$3\" \"$1\" | sox -t wav - -r \"$2\" -c 1 -t s16 -", "speech"])
-        .args([text, &rate.to_string(), voice])
-        .output()
-        .expect("sh is available");
-    assert!(out.status.success() && !out.stdout.is_empty(), "espeak-ng and sox are needed (host-tests/setup.sh)");
-    out.stdout.chunks_exact(2).map(|b| to_f32(i16::from_le_bytes([b[0], b[1]]))).collect()
-}
-
-const AGENT: [&str; 4] = [
-    "Sure, I can help with that. Your meeting with the design team is moved to Thursday afternoon.",
-    "The weather tomorrow looks cloudy in the morning, with some sun after lunch and a light breeze.",
-    "I have added three items to your shopping list: apples, bread and a bottle of olive oil.",
-    "Let me read the last message from your sister. She says the train arrives at half past six.",
-];
-const USER: &str = "Wait, stop, I need to change the time of that meeting please.";
-
-/// The agent's speech (one voice) at 48 and 16 kHz, `secs` long, 0.5 of full scale.
-pub(crate) fn agent(secs: usize) -> (Vec<f32>, Vec<f32>) {
-    let mut far48 = Vec::new();
-    let mut far16 = Vec::new();
-    while far16.len() < secs * 16_000 {
-        for text in AGENT {
-            far48.extend(voice(text, "en-us", 48_000).iter().map(|s| s * 0.5));
-            far16.extend(voice(text, "en-us", 16_000).iter().map(|s| s * 0.5));
-            // Both clips must stay aligned: pad to whole 10 ms at both rates.
-            let n = far16.len().div_ceil(160) * 160;
-            far16.resize(n, 0.0);
-            far48.resize(n * 3, 0.0);
-        }
-    }
-    (far48, far16)
-}
-
-fn user(rate: u32) -> Vec<f32> {
-    voice(USER, "en+f3", rate).iter().map(|s| s * 0.5).collect()
-}
 
 fn report(delay_ms: f32, loss_db: f32, linear: bool) -> EchoReport {
     let (far48, far16) = agent(16);
     let path = EchoPath::new(16_000, delay_ms, 120.0, loss_db, 7);
     echo_sim::measure(&far48, &far16, &user(16_000), 10 * 16_000, 4 * 16_000, path, linear)
-}
-
-/// The agent's sentences as 24 kHz TTS audio.
-fn agent_tts() -> Vec<i16> {
-    AGENT.iter().flat_map(|t| voice(t, "en-us", 24_000)).map(|s| to_i16(s * 0.5)).collect()
 }
 
 /// The pipeline with the canceller on.

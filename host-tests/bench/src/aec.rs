@@ -6,46 +6,17 @@
 use moltlink::audio::echo_sim::{self, EchoPath};
 use moltlink::audio::{AudioConfig, AudioPipeline, EchoCanceller};
 use std::hint::black_box;
-use std::process::Command;
 use std::time::Instant;
 
-/// espeak-ng speech in `voice` at `rate` Hz (sox resamples), f32.
-fn voice(text: &str, voice: &str, rate: u32) -> Vec<f32> {
-    let out = Command::new("sh")
-        .args(["-c", "espeak-ng --stdout -s 165 -v \"$3\" \"$1\" | sox -t wav - -r \"$2\" -c 1 -t s16 -", "speech"])
-        .args([text, &rate.to_string(), voice])
-        .output()
-        .expect("sh");
-    assert!(out.status.success() && !out.stdout.is_empty(), "espeak-ng and sox are needed");
-    out.stdout.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]]) as f32 / 32768.0 * 0.5).collect()
-}
-
-const AGENT: [&str; 4] = [
-    "Sure, I can help with that. Your meeting with the design team is moved to Thursday afternoon.",
-    "The weather tomorrow looks cloudy in the morning, with some sun after lunch and a light breeze.",
-    "I have added three items to your shopping list: apples, bread and a bottle of olive oil.",
-    "Let me read the last message from your sister. She says the train arrives at half past six.",
-];
-const USER: &str = "Wait, stop, I need to change the time of that meeting please.";
-
 pub fn main() {
-    let (mut far48, mut far16) = (Vec::new(), Vec::new());
-    while far16.len() < 16 * 16_000 {
-        for t in AGENT {
-            far48.extend(voice(t, "en-us", 48_000));
-            far16.extend(voice(t, "en-us", 16_000));
-            let n = far16.len().div_ceil(160) * 160;
-            far16.resize(n, 0.0);
-            far48.resize(n * 3, 0.0);
-        }
-    }
+    let (far48, far16) = echo_sim::agent(16);
     // The room: 120 ms late, a 120 ms reverb tail, 0 dB speaker→mic loss (the hardest case).
     let room = |rate| EchoPath::new(rate, 120.0, 120.0, 0.0, 7);
-    let r = echo_sim::measure(&far48, &far16, &voice(USER, "en+f3", 16_000), 10 * 16_000, 4 * 16_000, room(16_000), true);
+    let r = echo_sim::measure(&far48, &far16, &echo_sim::user(16_000), 10 * 16_000, 4 * 16_000, room(16_000), true);
     println!("aec bench: room 120 ms, 120 ms tail, 0 dB loss; agent 16 s, user from 10 s");
     println!("  {r:?}");
-    let agent24: Vec<i16> = AGENT.iter().flat_map(|t| voice(t, "en-us", 24_000)).map(|s| (s * 32768.0) as i16).collect();
-    let (latency, early) = echo_sim::barge_in(AudioConfig { echo_cancel: true, ..Default::default() }, &agent24, &voice(USER, "en+f3", 48_000), 250, room(48_000));
+    let agent24 = echo_sim::agent_tts();
+    let (latency, early) = echo_sim::barge_in(AudioConfig { echo_cancel: true, ..Default::default() }, &agent24, &echo_sim::user(48_000), 250, room(48_000));
     println!("  barge-in {latency:?} ms after the user's first word (echo alone barged in first: {early})");
 
     // Cost of the canceller alone per 20 ms frame (render 48 kHz + capture 16 kHz), median of 15 × 250.
