@@ -6,7 +6,7 @@
 //! - the control thread (the caller: HTTP, the agent) exchanges messages with the worker over
 //!   channels and may block as long as a request takes: the audio keeps flowing.
 
-use moltlink::audio::{AudioEvent, AudioPipeline};
+use moltlink::audio::{AudioConfig, AudioEvent, AudioPipeline};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -100,8 +100,9 @@ pub struct AudioWorker {
 const RING_MS: usize = 200;
 
 impl AudioWorker {
-    /// Start the worker on `pipeline` for a device of `rate` × `channels`.
-    pub fn spawn(mut pipeline: AudioPipeline, rate: u32, channels: u16) -> Result<AudioWorker, String> {
+    /// Start the worker with a pipeline for `config`, for a device of `rate` × `channels`. The
+    /// pipeline is made on the audio thread and stays there (the echo canceller is not `Send`).
+    pub fn spawn(config: AudioConfig, rate: u32, channels: u16) -> Result<AudioWorker, String> {
         let capacity = rate as usize * channels as usize * RING_MS / 1000;
         let (mic, speaker) = (Ring::new(capacity), Ring::new(capacity));
         let (tts, tts_rx) = mpsc::channel::<Vec<i16>>();
@@ -109,9 +110,15 @@ impl AudioWorker {
         let stop = Arc::new(AtomicBool::new(false));
         let frames = Arc::new(AtomicU64::new(0));
         let (m, s, st, fr) = (Arc::clone(&mic), Arc::clone(&speaker), Arc::clone(&stop), Arc::clone(&frames));
+        let (ready_tx, ready) = mpsc::channel::<Result<(), String>>();
         let handle = std::thread::Builder::new()
             .name("moltlink-audio".into())
             .spawn(move || {
+                let mut pipeline = match AudioPipeline::new(config) {
+                    Ok(p) => p,
+                    Err(e) => return drop(ready_tx.send(Err(e.to_string()))),
+                };
+                let _ = ready_tx.send(Ok(()));
                 // Frames are 20 ms; at rates where that is no whole number of samples (11 025 Hz)
                 // their length alternates: ask each time (within the longest, so no allocation).
                 let max = pipeline.frame_samples();
@@ -151,6 +158,7 @@ impl AudioWorker {
                 }
             })
             .map_err(|e| format!("cannot start the audio thread: {e}"))?;
+        ready.recv().map_err(|_| "the audio thread ended at start".to_owned())??;
         Ok(AudioWorker { mic, speaker, tts, events, stop, frames, handle: Some(handle) })
     }
 

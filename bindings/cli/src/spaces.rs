@@ -424,8 +424,7 @@ fn devices_loop(client: &mut SpacesClient, args: &JoinArgs, json: bool) -> Resul
     };
     audio.device = DeviceFormat { rate: 48_000, channels: 1 };
     let cfg = cpal::StreamConfig { channels: 1, sample_rate: 48_000, buffer_size: cpal::BufferSize::Default };
-    let pipeline = AudioPipeline::new(audio).map_err(|e| e.to_string())?;
-    let worker = AudioWorker::spawn(pipeline, 48_000, 1)?;
+    let worker = AudioWorker::spawn(audio, 48_000, 1)?;
     // The callbacks only move samples through the worker's rings (device_loop.rs).
     let mut on_mic = mic_callback(std::sync::Arc::clone(&worker.mic));
     let mut on_speaker = speaker_callback(std::sync::Arc::clone(&worker.speaker));
@@ -496,7 +495,7 @@ mod device_tests {
 
         let audio = AudioConfig { device: DeviceFormat { rate: 48_000, channels: 1 }, ..AudioConfig::default() };
         let tts_rate = audio.tts_rate as usize;
-        let worker = AudioWorker::spawn(AudioPipeline::new(audio).unwrap(), 48_000, 1).unwrap();
+        let worker = AudioWorker::spawn(audio, 48_000, 1).unwrap();
         // 3 s of agent speech (a tone) queued before the loop starts.
         worker.push_tts((0..3 * tts_rate).map(|i| (8000.0 * (i as f32 * 0.06).sin()) as i16).collect());
 
