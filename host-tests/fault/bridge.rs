@@ -23,7 +23,6 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 const SEC: u64 = 1_000;
-const MINUTE: u64 = 60 * SEC;
 const GATEWAY_URL: &str = "ws://127.0.0.1:18789";
 const TOKEN: &str = "fault-gateway-token";
 /// Gateway session ids live above the sandbox's.
@@ -337,18 +336,9 @@ pub fn run(seed: u64, minutes: u64, strict: Strict, totals: &mut BridgeTotals) -
     let mut host = Host::new(bridge, setup, disk);
     let mut posted = 0u64;
     let mut kill_due = false;
-    let end = now + minutes * MINUTE;
-    let mut settle = 0;
-    loop {
-        now += rng.below(1_500);
-        let healed = now >= end;
-        if healed {
-            faults = Faults::none();
-            settle += 1;
-            if settle > 800 {
-                break;
-            }
-        } else if !host.log.subscribed.is_empty() && rng.chance(0.05) {
+    let mut schedule = net::Schedule::new(now, minutes, 800);
+    while let Some(healed) = schedule.step(&mut now, &mut rng, &mut faults) {
+        if !healed && !host.log.subscribed.is_empty() && rng.chance(0.05) {
             let content = format!("b-{seed}-{posted}");
             posted += 1;
             bob.client.send_message(SEED_CHANNEL_ID, &content, None, now).expect("bob sends");

@@ -50,6 +50,34 @@ impl Rng {
     }
 }
 
+/// The virtual clock of a run: random steps of up to 1.5 s; after `end` the network heals
+/// (`faults` becomes none) and the run settles for `settle_steps` more steps.
+pub struct Schedule {
+    end: u64,
+    settled: u32,
+    settle_steps: u32,
+}
+
+impl Schedule {
+    pub fn new(now: u64, minutes: u64, settle_steps: u32) -> Self {
+        Self { end: now + minutes * 60_000, settled: 0, settle_steps }
+    }
+
+    /// Advance `now`; `None` when the run is over, else whether the network has healed.
+    pub fn step(&mut self, now: &mut u64, rng: &mut Rng, faults: &mut Faults) -> Option<bool> {
+        *now += rng.below(1_500);
+        let healed = *now >= self.end;
+        if healed {
+            *faults = Faults::none();
+            self.settled += 1;
+            if self.settled > self.settle_steps {
+                return None;
+            }
+        }
+        Some(healed)
+    }
+}
+
 /// Per-event fault probabilities.
 #[derive(Clone, Copy)]
 pub struct Faults {

@@ -16,7 +16,6 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 
 const SEC: u64 = 1_000;
-const MINUTE: u64 = 60 * SEC;
 const OPTIONS: &str = r#"{"api_base":"http://127.0.0.1/moltspaces/v1"}"#;
 /// Other providers' keys in the same `.env`: they must never reach Moltspaces.
 const OTHER_KEYS: &str = "OPENAI_API_KEY=sk-fault-openai-0123456789\nELEVENLABS_API_KEY=el-fault-0123456789\n";
@@ -195,18 +194,8 @@ pub fn run(seed: u64, minutes: u64, totals: &mut SpacesTotals) -> FaultStats {
         h.client.command(SpacesCommand::Join { topic }, now).unwrap();
         totals.joins += 1;
     }
-    let end = now + minutes * MINUTE;
-    let mut settle = 0;
-    loop {
-        now += rng.below(1_500);
-        let healed = now >= end;
-        if healed {
-            faults = Faults::none();
-            settle += 1;
-            if settle > 600 {
-                break;
-            }
-        }
+    let mut schedule = crate::net::Schedule::new(now, minutes, 600);
+    while let Some(healed) = schedule.step(&mut now, &mut rng, &mut faults) {
         for (i, h) in hosts.iter_mut().enumerate() {
             // The host's loop: join when told to, join again after a failed join (5 s later),
             // now and then report a transport drop, or leave for another topic.
