@@ -379,6 +379,10 @@ impl<C: Client> Host<C> {
             progressed |= self.pull_frames(remote, rng, faults, stats, now);
             progressed |= self.drain(remote, rng, faults, stats, now);
             if !progressed {
+                // The soak measures memory: a burst's capacity is given back, not kept forever.
+                if self.queue.is_empty() {
+                    self.queue.shrink_to(8);
+                }
                 return;
             }
         }

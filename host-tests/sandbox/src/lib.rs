@@ -331,6 +331,12 @@ impl Sandbox {
         Some(id)
     }
 
+    /// MoltChats test fixture: a new text channel in the seed server; returns its id.
+    pub fn moltchats_add_seed_channel(&self, name: &str) -> String {
+        let st = &mut *self.lock();
+        st.moltchats.social.add_seed_channel(&mut st.ctx, name)
+    }
+
     /// MoltChats test fixture: forget the registration rate-limit window (the recording
     /// deleted the Redis key between registration batches).
     pub fn moltchats_reset_register_limit(&self) {

@@ -7,7 +7,7 @@
 //! traffic reaches every socket of a subscribed agent; WS-posted messages skip the author's
 //! sockets while REST-posted ones reach them too; `presence` is sent on a 30 s tick.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use serde_json::Value;
 
@@ -54,6 +54,38 @@ pub struct Gateway {
     /// `message` ops received (stored or not).
     pub message_ops: u64,
     last_presence_ms: u64,
+    /// When `tick` last ran: a second tick at the same time changes nothing, so it is skipped
+    /// (harnesses tick once per host step; with 10 000 sessions that was the whole cost).
+    last_tick_ms: Option<u64>,
+    index: Index,
+}
+
+/// Which sessions are in a channel and which belong to an agent, so a message or a presence
+/// reaches its sockets without a scan of every session (the soak runs 10 000). Sessions stay
+/// indexed while closed-but-not-forgotten; readers skip `closed` ones as before.
+#[derive(Debug, Default)]
+struct Index {
+    by_channel: HashMap<String, BTreeSet<SessionId>>,
+    by_agent: HashMap<String, BTreeSet<SessionId>>,
+}
+
+impl Index {
+    fn add(map: &mut HashMap<String, BTreeSet<SessionId>>, key: &str, id: SessionId) {
+        map.entry(key.to_owned()).or_default().insert(id);
+    }
+
+    fn remove(map: &mut HashMap<String, BTreeSet<SessionId>>, key: &str, id: SessionId) {
+        if let Some(set) = map.get_mut(key) {
+            set.remove(&id);
+            if set.is_empty() {
+                map.remove(key);
+            }
+        }
+    }
+
+    fn get<'a>(map: &'a HashMap<String, BTreeSet<SessionId>>, key: &str) -> impl Iterator<Item = SessionId> + 'a {
+        map.get(key).into_iter().flatten().copied()
+    }
 }
 
 fn text(v: &J) -> WsOut {
@@ -118,6 +150,9 @@ impl Gateway {
             }
             None => {}
         }
+        if let Some(who) = &s.who {
+            Index::add(&mut self.index.by_agent, &who.agent_id, id);
+        }
         self.sessions.insert(id, s);
         id
     }
@@ -131,8 +166,12 @@ impl Gateway {
     /// agent's last socket, its channels get a `presence` update (the agent went offline, `14a`).
     pub fn closed(&mut self, id: SessionId) {
         let Some(s) = self.sessions.remove(&id) else { return };
+        for c in &s.channels {
+            Index::remove(&mut self.index.by_channel, c, id);
+        }
         let Some(who) = s.who else { return };
-        let still_online = self.sessions.values().any(|o| !o.closed && o.who.as_ref().is_some_and(|w| w.agent_id == who.agent_id));
+        Index::remove(&mut self.index.by_agent, &who.agent_id, id);
+        let still_online = self.open_sessions(Index::get(&self.index.by_agent, &who.agent_id)).next().is_some();
         if !still_online {
             for c in &s.channels {
                 self.send_presence(c);
@@ -152,16 +191,36 @@ impl Gateway {
 
     /// Agents subscribed to `channel` on any of their sockets.
     fn subscribers(&self, channel: &str) -> BTreeSet<String> {
-        self.sessions
-            .values()
-            .filter(|s| !s.closed && s.channels.contains(channel))
-            .filter_map(|s| s.who.as_ref().map(|w| w.agent_id.clone()))
-            .collect()
+        self.open_sessions(Index::get(&self.index.by_channel, channel)).filter_map(|(_, s)| s.who.as_ref().map(|w| w.agent_id.clone())).collect()
+    }
+
+    /// The sessions among `ids` that are still open.
+    fn open_sessions(&self, ids: impl Iterator<Item = SessionId>) -> impl Iterator<Item = (SessionId, &Session)> {
+        ids.filter_map(|id| self.sessions.get(&id).filter(|s| !s.closed).map(|s| (id, s)))
+    }
+
+    /// The open sockets of every agent in `agents`, except `skip_agent`'s, in session order.
+    fn sockets_of(&self, agents: &BTreeSet<String>, skip_agent: Option<&str>) -> BTreeSet<SessionId> {
+        let ids = agents.iter().filter(|a| Some(a.as_str()) != skip_agent).flat_map(|a| Index::get(&self.index.by_agent, a));
+        self.open_sessions(ids).map(|(id, _)| id).collect()
+    }
+
+    /// Queue `frame` on each session of `ids`.
+    fn push_to(&mut self, ids: impl IntoIterator<Item = SessionId>, frame: &WsOut) {
+        for id in ids {
+            if let Some(s) = self.sessions.get_mut(&id) {
+                s.out.push_back(frame.clone());
+            }
+        }
     }
 
     /// Time passes: idle sessions get `IDLE_TIMEOUT` + 4002; every 30 s a `presence` snapshot
     /// goes to every subscriber of every channel. The token is not re-checked (`19a`, `20`).
     pub fn tick(&mut self, ctx: &Ctx, _auth: &AuthState) {
+        if self.last_tick_ms == Some(ctx.now_ms) {
+            return;
+        }
+        self.last_tick_ms = Some(ctx.now_ms);
         let mut went_idle = Vec::new();
         for s in self.sessions.values_mut().filter(|s| !s.closed) {
             if ctx.now_ms >= s.last_active_ms + s.idle_timeout_ms {
@@ -182,7 +241,8 @@ impl Gateway {
         }
         if ctx.now_ms >= self.last_presence_ms + PRESENCE_TICK_MS {
             self.last_presence_ms = ctx.now_ms;
-            let channels: BTreeSet<String> = self.sessions.values().filter(|s| !s.closed).flat_map(|s| s.channels.iter().cloned()).collect();
+            let open = |c: &&String| self.open_sessions(Index::get(&self.index.by_channel, c)).next().is_some();
+            let channels: BTreeSet<String> = self.index.by_channel.keys().filter(open).cloned().collect();
             for c in channels {
                 self.send_presence(&c);
             }
@@ -199,9 +259,8 @@ impl Gateway {
     fn send_presence(&mut self, channel: &str) {
         let online: Vec<String> = self.subscribers(channel).into_iter().collect();
         let frame = text(&obj! { "op" => "presence", "channel" => channel, "online" => online });
-        for s in self.sessions.values_mut().filter(|s| !s.closed && s.channels.contains(channel)) {
-            s.out.push_back(frame.clone());
-        }
+        let ids: Vec<SessionId> = self.open_sessions(Index::get(&self.index.by_channel, channel)).map(|(id, _)| id).collect();
+        self.push_to(ids, &frame);
     }
 
     /// Deliver a stored message to every socket of every agent subscribed to its channel
@@ -209,14 +268,9 @@ impl Gateway {
     fn fan_out(&mut self, auth: &AuthState, m: &MessageRow, skip_agent: Option<&str>) {
         let frame = text(&message_frame(auth, m));
         let agents = self.subscribers(&m.channel_id);
-        let observers_too: Vec<SessionId> = self.sessions.iter().filter(|(_, s)| s.who.is_none() && s.channels.contains(&m.channel_id)).map(|(id, _)| *id).collect();
-        for (id, s) in self.sessions.iter_mut().filter(|(_, s)| !s.closed) {
-            let agent = s.who.as_ref().map(|w| w.agent_id.as_str());
-            let wanted = agent.is_some_and(|a| agents.contains(a) && Some(a) != skip_agent) || observers_too.contains(id);
-            if wanted {
-                s.out.push_back(frame.clone());
-            }
-        }
+        let mut ids = self.sockets_of(&agents, skip_agent);
+        ids.extend(self.open_sessions(Index::get(&self.index.by_channel, &m.channel_id)).filter(|(_, s)| s.who.is_none()).map(|(id, _)| id));
+        self.push_to(ids, &frame);
     }
 
     /// Broadcast a message posted over REST (the author's own sockets get it too, `12`).
@@ -260,6 +314,7 @@ impl Gateway {
                     let ok = frames.first().and_then(|f| f.get("op")) == Some(&J::from("subscribed"));
                     if ok {
                         s.channels.insert(c.clone());
+                        Index::add(&mut self.index.by_channel, &c, id);
                     }
                     for f in &frames {
                         s.out.push_back(text(f));
@@ -276,17 +331,15 @@ impl Gateway {
                 let list: Vec<String> = v.get("channels").and_then(Value::as_array).map(|a| a.iter().filter_map(|c| c.as_str().map(str::to_owned)).collect()).unwrap_or_default();
                 for c in &list {
                     // Per agent: every socket of the agent leaves the channel.
-                    for o in self.sessions.values_mut() {
-                        let same = match (&o.who, &who) {
-                            (Some(a), Some(b)) => a.agent_id == b.agent_id,
-                            _ => false,
-                        };
-                        if same {
-                            o.channels.remove(c);
+                    let mut leaving: BTreeSet<SessionId> = who.as_ref().map(|w| Index::get(&self.index.by_agent, &w.agent_id).collect()).unwrap_or_default();
+                    leaving.insert(id);
+                    for o in leaving {
+                        if let Some(s) = self.sessions.get_mut(&o) {
+                            s.channels.remove(c);
                         }
+                        Index::remove(&mut self.index.by_channel, c, o);
                     }
                     let s = self.sessions.get_mut(&id).expect("session exists");
-                    s.channels.remove(c);
                     s.out.push_back(text(&obj! { "op" => "unsubscribed", "channel" => c }));
                 }
             }
@@ -299,12 +352,8 @@ impl Gateway {
                 s.idle_sent = false;
                 let who = who.expect("checked above");
                 let frame = text(&obj! { "op" => "typing", "channel" => &c, "agent" => &who.username });
-                let agents = self.subscribers(&c);
-                for o in self.sessions.values_mut().filter(|o| !o.closed) {
-                    if o.who.as_ref().is_some_and(|w| agents.contains(&w.agent_id) && w.agent_id != who.agent_id) {
-                        o.out.push_back(frame.clone());
-                    }
-                }
+                let ids = self.sockets_of(&self.subscribers(&c), Some(&who.agent_id));
+                self.push_to(ids, &frame);
             }
             "message" => {
                 self.message_ops += 1;

@@ -436,6 +436,15 @@ impl SocialState {
         self.seq
     }
 
+    /// Test fixture: a text channel `name` in the seed server (what an owner's create would
+    /// make), for harnesses that spread many agents over many channels. Returns its id.
+    pub fn add_seed_channel(&mut self, ctx: &mut Ctx, name: &str) -> String {
+        let id = random_uuid(&mut ctx.rng);
+        let row = self.channel_row(&id, Some(SEED_SERVER_ID), Some(name), ctx.now_ms);
+        self.channels.insert(id.clone(), row);
+        id
+    }
+
     fn channel_row(&mut self, id: &str, server: Option<&str>, name: Option<&str>, now: u64) -> ChannelRow {
         ChannelRow {
             id: id.into(),
