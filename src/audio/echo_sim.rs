@@ -161,6 +161,34 @@ pub fn barge_in(config: super::AudioConfig, agent24: &[i16], user48: &[f32], use
     (None, false)
 }
 
+/// Rooms the barge-in figures sweep (delay ms, speaker→mic loss dB, 120 ms tail): the issue's
+/// 40–200 ms down to 0 dB, and a headset (80 dB: no echo at all).
+pub const ROOMS: [(f32, f32); 7] = [(40.0, 0.0), (80.0, 3.0), (120.0, 6.0), (160.0, 0.0), (200.0, 0.0), (200.0, 12.0), (120.0, 80.0)];
+
+/// Barge-in over many calls: in each room and path `seed`, the user starts at five points of
+/// the agent's speech (5–6.7 s in). Returns the latencies (ms after the user's first word) and
+/// how many calls had none, or one before the user spoke.
+pub fn barge_in_sweep(config: &super::AudioConfig, agent24: &[i16], user48: &[f32], rooms: &[(f32, f32)], seeds: &[u64]) -> (Vec<u64>, usize) {
+    let (mut latencies, mut failed) = (vec![], 0);
+    for &(delay, loss) in rooms {
+        for &seed in seeds {
+            for from in [250, 263, 277, 301, 333] {
+                match barge_in(config.clone(), agent24, user48, from, EchoPath::new(48_000, delay, 120.0, loss, seed)) {
+                    (Some(ms), false) => latencies.push(ms),
+                    _ => failed += 1,
+                }
+            }
+        }
+    }
+    latencies.sort_unstable();
+    (latencies, failed)
+}
+
+/// The `p`-th percentile (0..1) of sorted values.
+pub fn percentile(sorted: &[u64], p: f64) -> u64 {
+    sorted.get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1))).copied().unwrap_or(0)
+}
+
 /// `frames` of the agent talking (`agent24` again and again) through `path`, nobody else in
 /// the room: how many barge-ins the echo caused.
 pub fn false_barge_ins(config: super::AudioConfig, agent24: &[i16], frames: usize, mut path: EchoPath) -> usize {
@@ -186,10 +214,11 @@ pub fn false_barge_ins(config: super::AudioConfig, agent24: &[i16], frames: usiz
 }
 
 /// espeak-ng speech in `voice` at `rate` Hz, f32 in [-1, 1), resampled by sox (both needed:
-/// `host-tests/setup.sh` installs them).
+/// `host-tests/setup.sh` installs them). `sox -D`: no dither, so every run hears the same
+/// samples (sox's random dither made the simulations differ from run to run).
 pub fn voice(text: &str, voice: &str, rate: u32) -> Vec<f32> {
     let out = std::process::Command::new("sh")
-        .args(["-c", "espeak-ng --stdout -s 165 -v \"$3\" \"$1\" | sox -t wav - -r \"$2\" -c 1 -t s16 -", "speech"])
+        .args(["-c", "espeak-ng --stdout -s 165 -v \"$3\" \"$1\" | sox -D -t wav - -r \"$2\" -c 1 -t s16 -", "speech"])
         .args([text, &rate.to_string(), voice])
         .output()
         .expect("sh is available");

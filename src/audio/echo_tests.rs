@@ -1,7 +1,7 @@
 //! The echo canceller on espeak-ng speech through simulated rooms (`echo_sim`): ERLE in single
 //! and double talk, the near-end preserved, and barge-in through the whole pipeline.
 
-use super::echo_sim::{self, EchoPath, EchoReport, agent, agent_tts, user};
+use super::echo_sim::{self, EchoPath, EchoReport, agent, agent_tts, percentile, user};
 use super::*;
 
 fn report(delay_ms: f32, loss_db: f32, linear: bool) -> EchoReport {
@@ -35,17 +35,25 @@ fn echo_is_cancelled_and_the_near_end_kept() {
 
 #[test]
 fn barge_in_during_double_talk_within_100_ms() {
-    let agent = agent_tts();
-    let user = user(48_000);
-    for (delay, loss) in ROOMS {
-        let path = EchoPath::new(48_000, delay, 120.0, loss, 3);
-        let (latency, early) = echo_sim::barge_in(aec_on(), &agent, &user, 250, path);
-        eprintln!("room {delay} ms, {loss} dB loss: barge-in {latency:?} ms after the user's first word");
-        assert!(!early, "the echo alone barged in (room {delay} ms, {loss} dB)");
-        // Issue 17 asks ≤ 100 ms; 120–140 ms is measured here (earshot needs ~80 ms of a word
-        // before it scores it as speech), so this bound only catches regressions.
-        assert!(latency.is_some_and(|ms| ms <= 160), "barge-in {latency:?} ms after onset (room {delay} ms, {loss} dB)");
-    }
+    // Every room of the sweep (headset included), the user starting at five points of a sentence.
+    let (latencies, failed) = echo_sim::barge_in_sweep(&aec_on(), &agent_tts(), &user(48_000), &echo_sim::ROOMS, &[3]);
+    eprintln!("barge-in latencies (ms after onset): {latencies:?}");
+    assert_eq!(failed, 0, "calls where the echo barged in first or the user never did");
+    // Issue 17: within 100 ms of onset. 9 in 10 are (median 80 ms); the slowest is 120 ms:
+    // earshot needs most of a syllable, and the time is counted in 20 ms frames.
+    let (p90, max) = (percentile(&latencies, 0.9), *latencies.last().unwrap());
+    assert!(p90 <= 100 && max <= 120, "barge-in p90 {p90} ms, max {max} ms");
+}
+
+/// A headset: nothing of what we play reaches the mic. The canceller must not take the user's
+/// words for echo (AEC3's transparent mode; without it barge-in took 0.7–1.2 s).
+#[test]
+fn a_headset_user_still_barges_in_within_100_ms_with_the_canceller_on() {
+    let (on, failed) = echo_sim::barge_in_sweep(&aec_on(), &agent_tts(), &user(48_000), &[(120.0, 80.0)], &[3]);
+    let (off, _) = echo_sim::barge_in_sweep(&AudioConfig::default(), &agent_tts(), &user(48_000), &[(120.0, 80.0)], &[3]);
+    eprintln!("headset barge-in: canceller on {on:?}, off {off:?}");
+    assert_eq!(failed, 0);
+    assert!(*on.last().unwrap() <= (*off.last().unwrap()).max(100), "canceller on {on:?}, off {off:?}");
 }
 
 /// The agent talks, nobody else: its echo never interrupts it. One minute per room here;
@@ -53,7 +61,7 @@ fn barge_in_during_double_talk_within_100_ms() {
 #[test]
 fn agent_speech_alone_never_barges_in() {
     let agent = agent_tts();
-    for (delay, loss) in ROOMS {
+    for (delay, loss) in echo_sim::ROOMS {
         let n = echo_sim::false_barge_ins(aec_on(), &agent, 3000, EchoPath::new(48_000, delay, 120.0, loss, 11));
         assert_eq!(n, 0, "{n} false barge-ins in a minute (room {delay} ms, {loss} dB)");
     }
@@ -63,8 +71,7 @@ fn agent_speech_alone_never_barges_in() {
 #[ignore = "10 minutes of audio per room: cargo test --release -p moltlink ten_minutes -- --ignored"]
 fn ten_minutes_of_agent_speech_never_barge_in() {
     let agent = agent_tts();
-    for (delay, loss) in ROOMS {
-        let n = echo_sim::false_barge_ins(aec_on(), &agent, 30_000, EchoPath::new(48_000, delay, 120.0, loss, 13));
-        assert_eq!(n, 0, "{n} false barge-ins in 10 minutes (room {delay} ms, {loss} dB)");
-    }
+    let counts: Vec<usize> = echo_sim::ROOMS.iter().map(|&(delay, loss)| echo_sim::false_barge_ins(aec_on(), &agent, 30_000, EchoPath::new(48_000, delay, 120.0, loss, 13))).collect();
+    eprintln!("false barge-ins in 10 minutes per room {:?}: {counts:?}", echo_sim::ROOMS);
+    assert!(counts.iter().all(|&n| n == 0), "false barge-ins in 10 minutes per room: {counts:?}");
 }

@@ -41,8 +41,9 @@ pub struct AudioConfig {
     /// that play the mic back as a remote speaker (the loopback tests) would have the user's
     /// own voice cancelled.
     pub echo_cancel: bool,
-    /// With `echo_cancel` on, this replaces `echo_gate`: what is left after cancellation is
-    /// about −25 dB, so a much lower bar keeps quiet users able to interrupt.
+    /// With `echo_cancel` on, this replaces `echo_gate`. The canceller lets a user's onset
+    /// through at once (`echo.rs`), and with it its residual echo now and then: 0.3 (−10 dB)
+    /// had no false barge-in in 70 simulated minutes where 0.2 had one and 0.1 two in 21.
     pub cancelled_echo_gate: f32,
 }
 
@@ -57,7 +58,7 @@ impl Default for AudioConfig {
             echo_gate: 0.35,
             max_speakers: 8,
             echo_cancel: false,
-            cancelled_echo_gate: 0.05,
+            cancelled_echo_gate: 0.3,
         }
     }
 }

@@ -25,13 +25,14 @@ pub struct VadConfig {
     /// Longest utterance; a longer one is cut here and a new one starts.
     pub max_utterance_secs: f32,
     /// Voiced time that interrupts our playback (barge-in): shorter than `start_secs`, so the
-    /// agent stops within ~100 ms of the user's first word.
+    /// agent stops within ~100 ms of the user's first word. One earshot block (16 ms) by
+    /// default: earshot already needs most of a syllable to score it as speech.
     pub barge_in_secs: f32,
 }
 
 impl Default for VadConfig {
     fn default() -> Self {
-        Self { confidence: 0.7, start_secs: 0.2, stop_secs: 0.2, min_volume: 0.003, pre_roll_secs: 0.2, max_utterance_secs: 30.0, barge_in_secs: 0.032 }
+        Self { confidence: 0.7, start_secs: 0.2, stop_secs: 0.2, min_volume: 0.003, pre_roll_secs: 0.2, max_utterance_secs: 30.0, barge_in_secs: 0.016 }
     }
 }
 
