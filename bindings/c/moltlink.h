@@ -137,7 +137,12 @@ void ml_audio_free(struct MlAudio *handle);
 // `*samples` = interleaved samples in one 20 ms device frame (mic and speaker alike).
 int32_t ml_audio_frame_samples(const struct MlAudio *handle, size_t *samples);
 
-// One 20 ms mic frame. With `packet_cap > 0` the frame is also Opus-encoded into `packet`
+// `*capture` / `*playback` = interleaved samples the next `ml_audio_capture` takes and the
+// next `ml_audio_playback` fills. Both are `ml_audio_frame_samples` unless 20 ms is not a
+// whole number of samples at the device rate (at 11 025 Hz frames alternate 220 and 221).
+int32_t ml_audio_next_frame_samples(const struct MlAudio *handle, size_t *capture, size_t *playback);
+
+// One 20 ms mic frame (`ml_audio_next_frame_samples` samples). With `packet_cap > 0` the frame is also Opus-encoded into `packet`
 // (1275 bytes always suffice) and `*packet_len` receives its length; with `packet_cap == 0`
 // nothing is encoded and `*packet_len` is 0. `packet_len` may be NULL.
 int32_t ml_audio_capture(const struct MlAudio *handle,
@@ -158,7 +163,7 @@ int32_t ml_audio_push_packet(const struct MlAudio *handle,
 // Text-to-speech samples (mono, at the configured `tts_rate`, 24 kHz by default), any count.
 int32_t ml_audio_push_tts(const struct MlAudio *handle, const int16_t *pcm, size_t len);
 
-// One 20 ms speaker frame into `out` (exactly `ml_audio_frame_samples` samples).
+// One 20 ms speaker frame into `out` (exactly the `playback` count of `ml_audio_next_frame_samples`).
 int32_t ml_audio_playback(const struct MlAudio *handle, int16_t *out, size_t out_len);
 
 // The next event as JSON (`{"type":"speech-started","at_ms":…}`, `speech-stopped`,

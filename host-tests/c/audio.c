@@ -32,6 +32,24 @@ int main(int argc, char **argv) {
     size_t n = 0;
     CHECK(ml_audio_frame_samples(a, &n) == ML_OK && n == 960, "frame samples %zu", n);
 
+    /* 11 025 Hz: 20 ms is not a whole number of samples, so frames alternate 220/221 and
+       ml_audio_next_frame_samples says which comes next; 50 frames are one second each way. */
+    {
+        MlAudio *odd = NULL;
+        CHECK(ml_audio_new("{\"device\":{\"rate\":11025,\"channels\":1}}", &odd) == ML_OK, "11025 Hz");
+        int16_t frame[221] = {0}, spk[221];
+        size_t captured = 0, played = 0, c = 0, p = 0, shorter = 0;
+        for (int f = 0; f < 50; f++) {
+            CHECK(ml_audio_next_frame_samples(odd, &c, &p) == ML_OK && (c == 220 || c == 221), "next %zu", c);
+            CHECK(ml_audio_capture(odd, frame, c, NULL, 0, NULL) == ML_OK, "capture %zu", c);
+            CHECK(ml_audio_playback(odd, spk, p) == ML_OK, "playback %zu", p);
+            captured += c; played += p; shorter += c == 220;
+        }
+        CHECK(captured == 11025 && played == 11025 && shorter > 0, "one second: %zu captured, %zu played", captured, played);
+        CHECK(ml_audio_next_frame_samples(odd, NULL, &p) == ML_NULL_POINTER, "NULL refused");
+        ml_audio_free(odd);
+    }
+
     uint8_t packet[1275];
     int16_t out[960];
     char event[256];

@@ -34,6 +34,14 @@ impl GuestPipeline for Pipeline {
         self.inner.try_borrow().map(|p| p.frame_samples() as u32).unwrap_or(0)
     }
 
+    fn next_capture_samples(&self) -> u32 {
+        self.inner.try_borrow().map(|p| p.next_capture_samples() as u32).unwrap_or(0)
+    }
+
+    fn next_playback_samples(&self) -> u32 {
+        self.inner.try_borrow().map(|p| p.next_playback_samples() as u32).unwrap_or(0)
+    }
+
     fn capture(&self, mic: Vec<i16>, encode: bool) -> Res<Vec<u8>> {
         self.with(|p| {
             let mut packet = if encode { vec![0u8; MAX_PACKET] } else { Vec::new() };
@@ -56,7 +64,7 @@ impl GuestPipeline for Pipeline {
 
     fn playback(&self) -> Res<Vec<i16>> {
         self.with(|p| {
-            let mut out = vec![0i16; p.frame_samples()];
+            let mut out = vec![0i16; p.next_playback_samples()];
             p.process_playback(&mut out)?;
             Ok(out)
         })

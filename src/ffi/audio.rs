@@ -61,7 +61,19 @@ pub unsafe extern "C" fn ml_audio_frame_samples(handle: *const MlAudio, samples:
     })
 }
 
-/// One 20 ms mic frame. With `packet_cap > 0` the frame is also Opus-encoded into `packet`
+/// `*capture` / `*playback` = interleaved samples the next `ml_audio_capture` takes and the
+/// next `ml_audio_playback` fills. Both are `ml_audio_frame_samples` unless 20 ms is not a
+/// whole number of samples at the device rate (at 11 025 Hz frames alternate 220 and 221).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ml_audio_next_frame_samples(handle: *const MlAudio, capture: *mut usize, playback: *mut usize) -> i32 {
+    enter_handle("ml_audio_next_frame_samples", handle, |h| unsafe {
+        let p = h.pipeline.borrow();
+        write_out(capture, p.next_capture_samples(), "capture")?;
+        write_out(playback, p.next_playback_samples(), "playback")
+    })
+}
+
+/// One 20 ms mic frame (`ml_audio_next_frame_samples` samples). With `packet_cap > 0` the frame is also Opus-encoded into `packet`
 /// (1275 bytes always suffice) and `*packet_len` receives its length; with `packet_cap == 0`
 /// nothing is encoded and `*packet_len` is 0. `packet_len` may be NULL.
 #[unsafe(no_mangle)]
@@ -110,7 +122,7 @@ pub unsafe extern "C" fn ml_audio_push_tts(handle: *const MlAudio, pcm: *const i
     })
 }
 
-/// One 20 ms speaker frame into `out` (exactly `ml_audio_frame_samples` samples).
+/// One 20 ms speaker frame into `out` (exactly the `playback` count of `ml_audio_next_frame_samples`).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ml_audio_playback(handle: *const MlAudio, out: *mut i16, out_len: usize) -> i32 {
     enter_handle("ml_audio_playback", handle, |h| {

@@ -1,13 +1,15 @@
 // × real time of the full duplex 20 ms frame under the WIT component (jco, Node's wasm engine):
 // capture (VAD + Opus encode with the pure-Rust opus-rs) + push-packet + playback (jitter,
-// decode, TTS, mix). Run after `npm run build`: `node bench/audio.js`.
+// decode, TTS, mix), with the echo canceller off and on. Run after `npm run build`:
+// `node bench/audio.js`.
 import { loadAudio } from '../src/audio.js';
 import { speech } from '../test/speech.js';
 
 const audio = await loadAudio();
-const p = audio.create({ device: { rate: 48000, channels: 1 }, barge_in: false });
 const mic = speech('The quick brown fox jumps over the lazy dog. Please call me back tomorrow morning.', 48000);
 const tts = speech('The quick brown fox jumps over the lazy dog. Please call me back tomorrow morning.', 24000);
+const measure = (echoCancel) => {
+const p = audio.create({ device: { rate: 48000, channels: 1 }, barge_in: false, echo_cancel: echoCancel });
 const n = p.frameSamples;
 const frames = Math.floor(mic.length / n);
 const run = (count, offset) => {
@@ -28,5 +30,9 @@ for (let r = 0; r < 7; r++) {
   rounds.push(Number(process.hrtime.bigint() - t0) / 1000 / 250);
 }
 rounds.sort((a, b) => a - b);
-const us = rounds[3];
-console.log(`wasm component (jco/V8) full duplex frame: ${us.toFixed(1)} µs/frame = ${(20000 / us).toFixed(0)}× real time (median of 7 × 250 frames)`);
+return rounds[3];
+};
+for (const echoCancel of [false, true]) {
+  const us = measure(echoCancel);
+  console.log(`wasm component (jco/V8) full duplex frame, echo canceller ${echoCancel ? 'on' : 'off'}: ${us.toFixed(1)} µs/frame = ${(20000 / us).toFixed(0)}× real time (median of 7 × 250 frames)`);
+}

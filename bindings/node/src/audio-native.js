@@ -23,6 +23,18 @@ class NativePipeline {
   frameSamples() {
     return this.#n;
   }
+  #next() {
+    const capture = [0];
+    const playback = [0];
+    check(this.#ml, this.#a.nextFrameSamples(this.#h, capture, playback));
+    return [num(capture[0]), num(playback[0])];
+  }
+  nextCaptureSamples() {
+    return this.#next()[0];
+  }
+  nextPlaybackSamples() {
+    return this.#next()[1];
+  }
   capture(mic, encode) {
     const len = [0];
     check(this.#ml, this.#a.capture(this.#h, mic, mic.length, encode ? this.#packet : null, encode ? this.#packet.length : 0, len));
@@ -35,7 +47,7 @@ class NativePipeline {
     check(this.#ml, this.#a.pushTts(this.#h, pcm.length ? pcm : null, pcm.length));
   }
   playback() {
-    const out = new Int16Array(this.#n);
+    const out = new Int16Array(this.nextPlaybackSamples());
     check(this.#ml, this.#a.playback(this.#h, out, out.length));
     return out;
   }

@@ -4,7 +4,9 @@
 //   const packet = p.capture(int16Frame, true);  // Uint8Array (Opus), or empty without encode
 //   const out = p.playback();                     // Int16Array, one 20 ms speaker frame
 //   for (let e; (e = p.pollEvent()); ) ...        // { type: 'speech-started', at_ms } …
-// Frames are interleaved Int16Array of `p.frameSamples` samples (20 ms at the device format).
+// Frames are interleaved Int16Array of `p.frameSamples` samples (20 ms at the device format),
+// except at rates where 20 ms is not a whole number of samples (11 025 Hz: 220/221 alternate):
+// `p.nextCaptureSamples()` / `p.nextPlaybackSamples()` give the next sizes.
 
 import { getCoreModule, guard, importObject } from './component.js';
 
@@ -15,6 +17,12 @@ export class AudioPipeline {
   constructor(p) {
     this.#p = p;
     this.frameSamples = p.frameSamples();
+  }
+  nextCaptureSamples() {
+    return this.#p.nextCaptureSamples();
+  }
+  nextPlaybackSamples() {
+    return this.#p.nextPlaybackSamples();
   }
   capture(mic, encode = false) {
     return guard(() => this.#p.capture(Int16Array.from(mic), encode));

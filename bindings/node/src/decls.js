@@ -34,6 +34,7 @@ export const SIGNATURES = Object.freeze({
   ml_audio_new: 'int32_t ml_audio_new(const char *config_json, _Out_ MlAudio **out)',
   ml_audio_free: 'void ml_audio_free(MlAudio *handle)',
   ml_audio_frame_samples: 'int32_t ml_audio_frame_samples(const MlAudio *handle, _Out_ size_t *samples)',
+  ml_audio_next_frame_samples: 'int32_t ml_audio_next_frame_samples(const MlAudio *handle, _Out_ size_t *capture, _Out_ size_t *playback)',
   ml_audio_capture: 'int32_t ml_audio_capture(const MlAudio *handle, const int16_t *mic, size_t mic_len, uint8_t *packet, size_t packet_cap, _Out_ size_t *packet_len)',
   ml_audio_push_packet: 'int32_t ml_audio_push_packet(const MlAudio *handle, uint32_t speaker, uint16_t seq, const uint8_t *payload, size_t payload_len, uint64_t arrival_ms)',
   ml_audio_push_tts: 'int32_t ml_audio_push_tts(const MlAudio *handle, const int16_t *pcm, size_t len)',

@@ -34,6 +34,30 @@ test(`${kind} audio: VAD events, utterance WAV, Opus loopback through the jitter
   p.close();
 });
 
+test(`${kind} audio: 11 025 Hz, where 20 ms is not a whole number of samples`, async () => {
+  const audio = await load();
+  const p = audio.create({ device: { rate: 11025, channels: 1 } });
+  assert.equal(p.frameSamples, 221);
+  const tone = Int16Array.from({ length: 221 }, (_, i) => Math.round(8000 * Math.sin(i / 3)));
+  p.pushTts(new Int16Array(24000).fill(1000));
+  let captured = 0;
+  let played = 0;
+  const sizes = new Set();
+  for (let f = 0; f < 50; f++) {
+    const n = p.nextCaptureSamples();
+    sizes.add(n);
+    assert.ok(p.capture(tone.subarray(0, n), true).length > 0);
+    captured += n;
+    const expected = p.nextPlaybackSamples();
+    assert.equal(p.playback().length, expected);
+    played += expected;
+  }
+  // 50 frames are exactly one second each way; sizes alternate 220/221.
+  assert.deepEqual([captured, played, [...sizes].sort()], [11025, 11025, [220, 221]]);
+  assert.throws(() => p.capture(tone.subarray(0, p.nextCaptureSamples() === 220 ? 221 : 220)), (e) => e instanceof MoltlinkError && e.code === 'invalid-argument');
+  p.close();
+});
+
 test(`${kind} audio: bad input is an error value, not a crash`, async () => {
   const audio = await load();
   assert.throws(() => audio.create({ device: { rate: 1000 } }), (e) => e instanceof MoltlinkError && e.code === 'invalid-argument');

@@ -267,6 +267,11 @@ export function runnerOf(client: AnyClient): HostRunner | undefined;
 /** The voice pipeline; frames are interleaved Int16Array of `frameSamples` samples (20 ms). */
 export class AudioPipeline {
   readonly frameSamples: number;
+  /** Samples the next `capture` takes: `frameSamples`, or one less every other frame at rates
+   *  where 20 ms is not a whole number of samples (11 025 Hz). */
+  nextCaptureSamples(): number;
+  /** Samples the next `playback` returns. */
+  nextPlaybackSamples(): number;
   /** Returns an Opus packet (empty without `encode`). */
   capture(mic: ArrayLike<number>, encode?: boolean): Uint8Array;
   pushPacket(speaker: number, seq: number, payload: Uint8Array, arrivalMs: number): void;

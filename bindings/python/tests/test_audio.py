@@ -60,6 +60,26 @@ def test_barge_in_flushes_tts():
         assert barge is not None and barge["flushed_ms"] > 500
 
 
+def test_11025_hz_frames_alternate():
+    """20 ms is not a whole number of samples at 11 025 Hz: frames alternate 220/221."""
+    with AudioPipeline({"device": {"rate": 11025, "channels": 1}}) as p:
+        assert p.frame_samples == 221
+        p.push_tts(array("h", [1000] * 24000))
+        captured = played = 0
+        sizes = set()
+        for _ in range(50):
+            n, expected = p.next_frame_samples()
+            sizes.add(n)
+            assert p.capture(array("h", [(i * 37) % 4000 for i in range(n)]), encode=True)
+            captured += n
+            assert len(p.playback()) == expected
+            played += expected
+        assert (captured, played, sorted(sizes)) == (11025, 11025, [220, 221])
+        wrong = 221 if p.next_frame_samples()[0] == 220 else 220
+        with pytest.raises(MoltlinkError):
+            p.capture(array("h", [0] * wrong))
+
+
 def test_bad_input_raises():
     with pytest.raises(MoltlinkError) as e:
         AudioPipeline({"device": {"rate": 1000}})

@@ -61,6 +61,7 @@ FUNCTIONS = {
     "ml_audio_new": (c_int32, [c_char_p, POINTER(c_void_p)]),
     "ml_audio_free": (None, [c_void_p]),
     "ml_audio_frame_samples": (c_int32, [c_void_p, POINTER(c_size_t)]),
+    "ml_audio_next_frame_samples": (c_int32, [c_void_p, POINTER(c_size_t), POINTER(c_size_t)]),
     "ml_audio_capture": (c_int32, [c_void_p, POINTER(c_int16), c_size_t, c_void_p, c_size_t, POINTER(c_size_t)]),
     "ml_audio_push_packet": (c_int32, [c_void_p, c_uint32, c_uint16, c_void_p, c_size_t, c_uint64]),
     "ml_audio_push_tts": (c_int32, [c_void_p, POINTER(c_int16), c_size_t]),

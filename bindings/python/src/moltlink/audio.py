@@ -2,11 +2,13 @@
 
     p = AudioPipeline({"device": {"rate": 48000, "channels": 1}})
     packet = p.capture(mic_frame, encode=True)   # bytes (Opus) or b"" without encode
-    speaker_frame = p.playback()                 # array('h'), p.frame_samples long
+    speaker_frame = p.playback()                 # array('h'), p.next_frame_samples()[1] long
     for event in p.events(): ...                 # {"type": "speech-started", "at_ms": ...}
     wav = p.utterance_wav()                      # the last utterance, 16 kHz mono WAV
 
 Frames may be any buffer of int16 (array('h'), bytes of little-endian samples, a list).
+A frame is `frame_samples` long, except at rates where 20 ms is not a whole number of samples
+(11 025 Hz): there frames alternate 220/221, and `next_frame_samples()` says the next sizes.
 """
 
 from __future__ import annotations
@@ -52,6 +54,12 @@ class AudioPipeline:
         self._out = array("h", bytes(2 * n.value))
         self._packet = ctypes.create_string_buffer(_MAX_PACKET)
 
+    def next_frame_samples(self) -> tuple[int, int]:
+        """Samples the next `capture` takes and the next `playback` returns."""
+        capture, playback = c_size_t(), c_size_t()
+        _check(_ffi.lib().ml_audio_next_frame_samples(self._h, byref(capture), byref(playback)))
+        return capture.value, playback.value
+
     def capture(self, mic: Any, encode: bool = False) -> bytes:
         a = _samples(mic)
         n = c_size_t()
@@ -67,8 +75,9 @@ class AudioPipeline:
         _check(_ffi.lib().ml_audio_push_tts(self._h, _ptr(a), len(a)))
 
     def playback(self) -> array:
-        _check(_ffi.lib().ml_audio_playback(self._h, _ptr(self._out), len(self._out)))
-        return array("h", self._out)
+        n = self.next_frame_samples()[1]
+        _check(_ffi.lib().ml_audio_playback(self._h, _ptr(self._out), n))
+        return array("h", self._out[:n])
 
     def poll_event(self) -> dict | None:
         lib, needed = _ffi.lib(), c_size_t()
