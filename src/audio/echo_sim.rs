@@ -79,10 +79,10 @@ pub fn correlation(a: &[f32], b: &[f32], max_lag: usize) -> f64 {
 /// Runs the canceller over a call: `far48`/`far16` are the same played audio at 48 and 16 kHz,
 /// `mic16` what the mic picked up. Returns the cleaned 16 kHz capture.
 pub fn cancel(far48: &[f32], mic16: &[f32], linear: bool) -> Vec<f32> {
-    let mut aec = EchoCanceller::with_output(linear);
+    let mut aec = EchoCanceller::with_output(linear).expect("a canceller");
     let mut out = mic16.to_vec();
     for (far, mic) in far48.chunks_exact(960).zip(out.chunks_exact_mut(320)) {
-        aec.render(far);
+        aec.render(far).expect("20 ms of playback");
         aec.process(mic);
     }
     out.truncate(far48.len() / 960 * 320);

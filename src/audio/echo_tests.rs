@@ -24,10 +24,11 @@ fn echo_is_cancelled_and_the_near_end_kept() {
         let r = report(delay, loss, true);
         eprintln!("room {delay} ms, {loss} dB loss: {r:?}");
         // Issue 17 asks ≥ 25 dB single talk, ≥ 15 dB double talk, corr ≥ 0.9. Single talk
-        // meets it (27–30 dB); double talk reaches 10–14 dB where the loss is ≤ 6 dB, and in the
-        // 12 dB room near-end damage weighs more against the weaker echo: these are floors.
-        assert!(r.erle_single_db >= 25.0, "single-talk ERLE {:.1} dB", r.erle_single_db);
-        assert!(r.erle_double_db + loss as f64 >= 9.0, "double-talk ERLE {:.1} dB", r.erle_double_db);
+        // meets it (32–36 dB); double talk reaches 11.5–14 dB in these rooms (16.7 dB in the
+        // bench's), and in the 12 dB room near-end damage weighs more against the weaker echo:
+        // these are floors.
+        assert!(r.erle_single_db >= 28.0, "single-talk ERLE {:.1} dB", r.erle_single_db);
+        assert!(r.erle_double_db + loss as f64 >= 11.0, "double-talk ERLE {:.1} dB", r.erle_double_db);
         assert!(r.near_corr >= 0.88, "near-end correlation {:.3}", r.near_corr);
         assert!(r.converge_ms.is_some_and(|ms| ms <= 4000), "converged after {:?} ms", r.converge_ms);
     }

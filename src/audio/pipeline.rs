@@ -136,7 +136,7 @@ impl AudioPipeline {
             to_net: FrameResampler::new(rate, NET_RATE)?,
             to_speech,
             vad,
-            echo: config.echo_cancel.then(super::EchoCanceller::new),
+            echo: config.echo_cancel.then(super::EchoCanceller::new).transpose()?,
             encoder: codec::default_encoder(config.opus)?,
             captured_frames: 0,
             speakers: Vec::with_capacity(config.max_speakers),
@@ -302,7 +302,7 @@ impl AudioPipeline {
         mixer::add(&mut self.mix, &self.frame48);
         mixer::clip(&mut self.mix);
         if let Some(aec) = &mut self.echo {
-            aec.render(&self.mix);
+            aec.render(&self.mix)?;
         }
 
         self.echo_levels[self.echo_at] = super::rms(&self.mix);

@@ -36,7 +36,7 @@ pub fn main() {
     );
 
     // Cost of the canceller alone per 20 ms frame (render 48 kHz + capture 16 kHz), median of 15 × 250.
-    let mut aec = EchoCanceller::new();
+    let mut aec = EchoCanceller::new().expect("a canceller");
     let mut mic = vec![0.0f32; 320];
     let frames = far16.len() / 320;
     let mut per_frame = Vec::new();
@@ -46,7 +46,7 @@ pub fn main() {
         for _ in 0..250 {
             let i = at % frames;
             at += 1;
-            aec.render(&far48[i * 960..i * 960 + 960]);
+            aec.render(&far48[i * 960..i * 960 + 960]).expect("20 ms of playback");
             mic.copy_from_slice(&far16[i * 320..i * 320 + 320]);
             aec.process(&mut mic);
             black_box(&mic);
