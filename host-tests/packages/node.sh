@@ -5,7 +5,7 @@
 #      `npm pack` → target/packages/moltlink-<version>.tgz (no tests: package.json `files`);
 #   2. in an empty npm project outside the repository: `npm install <tgz>`, then the example
 #      examples/chat.mjs against the sandbox on both backends, and `tsc --noEmit` over a
-#      TypeScript file using the declarations (skipped with PKG_NO_TSC=1).
+#      TypeScript module (.mts: top-level await in a CommonJS project) using the declarations (skipped with PKG_NO_TSC=1).
 # Needs the release build and the component (run-all.sh builds both).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -36,7 +36,7 @@ echo "npm package: $tgz ($(pkg_size "$tgz"), $(wc -l <<<"$listing") files)"
 pkg_sandbox_up
 app=$(pkg_tmp npm-app)
 cd "$app"
-echo '{"name":"moltlink-try","private":true,"type":"module"}' > package.json
+# Exactly the README's commands, in a directory with nothing in it (npm writes package.json).
 npm_quiet install "$tgz"
 cp node_modules/moltlink/examples/chat.mjs .
 # No MOLTLINK_LIBRARY and no checkout around: the native backend must use the bundled library.
@@ -47,7 +47,7 @@ node -e 'import("moltlink/native").then((m) => { const p = m.defaultLibraryPath(
 
 if [ -z "${PKG_NO_TSC:-}" ]; then
     npm_quiet install --no-save typescript@5 >/dev/null
-    cat > check.ts <<'TS'
+    cat > check.mts <<'TS'
 import { loadComponent, loadNative, HostRunner, MoltlinkError, type Factory, type MoltlinkEvent } from 'moltlink';
 import { defaultLibraryPath } from 'moltlink/native';
 const factory: Factory = Math.random() > 2 ? await loadNative() : await loadComponent();
@@ -61,6 +61,6 @@ dm.request('hello', { to: 'bot' });
 try { client.whoami(); } catch (e) { if (e instanceof MoltlinkError) console.log(e.code); }
 console.log(id, lib, prompt, runner.inFlight);
 TS
-    echo '{"compilerOptions":{"module":"nodenext","moduleResolution":"nodenext","target":"es2022","lib":["es2022","dom","esnext.disposable"],"strict":true,"noEmit":true,"skipLibCheck":false,"types":[]},"files":["check.ts"]}' > tsconfig.json
+    echo '{"compilerOptions":{"module":"nodenext","moduleResolution":"nodenext","target":"es2022","lib":["es2022","dom","esnext.disposable"],"strict":true,"noEmit":true,"skipLibCheck":false,"types":[]},"files":["check.mts"]}' > tsconfig.json
     npx --no-install tsc -p . && echo "npm package: tsc --noEmit ok over the declarations (incl. jco's)"
 fi
