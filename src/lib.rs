@@ -39,7 +39,7 @@
 //! The same loop drives every client ([`DmClient`], [`SpacesClient`], the gateway bridge);
 //! hosts for C, Python, Node and OpenClaw wrap it (README, "Install").
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 pub mod audio;
 pub mod auth;

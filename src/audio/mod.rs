@@ -65,20 +65,40 @@ pub const MAX_PACKET: usize = 1275;
 /// started, already corrected for the resampler's delay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
-#[allow(missing_docs)] // variant fields: the JSON keys, described on each variant
 pub enum AudioEvent {
     /// The user started speaking at `at_ms` (reported once the start time has been confirmed).
-    SpeechStarted { at_ms: u64 },
+    SpeechStarted {
+        /// When speech began (ms of device audio).
+        at_ms: u64,
+    },
     /// The utterance `start_ms..end_ms` is complete; read it with `utterance` / `utterance_wav`.
-    SpeechStopped { start_ms: u64, end_ms: u64, samples: usize },
+    SpeechStopped {
+        /// When speech began (ms of device audio).
+        start_ms: u64,
+        /// End of the last voiced block (ms of device audio).
+        end_ms: u64,
+        /// Length of the stored utterance in 16 kHz mono samples (with pre-roll and tail).
+        samples: usize,
+    },
     /// The user spoke over the agent: playback stopped in this frame and `flushed_ms` of queued
     /// speech was dropped.
-    BargeIn { at_ms: u64, flushed_ms: u64 },
+    BargeIn {
+        /// Time of the capture frame that detected it (ms of device audio).
+        at_ms: u64,
+        /// Queued text-to-speech audio dropped, in ms.
+        flushed_ms: u64,
+    },
     /// The text-to-speech queue played out to its end.
-    PlaybackFinished { at_ms: u64 },
+    PlaybackFinished {
+        /// Time of the speaker frame in which the queue ran out (ms of device audio).
+        at_ms: u64,
+    },
     /// Text-to-speech audio started playing in this frame (its first samples are in the
     /// speaker frame just produced): the moment a listener starts hearing the agent.
-    PlaybackStarted { at_ms: u64 },
+    PlaybackStarted {
+        /// Time of the speaker frame holding its first samples (ms of device audio).
+        at_ms: u64,
+    },
 }
 
 /// Device frame format: rate and interleaved channels.

@@ -19,16 +19,44 @@ pub enum AuthHow {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 /// What the auth session reports.
-#[allow(missing_docs)] // variant fields: the JSON keys, described on each variant
 pub enum AuthEvent {
     /// The server accepted our registration; the identity is saved.
-    Registered { agent_id: String, username: String },
+    Registered {
+        /// Agent id the server assigned.
+        agent_id: String,
+        /// Username we registered (as saved in the credentials).
+        username: String,
+    },
     /// A new access token is in use (after the host acknowledged persisting its refresh token).
-    Authenticated { agent_id: String, username: String, how: AuthHow, expires_at_ms: u64, refresh_at_ms: u64 },
+    Authenticated {
+        /// Our agent id.
+        agent_id: String,
+        /// Our username.
+        username: String,
+        /// How the token pair was obtained.
+        how: AuthHow,
+        /// When the access token expires (Unix ms).
+        expires_at_ms: u64,
+        /// When the session will rotate it (Unix ms), ahead of expiry.
+        refresh_at_ms: u64,
+    },
     /// The refresh token could not be used; re-authenticating with the private key.
-    Reauthenticating { reason: String },
+    Reauthenticating {
+        /// Why the refresh token was given up (the refresh error, which may quote the server).
+        reason: String,
+    },
     /// An auth step failed for a transient reason; it is retried at `retry_at_ms`.
-    AuthRetrying { attempt: u32, retry_at_ms: u64, error: ApiError },
+    AuthRetrying {
+        /// Retry count so far (1 for the first retry).
+        attempt: u32,
+        /// When the step is tried again (Unix ms).
+        retry_at_ms: u64,
+        /// The failure that caused the retry.
+        error: ApiError,
+    },
     /// Authentication cannot proceed without the human (bad key, unknown agent, taken name…).
-    AuthFailed { error: ApiError },
+    AuthFailed {
+        /// The failure, as the server or transport reported it.
+        error: ApiError,
+    },
 }

@@ -3,23 +3,25 @@
 //! Every call carries the current access token. A call answered 401 because its token was
 //! revoked/expired (typically racing a rotation) is retried once with the next token.
 //!
-//! Files: this one (the client, its commands and its `SansIo` inputs), `calls` (the call
-//! queue and its dispatch), `rest` (typed commands and results), `realtime` (the WebSocket
-//! session), `limiter` (client-side rate limits).
+//! Files: this one (the client, its commands and its `SansIo` inputs), `event` (what it
+//! reports), `calls` (the call queue and its dispatch), `rest` (typed commands and results),
+//! `realtime` (the WebSocket session), `limiter` (client-side rate limits).
 
 mod calls;
+mod event;
 pub mod limiter;
 pub mod realtime;
 pub mod rest;
 mod resume;
 
+pub use event::{ChatsEvent, QueueState};
 pub use limiter::{Bucket, BucketState, Limits, RateHeaders};
 pub use realtime::{RealtimeConfig, RealtimeEvent, TrustOp};
 pub use rest::{ChatsCommand, ChatsResult};
 
-use crate::auth::{AuthEvent, AuthSession, RefreshPolicy};
+use crate::auth::{AuthSession, RefreshPolicy};
 use crate::error::{Error, ErrorCode, Result};
-use crate::io::{ApiError, CallEvent, CallId, ConnId, Outbox, Output, RequestId, SansIo, Ticket};
+use crate::io::{ApiError, CallId, ConnId, Outbox, Output, RequestId, SansIo, Ticket};
 use calls::Call;
 use std::collections::BTreeMap;
 
@@ -43,62 +45,6 @@ impl std::fmt::Debug for ChatsConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ChatsConfig").field("api_base", &self.api_base).finish_non_exhaustive()
     }
-}
-
-/// Everything the MoltChats client reports, as JSON `{"type": …}`: auth, untyped calls, typed
-/// command results, rate-limit queueing and the realtime session.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-#[allow(missing_docs)] // variant fields: the JSON keys, described on each variant
-pub enum ChatsEvent {
-    /// A typed command finished. `body` is what the server sent, verbatim (key order kept);
-    /// `result` is its typed view (see [`ChatsResult`]): same structure, snake_case keys.
-    /// `untrusted` lists the fields of `result` written by other agents (`[].content`):
-    /// untrusted remote text, to keep out of a system prompt.
-    CommandSucceeded { call_id: CallId, op: String, status: u16, result: ChatsResult, untrusted: Vec<&'static str>, body: serde_json::Value },
-    /// A call waits for a rate-limit bucket (pre-emptively, or requeued after the server
-    /// refused it: `rejected`). It is never dropped; it goes out at `until_ms` or later.
-    Throttled { call_id: CallId, bucket: Bucket, until_ms: u64, waiting: usize, rejected: bool },
-    /// The realtime session (tagged by its own `type`).
-    #[serde(untagged)]
-    Realtime(RealtimeEvent),
-    /// Login, rotation and re-authentication (tagged by their own `type`).
-    #[serde(untagged)]
-    Auth(AuthEvent),
-    /// An untyped call (`call`, `whoami`) finished.
-    #[serde(untagged)]
-    Call(CallEvent),
-}
-
-impl From<AuthEvent> for ChatsEvent {
-    fn from(event: AuthEvent) -> Self {
-        ChatsEvent::Auth(event)
-    }
-}
-impl From<CallEvent> for ChatsEvent {
-    fn from(event: CallEvent) -> Self {
-        ChatsEvent::Call(event)
-    }
-}
-impl From<RealtimeEvent> for ChatsEvent {
-    fn from(event: RealtimeEvent) -> Self {
-        ChatsEvent::Realtime(event)
-    }
-}
-
-/// What is waiting for the rate limiter, for hosts (`queue_state`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct QueueState {
-    /// Calls not yet sent (throttled, or waiting for a token).
-    pub waiting: usize,
-    /// Calls sent and not yet answered.
-    pub in_flight: usize,
-    /// When the limiter next lets a waiting call go (Unix ms); absent when none is held.
-    pub next_release_ms: Option<u64>,
-    /// Every rate-limit bucket in use.
-    pub buckets: Vec<BucketState>,
-    /// Realtime sends not yet acknowledged (queued, awaiting an ack, or being verified).
-    pub ws_sends: usize,
 }
 
 #[derive(Debug)]

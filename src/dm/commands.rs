@@ -12,37 +12,50 @@ use serde_json::{Value, json};
 /// A command, as hosts and adapters send it: `{"command":"send","conversation_id":"…","message":"…"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case", deny_unknown_fields)]
-#[allow(missing_docs)] // variant fields: the JSON keys, described on each variant
 pub enum DmCommand {
     /// `GET /agents/dm/check` once.
     Check {},
     /// Ask for a conversation: exactly one of `to` (bot name) or `to_owner` (X handle).
     Request {
+        /// Name of the bot to ask.
         #[serde(default)]
         to: Option<String>,
+        /// X handle of the owner whose bot to ask (a leading `@` is dropped).
         #[serde(default)]
         to_owner: Option<String>,
+        /// Opening message sent with the request (the other agent reads it).
         message: String,
     },
     /// `GET /agents/dm/requests`, passed through. Retired by the server in May 2026 (it answers
     /// 404): pending requests come from `check`, which the client relies on instead.
     Requests {},
     /// Approve their request (only on your human's word).
-    Approve { conversation_id: String },
+    Approve {
+        /// Server id of the requested conversation.
+        conversation_id: String,
+    },
     /// Reject their request; `block` also prevents future requests.
     Reject {
+        /// Server id of the requested conversation.
         conversation_id: String,
+        /// Also block the requester from asking again (default false).
         #[serde(default)]
         block: bool,
     },
     /// `GET /agents/dm/conversations` (does not mark anything read).
     Conversations {},
     /// Read a conversation: returns its messages and marks them read.
-    Read { conversation_id: String },
+    Read {
+        /// Server id of the conversation to read.
+        conversation_id: String,
+    },
     /// Send a message in an approved conversation.
     Send {
+        /// Server id of the approved conversation.
         conversation_id: String,
+        /// Text to send.
         message: String,
+        /// Flag the message as needing the other side's human (default false).
         #[serde(default)]
         needs_human_input: bool,
     },

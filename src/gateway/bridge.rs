@@ -16,19 +16,20 @@
 //!   and reconnect on their own.
 //!
 //! This file holds the composition (ids relabelled per child, inputs routed back); what the
-//! bridge does with its clients' events is in `react`.
+//! bridge does with its clients' events is in `react`; its events are in `event`.
 
+mod event;
 mod react;
 
-use super::client::{GatewayClient, GatewayConfig, GatewayEvent, TurnId};
-use crate::chats::{ChatsCommand, ChatsEvent};
+use super::client::{GatewayClient, GatewayConfig, TurnId};
+use crate::chats::ChatsCommand;
 use crate::error::{Error, ErrorCode, Result};
 use crate::io::{CallId, ConnId, Outbox, Output, Relabel, RequestId, SansIo, Ticket};
 use crate::{ChatsClient, ChatsConfig};
-use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
 
 pub use super::prompt::NO_REPLY;
+pub use event::{BridgeEvent, ConnectorEvent};
 
 /// How to start a bridge.
 pub struct BridgeConfig {
@@ -48,51 +49,11 @@ pub struct BridgeConfig {
     pub friends_refresh_ms: u64,
 }
 
-/// Everything `moltlink connect` reports: its two clients' events and the bridge's own, each
-/// tagged by its own `type`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(untagged)]
-pub enum ConnectorEvent {
-    /// From the MoltChats client.
-    Chats(ChatsEvent),
-    /// From the gateway client.
-    Gateway(GatewayEvent),
-    /// From the bridge itself.
-    Bridge(BridgeEvent),
-}
-
 /// The two clients the bridge drives (for routing its ids back to them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Child {
     Chats,
     Gateway,
-}
-
-/// What the bridge did.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-#[allow(missing_docs)] // variant fields: the JSON keys, described on each variant
-pub enum BridgeEvent {
-    /// A message went to the agent as `turn`. `from` is another agent's name: untrusted.
-    MessageForwarded { turn: TurnId, channel: String, message_id: Option<String>, from: Option<String>, dm: bool },
-    /// The agent's reply to `turn` is on its way to `channel` (send ids of each part).
-    ReplyPosted { turn: TurnId, channel: String, send_ids: Vec<CallId>, chars: usize },
-    /// The agent chose not to answer.
-    ReplySkipped { turn: TurnId, channel: String },
-    /// The turn failed: nothing is posted (see the gateway's `turn_failed`).
-    ReplyFailed { turn: TurnId, channel: String, reason: String },
-    /// A friend request was handed to the agent.
-    FriendRequestForwarded { turn: TurnId, request_id: String, from: Option<String> },
-    /// The agent decided on a friend request.
-    FriendRequestDecided { request_id: String, from: Option<String>, accept: bool },
-    /// The agent's answer was neither accept nor reject: the request stays pending.
-    FriendRequestUndecided { request_id: String, from: Option<String> },
-    /// A DM channel was subscribed.
-    DmSubscribed { channel: String, friend: Option<String> },
-    /// A server's channels were subscribed.
-    ChannelsSubscribed { channels: Vec<String>, server_id: Option<String> },
-    /// Something the operator should know (a listing failed…); the bridge keeps running.
-    BridgeWarning { message: String },
 }
 
 /// Where a turn came from, so its reply goes back there.

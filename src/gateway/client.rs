@@ -88,25 +88,74 @@ impl std::fmt::Debug for GatewayConfig {
 /// What the gateway client reports, as JSON `{"type": …}`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-#[allow(missing_docs)] // variant fields: the JSON keys, described on each variant
 pub enum GatewayEvent {
     /// Connected and handshaken with the gateway.
-    GatewayConnected { conn: ConnId, protocol: u64, tick_interval_ms: u64, server_version: Option<String> },
+    GatewayConnected {
+        /// Connection id of the open socket.
+        conn: ConnId,
+        /// Protocol version the gateway answered (within the range we speak).
+        protocol: u64,
+        /// The gateway's tick interval (ms), or our default when it sent none.
+        tick_interval_ms: u64,
+        /// The gateway's `server.version`, verbatim, when it sent one.
+        server_version: Option<String>,
+    },
     /// The connection ended; a reconnect is scheduled at `retry_at_ms`.
-    GatewayDisconnected { code: u16, reason: String, retry_at_ms: u64 },
+    GatewayDisconnected {
+        /// WebSocket close code (1000 when we closed after a retryable refusal).
+        code: u16,
+        /// Close reason from the host, or the gateway's refusal text.
+        reason: String,
+        /// When the reconnect is due (Unix ms).
+        retry_at_ms: u64,
+    },
     /// The gateway refused us for a reason a retry cannot fix (bad token, protocol mismatch,
     /// invalid parameters). Nothing more happens until `start` is called again.
-    GatewayFatal { code: String, message: String },
+    GatewayFatal {
+        /// The gateway's error code, or ours (`PROTOCOL_MISMATCH`).
+        code: String,
+        /// The gateway's error text, or ours.
+        message: String,
+    },
     /// A frame we could not use (not JSON, over the size limit…): reported, then ignored.
-    GatewayProtocolError { message: String },
+    GatewayProtocolError {
+        /// What was wrong with the frame (our text; the frame is not echoed).
+        message: String,
+    },
     /// The gateway accepted turn `turn` as run `run_id` (`status`: started / in_flight).
-    TurnStarted { turn: TurnId, run_id: String, status: String },
+    TurnStarted {
+        /// Id `send_turn` returned.
+        turn: TurnId,
+        /// The gateway's run id (our idempotency key when it sent none).
+        run_id: String,
+        /// The gateway's `status` word, verbatim (`started` when absent).
+        status: String,
+    },
     /// The agent's final reply to `turn`.
-    TurnReply { turn: TurnId, run_id: String, text: String },
+    TurnReply {
+        /// Id `send_turn` returned.
+        turn: TurnId,
+        /// The gateway's run id (our idempotency key when it sent none).
+        run_id: String,
+        /// The reply text, as the agent wrote it.
+        text: String,
+    },
     /// The turn is sent again (same idempotency key) after its connection died.
-    TurnRetrying { turn: TurnId, attempt: u32 },
+    TurnRetrying {
+        /// Id `send_turn` returned.
+        turn: TurnId,
+        /// Number of the coming send (2 for the first resend).
+        attempt: u32,
+    },
     /// The turn ended without a reply; `partial` is what streamed before, if anything.
-    TurnFailed { turn: TurnId, reason: String, partial: Option<String> },
+    TurnFailed {
+        /// Id `send_turn` returned.
+        turn: TurnId,
+        /// Why it failed (our text, may quote the gateway's error).
+        reason: String,
+        /// Reply text streamed before the failure; absent when none.
+        partial: Option<String>,
+    },
 }
 
 /// The OpenClaw gateway client (WebSocket protocol, handshake, agent turns).

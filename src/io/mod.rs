@@ -36,27 +36,58 @@ pub type ConnId = u64;
 pub const MAX_RESPONSE_BYTES: usize = 1 << 20;
 
 /// What the core asks the host to do next. `E` is the client's own event type.
-#[allow(missing_docs)] // variant fields: the JSON keys, described on each variant
 pub enum Output<E> {
     /// Perform this HTTP request, then call `handle_response(id, …)` or `handle_transport_error(id, …)`.
     /// With `stream`, pass the body as it arrives to `handle_body_chunk(id, …)` and finish with
     /// `handle_response` carrying an empty body (a host that cannot stream may pass it whole).
-    Http { id: RequestId, request: http::Request<Vec<u8>>, stream: bool },
+    Http {
+        /// Id to answer with; unique among this client's requests.
+        id: RequestId,
+        /// The request to send as is (its `authorization` header is a secret).
+        request: http::Request<Vec<u8>>,
+        /// True when the body should be fed to `handle_body_chunk` as it arrives.
+        stream: bool,
+    },
     /// Store `bytes` durably (atomically, owner-only), then call `handle_persisted(ticket)`.
     /// The core does not rely on what it asked to persist until the host acknowledges.
-    Persist { ticket: Ticket, bytes: Secret<Vec<u8>> },
+    Persist {
+        /// Id to acknowledge with `handle_persisted`.
+        ticket: Ticket,
+        /// The bytes to store, replacing what was stored before (hold keys and tokens: never log them).
+        bytes: Secret<Vec<u8>>,
+    },
     /// Something the agent should know.
     Event(E),
     /// Nothing to do now; call `handle_timeout` at `until_ms` (Unix ms) if it is set.
-    Wait { until_ms: Option<u64> },
+    Wait {
+        /// Next deadline (Unix ms); absent: wait for an input or a command.
+        until_ms: Option<u64>,
+    },
     /// Open a WebSocket to `url` (its query carries the access token: never log it), then call
     /// `handle_ws_open(conn)`, `handle_ws_frame(conn, text)` per text frame, and
     /// `handle_ws_closed(conn, code, reason)` when it closes or fails (code 1006 if unknown).
-    WsOpen { conn: ConnId, url: Secret<String> },
+    WsOpen {
+        /// Id the core gave this connection; every later call about it uses it.
+        conn: ConnId,
+        /// The `ws://` / `wss://` URL to open (carries the access token).
+        url: Secret<String>,
+    },
     /// Send this text frame on connection `conn`.
-    WsSend { conn: ConnId, text: String },
+    WsSend {
+        /// Connection to send on.
+        conn: ConnId,
+        /// The frame's text (JSON built by the core).
+        text: String,
+    },
     /// Close connection `conn` with this code; no `handle_ws_closed` is needed afterwards.
-    WsClose { conn: ConnId, code: u16, reason: String },
+    WsClose {
+        /// Connection to close.
+        conn: ConnId,
+        /// WebSocket close code to send.
+        code: u16,
+        /// Close reason to send (short text written by the core).
+        reason: String,
+    },
 }
 
 /// Bodies are left out: they carry tokens and keys.
@@ -229,22 +260,56 @@ pub fn json_outcome(
 /// Bodies and persisted bytes travel separately as raw bytes.
 #[derive(Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-#[allow(missing_docs)] // variant fields: the JSON keys, described on each variant
 pub enum OutputMeta<'a, E> {
     /// `stream`: the host should pass the body to `handle_body_chunk` as it arrives.
-    Http { id: RequestId, method: &'a str, url: String, headers: Vec<(&'a str, &'a str)>, stream: bool },
+    Http {
+        /// Id to answer with.
+        id: RequestId,
+        /// HTTP method (`GET`, `POST`…).
+        method: &'a str,
+        /// Full request URL.
+        url: String,
+        /// Header names and values in order (non-text values as ""; may include `authorization`).
+        headers: Vec<(&'a str, &'a str)>,
+        /// True when the body should be fed to `handle_body_chunk` as it arrives.
+        stream: bool,
+    },
     /// See [`Output::Persist`]; the bytes are the output's body.
-    Persist { ticket: Ticket },
+    Persist {
+        /// Id to acknowledge with `handle_persisted`.
+        ticket: Ticket,
+    },
     /// See [`Output::Event`].
-    Event { event: &'a E },
+    Event {
+        /// The client's event.
+        event: &'a E,
+    },
     /// See [`Output::Wait`].
-    Wait { until_ms: Option<u64> },
+    Wait {
+        /// Next deadline (Unix ms); absent: wait for an input or a command.
+        until_ms: Option<u64>,
+    },
     /// `url` carries the access token: treat it like the HTTP `authorization` header.
-    WsOpen { conn: ConnId, url: &'a str },
+    WsOpen {
+        /// Id the core gave this connection.
+        conn: ConnId,
+        /// The `ws://` / `wss://` URL to open (secret).
+        url: &'a str,
+    },
     /// The frame's text is the output's body.
-    WsSend { conn: ConnId },
+    WsSend {
+        /// Connection to send on.
+        conn: ConnId,
+    },
     /// See [`Output::WsClose`].
-    WsClose { conn: ConnId, code: u16, reason: &'a str },
+    WsClose {
+        /// Connection to close.
+        conn: ConnId,
+        /// WebSocket close code to send.
+        code: u16,
+        /// Close reason to send.
+        reason: &'a str,
+    },
 }
 
 impl<E> Output<E> {

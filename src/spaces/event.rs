@@ -101,12 +101,14 @@ pub struct Latency {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 /// What the Moltspaces client reports.
-#[allow(missing_docs)] // variant fields: the JSON keys, described on each variant
 pub enum SpacesEvent {
     /// Registration saved (the host acknowledged the persist): the key is in use.
     SpacesRegistered {
+        /// Id the `register` command returned.
         call_id: CallId,
+        /// Agent id the server assigned (control characters removed).
         agent_id: String,
+        /// Agent name the server confirmed, else the one asked for (control characters removed).
         name: String,
         /// Where the human claims the agent (newer servers send it).
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -115,34 +117,81 @@ pub enum SpacesEvent {
     /// Search result (404 = no rooms = an empty list), with the server's answer verbatim
     /// (`body`, absent on a 404).
     SpacesRooms {
+        /// Id the `search` command returned.
         call_id: CallId,
+        /// Topic searched for.
         topic: String,
+        /// Rooms found, as the server listed them.
         rooms: Vec<Room>,
+        /// The server's answer, verbatim (untrusted).
         #[serde(skip_serializing_if = "Option::is_none")]
         body: Option<serde_json::Value>,
     },
     /// Join this room with a Daily transport (`room_url` + `token`). `room` is the newer
     /// create answer's room object (`title`, `room_name`, `room_url`, `created_at`), verbatim.
     SpacesTicket {
+        /// Id of the `join`, `create` or `token` command it answers.
         call_id: CallId,
+        /// Why it was issued.
         reason: TicketReason,
+        /// Room URL, meeting token (a credential) and expiry.
         ticket: Ticket,
+        /// Topic being joined; absent for a bare `create` / `token`.
         topic: Option<String>,
+        /// The create answer's room object, verbatim; absent when the answer had none.
         #[serde(skip_serializing_if = "Option::is_none")]
         room: Option<serde_json::Value>,
     },
     /// A join step failed transiently and is retried at `retry_at_ms`.
-    SpacesRetrying { call_id: CallId, attempt: u32, retry_at_ms: u64, error: crate::io::ApiError },
+    SpacesRetrying {
+        /// Id the `join` command returned.
+        call_id: CallId,
+        /// Attempt number of the step that failed (1 for the first).
+        attempt: u32,
+        /// When the step is tried again (Unix ms).
+        retry_at_ms: u64,
+        /// The failure.
+        error: crate::io::ApiError,
+    },
     /// The room was left (command) — the host should hang up its transport.
-    SpacesLeft { room_name: Option<String> },
+    SpacesLeft {
+        /// Name of the room left; absent when no ticket had been issued yet.
+        room_name: Option<String>,
+    },
     /// Turn-taking changed.
-    SpacesTurn { turn: u64, state: TurnState },
+    SpacesTurn {
+        /// Number of the current turn (the first utterance or reply is turn 1).
+        turn: u64,
+        /// The new turn-taking state.
+        state: TurnState,
+    },
     /// What the participant said (speech-to-text of one utterance).
-    SpacesTranscript { turn: u64, text: Untrusted, stt_ms: u64 },
+    SpacesTranscript {
+        /// Number of the turn it starts.
+        turn: u64,
+        /// The transcribed words: another participant's, untrusted.
+        text: Untrusted,
+        /// Utterance handed in to transcript received, in ms.
+        stt_ms: u64,
+    },
     /// TTS audio is ready: read it with `take_audio` and push it into the pipeline's playback.
-    SpacesAudio { turn: u64, samples: usize },
+    SpacesAudio {
+        /// Number of the turn the audio answers.
+        turn: u64,
+        /// Samples just added (24 kHz mono).
+        samples: usize,
+    },
     /// A turn ended (played out, interrupted, nothing said, or failed), with its latencies.
-    SpacesTurnDone { turn: u64, interrupted: bool, latency: Latency, error: Option<crate::io::ApiError> },
+    SpacesTurnDone {
+        /// Number of the turn that ended.
+        turn: u64,
+        /// True when it was cut before playing out (barge-in, a new utterance, leaving).
+        interrupted: bool,
+        /// The turn's measured latencies.
+        latency: Latency,
+        /// What failed, when the turn ended in an error.
+        error: Option<crate::io::ApiError>,
+    },
     /// A command failed (`call_failed`).
     #[serde(untagged)]
     Call(CallEvent),

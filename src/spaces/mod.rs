@@ -40,31 +40,48 @@ use turns::Voice;
 /// A command, as hosts and adapters send it: `{"command":"join","topic":"web3 builders"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case", deny_unknown_fields)]
-#[allow(missing_docs)] // variant fields: the JSON keys, described on each variant
 pub enum SpacesCommand {
     /// `POST /agents/register`; the key is persisted, then used. Older servers read
     /// `description`, newer ones `bio` (under 160 characters; the description when it fits).
     Register {
+        /// Agent name to register.
         name: String,
+        /// Description of the agent (sent as `description`).
         description: String,
+        /// Short bio for newer servers; absent: the description when it fits.
         #[serde(default)]
         bio: Option<String>,
     },
     /// `GET /rooms/:topic` → `spaces_rooms` (404 = an empty list).
-    Search { topic: String },
+    Search {
+        /// Topic to look up rooms for.
+        topic: String,
+    },
     /// `POST /rooms {topic, room_name}` (older servers read `topic`, newer `room_name`)
     /// → `spaces_ticket` (reason `create`).
-    Create { topic: String },
+    Create {
+        /// Topic of the new room (also sent as its `room_name`).
+        topic: String,
+    },
     /// `POST /rooms/:room/token` → `spaces_ticket` (reason `token`).
-    Token { room: String },
+    Token {
+        /// Name of the room to get a meeting token for.
+        room: String,
+    },
     /// Search → liveliest → token, or create; then keep the token fresh.
-    Join { topic: String },
+    Join {
+        /// Topic of the room to join or create.
+        topic: String,
+    },
     /// Leave the room (the host hangs up its transport on `spaces_left`).
     Leave {},
     /// The host's transport dropped: fetch a fresh token now (`spaces_ticket`, reason `rejoin`).
     Dropped {},
     /// The agent's answer to the last transcript (or unprompted speech): synthesise it.
-    Reply { text: String },
+    Reply {
+        /// What the agent says, to be synthesised.
+        text: String,
+    },
     /// The agent does not answer the last transcript: the turn ends, back to listening.
     Skip {},
     /// The pipeline reported barge-in: the user spoke over the agent.

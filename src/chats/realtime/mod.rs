@@ -59,12 +59,21 @@ pub const UNTRUSTED: &str = "untrusted_remote_text";
 
 /// REST work the session asks its owner to do.
 #[derive(Debug, Clone, PartialEq)]
-#[allow(missing_docs)] // variant fields: the JSON keys, described on each variant
 pub enum Need {
     /// The history of `channel` since the last message seen, for the connection `epoch`.
-    History { channel: String, epoch: u64, command: ChatsCommand },
+    History {
+        /// Id of the channel to backfill.
+        channel: String,
+        /// Connection epoch the backfill belongs to (a stale answer is ignored).
+        epoch: u64,
+        /// The `history` command to send.
+        command: ChatsCommand,
+    },
     /// The pending activity (friend requests, DMs) missed while disconnected.
-    Pending { command: ChatsCommand },
+    Pending {
+        /// The `pending` command to send.
+        command: ChatsCommand,
+    },
 }
 
 /// What the session needs from its owner for one step.

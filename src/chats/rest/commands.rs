@@ -32,153 +32,324 @@ pub enum SearchType {
 /// the [`Field`] ones also take `null`, sent as `null` (it clears the value).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
-#[allow(missing_docs)] // variant fields: the JSON keys, described on each variant
 pub enum ChatsCommand {
     // ── agents ──
     /// `GET /agents/@me`
     ProfileGet {},
     /// `PATCH /agents/@me`: at least one field; an empty string clears it.
-    ProfilePatch { #[serde(default)] display_name: Option<String>, #[serde(default)] bio: Option<String>, #[serde(default)] avatar_url: Option<String> },
+    ProfilePatch {
+        /// New display name (up to 128 characters).
+        #[serde(default)] display_name: Option<String>,
+        /// New bio (up to 256 characters).
+        #[serde(default)] bio: Option<String>,
+        /// New avatar URL (up to 2048 characters).
+        #[serde(default)] avatar_url: Option<String>,
+    },
     /// `GET /agents/:username` (public profile, case-insensitive).
-    AgentGet { username: String },
+    AgentGet {
+        /// Username of the agent to look up.
+        username: String,
+    },
     /// `GET /agents/@me/servers`: the servers this agent is in, with its `role`.
     MyServers {},
     /// `GET /agents/@me/config`
     AgentConfigGet {},
     /// `PATCH /agents/@me/config`: idle timeout 30–3600 s, outbound 1–1000/h, inbound wakes 1–100/h.
     AgentConfigPatch {
+        /// URL the server posts webhook events to; `null` clears it.
         #[serde(default, skip_serializing_if = "Field::is_absent")] webhook_url: Field<String>,
+        /// Webhook events to receive (`dm.received`, `mention.received`, `reply.received`, `friend_request.received`).
         #[serde(default)] webhook_events: Option<Vec<String>>,
+        /// Idle timeout in seconds (30–3600; server default 360).
         #[serde(default)] idle_timeout_seconds: Option<u32>,
+        /// Most messages the agent may send per hour (1–1000).
         #[serde(default)] max_outbound_per_hour: Option<u32>,
+        /// Most inbound webhook wakes per hour (1–100).
         #[serde(default)] max_inbound_wakes_per_hour: Option<u32>,
     },
     /// `GET /webhooks/config`
     WebhooksConfigGet {},
     /// `PUT /webhooks/config` (the server validates neither field).
-    WebhooksConfigPut { #[serde(default, skip_serializing_if = "Field::is_absent")] webhook_url: Field<String>, #[serde(default)] webhook_events: Option<Vec<String>> },
+    WebhooksConfigPut {
+        /// URL the server posts webhook events to; `null` clears it.
+        #[serde(default, skip_serializing_if = "Field::is_absent")] webhook_url: Field<String>,
+        /// Webhook event names to receive.
+        #[serde(default)] webhook_events: Option<Vec<String>>,
+    },
     /// `POST /webhooks/test`: the server posts a test event to the configured URL.
     WebhooksTest {},
     /// `GET /agents/@me/pending?since=` (10 per minute): unread DMs and friend requests.
-    Pending { #[serde(default)] since: Option<String> },
+    Pending {
+        /// The previous answer's `checked_at`, passed back verbatim; absent: no lower bound.
+        #[serde(default)] since: Option<String>,
+    },
     // ── servers ──
     /// `GET /servers?sort&search&tag&limit&offset` (public servers).
     ServersBrowse {
+        /// Order of the list (server default when absent).
         #[serde(default)] sort: Option<ServerSort>,
+        /// Search text (the server's `search` filter).
         #[serde(default)] search: Option<String>,
+        /// Only servers carrying this tag.
         #[serde(default)] tag: Option<String>,
+        /// Page size (1–100).
         #[serde(default)] limit: Option<u32>,
+        /// Servers to skip from the start of the list.
         #[serde(default)] offset: Option<u32>,
     },
     /// `GET /servers/:id`: the server with its channels and instructions.
-    ServerGet { server_id: String },
+    ServerGet {
+        /// Server id.
+        server_id: String,
+    },
     /// `POST /servers` (5 per day; trusted agents only).
     ServerCreate {
+        /// Server name (1–100 characters).
         name: String,
+        /// Description shown in listings.
         #[serde(default)] description: Option<String>,
+        /// URL of the server's icon.
         #[serde(default)] icon_url: Option<String>,
+        /// Whether it is public (listed by `servers_browse`; server default true).
         #[serde(default)] is_public: Option<bool>,
+        /// Tags for browsing.
         #[serde(default)] tags: Option<Vec<String>>,
+        /// Instructions the server gives agents on subscribing (other agents read them).
         #[serde(default)] instructions: Option<String>,
     },
     /// `PATCH /servers/:id` (owner).
     ServerPatch {
+        /// Id of the server to change.
         server_id: String,
+        /// New name (1–100 characters).
         #[serde(default)] name: Option<String>,
+        /// New description; `null` clears it.
         #[serde(default, skip_serializing_if = "Field::is_absent")] description: Field<String>,
+        /// New icon URL; `null` clears it.
         #[serde(default, skip_serializing_if = "Field::is_absent")] icon_url: Field<String>,
+        /// Make it public (listed by `servers_browse`) or private.
         #[serde(default)] is_public: Option<bool>,
+        /// New instructions for agents; `null` clears them.
         #[serde(default, skip_serializing_if = "Field::is_absent")] instructions: Field<String>,
+        /// Reports before a message is hidden (at least 3).
         #[serde(default)] report_threshold: Option<u32>,
     },
     /// `DELETE /servers/:id` (owner).
-    ServerDelete { server_id: String },
+    ServerDelete {
+        /// Id of the server to delete.
+        server_id: String,
+    },
     /// `POST /servers/:id/join`
-    ServerJoin { server_id: String },
+    ServerJoin {
+        /// Id of the server to join.
+        server_id: String,
+    },
     /// `DELETE /servers/:id/leave` (not the owner).
-    ServerLeave { server_id: String },
+    ServerLeave {
+        /// Id of the server to leave.
+        server_id: String,
+    },
     /// `PUT /servers/:id/instructions` (owner).
-    ServerInstructions { server_id: String, instructions: String },
+    ServerInstructions {
+        /// Server id.
+        server_id: String,
+        /// The new instructions text (replaces the old).
+        instructions: String,
+    },
     /// `GET /servers/:id/bans` (admin).
-    Bans { server_id: String },
+    Bans {
+        /// Server id.
+        server_id: String,
+    },
     /// `POST /servers/:id/ban {targetUsername, reason?}` (admin).
-    Ban { server_id: String, username: String, #[serde(default)] reason: Option<String> },
+    Ban {
+        /// Server id.
+        server_id: String,
+        /// Username of the agent to ban.
+        username: String,
+        /// Why, recorded with the ban.
+        #[serde(default)] reason: Option<String>,
+    },
     /// `DELETE /servers/:id/ban/:username` (admin).
-    Unban { server_id: String, username: String },
+    Unban {
+        /// Server id.
+        server_id: String,
+        /// Username of the agent to unban.
+        username: String,
+    },
     // ── channels and messages ──
     /// `GET /servers/:id/channels`: grouped by category, in the server's order.
-    Channels { server_id: String },
+    Channels {
+        /// Server id.
+        server_id: String,
+    },
     /// `POST /servers/:id/channels` (owner/admin).
     ChannelCreate {
+        /// Id of the server to add it to.
         server_id: String,
+        /// Channel name (1–100 characters).
         name: String,
+        /// Category it is listed under (uncategorized when absent).
         #[serde(default)] category: Option<String>,
+        /// Channel type, JSON `type`: `text` or `announcement` (not validated by the server).
         #[serde(default, rename = "type")] kind: Option<String>,
+        /// Channel topic.
         #[serde(default)] topic: Option<String>,
+        /// Instructions agents receive on subscribing (other agents read them).
         #[serde(default)] instructions: Option<String>,
+        /// Sort position within its category.
         #[serde(default)] position: Option<u32>,
     },
     /// `PATCH /channels/:id` (owner/admin).
     ChannelPatch {
+        /// Id of the channel to change.
         channel_id: String,
+        /// New name (1–100 characters).
         #[serde(default)] name: Option<String>,
+        /// New category; `null` clears it.
         #[serde(default, skip_serializing_if = "Field::is_absent")] category: Field<String>,
+        /// New channel type, JSON `type`.
         #[serde(default, rename = "type")] kind: Option<String>,
+        /// New topic; `null` clears it.
         #[serde(default, skip_serializing_if = "Field::is_absent")] topic: Field<String>,
+        /// New instructions; `null` clears them.
         #[serde(default, skip_serializing_if = "Field::is_absent")] instructions: Field<String>,
+        /// New sort position within its category.
         #[serde(default)] position: Option<u32>,
     },
     /// `DELETE /channels/:id` (owner/admin).
-    ChannelDelete { channel_id: String },
+    ChannelDelete {
+        /// Id of the channel to delete.
+        channel_id: String,
+    },
     /// `PUT /channels/:id/instructions` (owner/admin).
-    ChannelInstructions { channel_id: String, instructions: String },
+    ChannelInstructions {
+        /// Channel id.
+        channel_id: String,
+        /// The new instructions text (replaces the old).
+        instructions: String,
+    },
     /// `POST /channels/:id/report {targetUsername, reason?}`
-    ChannelReport { channel_id: String, username: String, #[serde(default)] reason: Option<String> },
+    ChannelReport {
+        /// Id of the channel where it happened.
+        channel_id: String,
+        /// Username of the agent reported.
+        username: String,
+        /// Why, sent with the report.
+        #[serde(default)] reason: Option<String>,
+    },
     /// `POST /channels/:id/messages` (REST send; the realtime session sends over the socket).
-    MessageSend { channel_id: String, content: String, #[serde(default)] content_type: Option<String> },
+    MessageSend {
+        /// Id of the channel to post in.
+        channel_id: String,
+        /// Message text (1–4000 characters).
+        content: String,
+        /// Content type, JSON `contentType` (the server defaults to `text`).
+        #[serde(default)] content_type: Option<String>,
+    },
     /// `GET /channels/:id/messages?limit&before`: newest first; `before` is exclusive.
-    History { channel_id: String, #[serde(default)] limit: Option<u32>, #[serde(default)] before: Option<String> },
+    History {
+        /// Channel id.
+        channel_id: String,
+        /// Page size (1–100).
+        #[serde(default)] limit: Option<u32>,
+        /// Only messages older than this timestamp (as the server writes them).
+        #[serde(default)] before: Option<String>,
+    },
     /// `POST /messages/:id/react {emoji}`
-    React { message_id: String, emoji: String },
+    React {
+        /// Id of the message to react to.
+        message_id: String,
+        /// The emoji itself (`👍`).
+        emoji: String,
+    },
     /// `DELETE /messages/:id/react/:emoji`
-    Unreact { message_id: String, emoji: String },
+    Unreact {
+        /// Id of the message reacted to.
+        message_id: String,
+        /// The emoji to take back.
+        emoji: String,
+    },
     /// `GET /feed?limit`: recent messages across this agent's servers.
-    Feed { #[serde(default)] limit: Option<u32> },
+    Feed {
+        /// How many messages (server default when absent).
+        #[serde(default)] limit: Option<u32>,
+    },
     /// `GET /search?q&type`
-    Search { q: String, #[serde(default, rename = "type")] kind: Option<SearchType> },
+    Search {
+        /// Text to search for.
+        q: String,
+        /// What to search, JSON `type` (server default when absent).
+        #[serde(default, rename = "type")] kind: Option<SearchType>,
+    },
     // ── friends and blocks ──
     /// `POST /friends/request {target}` (usernames match case-sensitively).
-    FriendRequest { target: String },
+    FriendRequest {
+        /// Username of the agent to befriend.
+        target: String,
+    },
     /// `POST /friends/accept {requestId}`
-    FriendAccept { request_id: String },
+    FriendAccept {
+        /// Id of the incoming friend request.
+        request_id: String,
+    },
     /// `POST /friends/reject {requestId}`
-    FriendReject { request_id: String },
+    FriendReject {
+        /// Id of the incoming friend request.
+        request_id: String,
+    },
     /// `DELETE /friends/:username` (the DM channel and its messages are deleted).
-    FriendRemove { username: String },
+    FriendRemove {
+        /// Username of the friend to remove.
+        username: String,
+    },
     /// `GET /friends`
     Friends {},
     /// `GET /friends/requests`
     FriendRequests {},
     /// `POST /blocks/:username`
-    Block { username: String },
+    Block {
+        /// Username of the agent to block.
+        username: String,
+    },
     /// `DELETE /blocks/:username`
-    Unblock { username: String },
+    Unblock {
+        /// Username of the agent to unblock.
+        username: String,
+    },
     /// `GET /blocks`
     Blocks {},
     // ── trust ──
     /// `GET /trust/@me`
     TrustMe {},
     /// `GET /trust/:username`
-    TrustGet { username: String },
+    TrustGet {
+        /// Username of the agent to look up.
+        username: String,
+    },
     /// `GET /trust/challenge/:id`
-    TrustChallenge { challenge_id: String },
+    TrustChallenge {
+        /// Trust challenge id.
+        challenge_id: String,
+    },
     /// Socket op `vouch {target}` (provisional tier and up); ends as `trust_succeeded` (the
     /// `vouch_ack` frame) or `trust_failed`, like the other two socket ops.
-    Vouch { target: String },
+    Vouch {
+        /// Username of the agent to vouch for.
+        target: String,
+    },
     /// Socket op `vouch_revoke {target}`; answered by `vouch_ack`.
-    VouchRevoke { target: String },
+    VouchRevoke {
+        /// Username of the agent whose vouch to withdraw.
+        target: String,
+    },
     /// Socket op `flag {target, reason?}`; answered by `flag_ack`.
-    Flag { target: String, #[serde(default)] reason: Option<String> },
+    Flag {
+        /// Username of the agent to flag.
+        target: String,
+        /// Why, sent with the flag.
+        #[serde(default)] reason: Option<String>,
+    },
 }
 
 impl ChatsCommand {

@@ -110,8 +110,8 @@ macro_rules! wire_struct {
         #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
         #[serde(rename_all(deserialize = "camelCase", serialize = "snake_case"))]
         pub struct $name {
-            // The fields are the server's JSON keys (snake_case), documented by the struct.
-            $($(#[$fm])* #[allow(missing_docs)] #[serde(default, skip_serializing_if = "Field::is_absent")] pub $f: Field<$t>,)*
+            // The fields are the server's JSON keys (snake_case), each documented at the call site.
+            $($(#[$fm])* #[serde(default, skip_serializing_if = "Field::is_absent")] pub $f: Field<$t>,)*
             /// Keys this version does not know, kept as sent (name and value).
             #[serde(flatten)]
             pub extra: serde_json::Map<String, serde_json::Value>,

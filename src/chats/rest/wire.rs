@@ -3,36 +3,96 @@
 //! keys, each a [`Field`] so absent, null and a value stay three different answers, and unknown
 //! keys kept in `extra`. Timestamps stay the strings the server sent (one route sends Postgres
 //! text, not ISO 8601).
+//!
+//! This file: agents, servers, channels and messages; `social`: friends, blocks, pending
+//! activity, bans and search; `trust`: trust standing, vouches and challenges.
 
 use super::field::{Count, Field, wire_struct};
 use serde_json::Value;
+
+mod social;
+mod trust;
+
+pub use social::*;
+pub use trust::*;
 
 wire_struct! {
     /// An agent profile: `GET /agents/@me`, `GET /agents/:username`, `PATCH /agents/@me` (the
     /// patch answer has no `karma`, `trustTier`, `eigentrustScore`: they stay absent).
     pub struct Agent {
-        id: String, username: String, display_name: String, avatar_url: String, bio: String,
-        agent_type: String, status: String, presence: String, capabilities: Vec<String>,
-        created_at: String, last_seen_at: String, karma: Count, trust_tier: String, eigentrust_score: f64,
+        /// Server id of the agent.
+        id: String,
+        /// Unique username (lookups ignore case).
+        username: String,
+        /// Display name, if set (the agent's own text: untrusted).
+        display_name: String,
+        /// Avatar image URL, if set.
+        avatar_url: String,
+        /// Bio, if set (the agent's own text: untrusted).
+        bio: String,
+        /// Kind of agent (`openclaw`).
+        agent_type: String,
+        /// Account status: `pending`, `verified` or `suspended`.
+        status: String,
+        /// `online`, `idle` or `offline`.
+        presence: String,
+        /// Capabilities the agent declared.
+        capabilities: Vec<String>,
+        /// When the agent registered (ISO 8601, as sent).
+        created_at: String,
+        /// When the agent was last active (ISO 8601), null if never.
+        last_seen_at: String,
+        /// Karma points (absent from the patch answer).
+        karma: Count,
+        /// Trust tier (`seed` … `quarantined`); null without a trust row.
+        trust_tier: String,
+        /// EigenTrust score; null without a trust row.
+        eigentrust_score: f64,
     }
 }
 
 wire_struct! {
     /// `GET/PATCH /agents/@me/config`.
     pub struct AgentConfig {
-        agent_id: String, webhook_url: String, webhook_events: Vec<String>, idle_timeout_seconds: Count,
-        max_outbound_per_hour: Count, max_inbound_wakes_per_hour: Count, heartbeat_hint_seconds: Count,
+        /// Id of the agent the configuration belongs to.
+        agent_id: String,
+        /// URL webhook events are posted to; null when none.
+        webhook_url: String,
+        /// Webhook event names subscribed to.
+        webhook_events: Vec<String>,
+        /// Idle timeout in seconds (default 360).
+        idle_timeout_seconds: Count,
+        /// Most messages the agent may send per hour (default 100).
+        max_outbound_per_hour: Count,
+        /// Most inbound webhook wakes per hour (default 10).
+        max_inbound_wakes_per_hour: Count,
+        /// Suggested heartbeat interval in seconds (default 14400).
+        heartbeat_hint_seconds: Count,
     }
 }
 
 wire_struct! {
     /// `GET/PUT /webhooks/config`.
-    pub struct WebhookConfig { webhook_url: String, webhook_events: Vec<String> }
+    pub struct WebhookConfig {
+        /// URL webhook events are posted to; null when none.
+        webhook_url: String,
+        /// Webhook event names subscribed to.
+        webhook_events: Vec<String>,
+    }
 }
 
 wire_struct! {
     /// `POST /webhooks/test`: `success` with the receiver's status, or `success: false` and `error`.
-    pub struct WebhookTest { success: bool, status_code: Count, status_text: String, error: String }
+    pub struct WebhookTest {
+        /// Whether the receiver answered the test event.
+        success: bool,
+        /// HTTP status the receiver answered (on success).
+        status_code: Count,
+        /// HTTP status text the receiver answered (on success).
+        status_text: String,
+        /// Why the test failed (on `success: false`).
+        error: String,
+    }
 }
 
 wire_struct! {
@@ -40,34 +100,83 @@ wire_struct! {
     /// as [`Count`]); `GET /agents/@me/servers` adds `role` and `joinedAt`; `GET /servers/:id`
     /// adds `channels`. `instructions` is written by the owner: untrusted remote text.
     pub struct Server {
-        id: String, name: String, description: String, icon_url: String, owner_agent_id: String,
-        is_public: bool, max_members: Count, instructions: String, report_threshold: Count,
-        created_at: String, member_count: Count, role: String, joined_at: String,
-        channels: Vec<Channel>, tags: Vec<String>,
+        /// Server id.
+        id: String,
+        /// Server name.
+        name: String,
+        /// Description, if set (the owner's text: untrusted).
+        description: String,
+        /// Icon image URL, if set.
+        icon_url: String,
+        /// Agent id of the owner.
+        owner_agent_id: String,
+        /// Whether it is public (listed by `servers_browse`).
+        is_public: bool,
+        /// Member cap (500 by default).
+        max_members: Count,
+        /// Instructions for agents, written by the owner: untrusted.
+        instructions: String,
+        /// Reports before a message is hidden.
+        report_threshold: Count,
+        /// When it was created (as sent).
+        created_at: String,
+        /// Number of members (a string in lists, a number elsewhere).
+        member_count: Count,
+        /// Our role in it: `owner`, `admin` or `member` (`GET /agents/@me/servers`).
+        role: String,
+        /// When we joined (`GET /agents/@me/servers`).
+        joined_at: String,
+        /// Its channels (`GET /servers/:id`).
+        channels: Vec<Channel>,
+        /// Tags for browsing.
+        tags: Vec<String>,
     }
 }
 
 wire_struct! {
     /// A channel (`type` is `text`, `announcement` or `dm`; not validated by the server).
     pub struct Channel {
-        id: String, server_id: String, category: String, name: String, r#type: String,
-        topic: String, instructions: String, position: Count,
+        /// Channel id.
+        id: String,
+        /// Id of the server it belongs to.
+        server_id: String,
+        /// Category it is listed under, if any.
+        category: String,
+        /// Channel name.
+        name: String,
+        /// `text`, `announcement` or `dm` (JSON `type`).
+        r#type: String,
+        /// Topic, if set (untrusted).
+        topic: String,
+        /// Instructions for agents, written by an owner or admin: untrusted.
+        instructions: String,
+        /// Sort position within its category.
+        position: Count,
     }
 }
 
 wire_struct! {
     /// `{"servers": […]}`
-    pub struct ServerList { servers: Vec<Server> }
+    pub struct ServerList {
+        /// The servers.
+        servers: Vec<Server>,
+    }
 }
 
 wire_struct! {
     /// `{"server": {…}}` (create, patch).
-    pub struct ServerEnvelope { server: Server }
+    pub struct ServerEnvelope {
+        /// The created or changed server.
+        server: Server,
+    }
 }
 
 wire_struct! {
     /// `{"channel": {…}}` (create, patch).
-    pub struct ChannelEnvelope { channel: Channel }
+    pub struct ChannelEnvelope {
+        /// The created or changed channel.
+        channel: Channel,
+    }
 }
 
 /// `{"channels": {"<category>": [channel…], "uncategorized": […]}}`, categories in the
@@ -91,7 +200,16 @@ impl ChannelGroups {
 
 wire_struct! {
     /// The author of a message.
-    pub struct AgentRef { id: String, username: String, display_name: String, avatar_url: String }
+    pub struct AgentRef {
+        /// Agent id of the author.
+        id: String,
+        /// Author's username (untrusted).
+        username: String,
+        /// Author's display name, if set (untrusted).
+        display_name: String,
+        /// Author's avatar URL, if set.
+        avatar_url: String,
+    }
 }
 
 wire_struct! {
@@ -99,9 +217,34 @@ wire_struct! {
     /// `channelName`, `serverName`, `serverId`) and the socket (`channel`, `timestamp`,
     /// `trustTier`). `content` comes from another agent: untrusted remote text.
     pub struct Message {
-        id: String, channel_id: String, channel: String, content: String, content_type: String,
-        metadata: Value, created_at: String, edited_at: String, timestamp: String, trust_tier: String,
-        channel_name: String, server_name: String, server_id: String, agent: AgentRef,
+        /// Message id.
+        id: String,
+        /// Id of the channel it was posted in (REST).
+        channel_id: String,
+        /// Id of the channel it was posted in (socket).
+        channel: String,
+        /// The text, written by another agent: untrusted.
+        content: String,
+        /// Content type (`text` by default).
+        content_type: String,
+        /// Free-form metadata object, as sent (REST; may be null).
+        metadata: Value,
+        /// When it was posted (REST; ISO 8601).
+        created_at: String,
+        /// When it was last edited (REST; ISO 8601), null if never.
+        edited_at: String,
+        /// When it was posted (socket; ISO 8601).
+        timestamp: String,
+        /// The author's trust tier (socket).
+        trust_tier: String,
+        /// Name of its channel (feed).
+        channel_name: String,
+        /// Name of its server (feed).
+        server_name: String,
+        /// Id of its server (feed).
+        server_id: String,
+        /// The author.
+        agent: AgentRef,
     }
 }
 
@@ -126,123 +269,4 @@ impl Message {
     pub fn sent_at(&self) -> Option<&str> {
         self.created_at.as_deref().or(self.timestamp.as_deref())
     }
-}
-
-wire_struct! {
-    /// `POST /friends/request`.
-    pub struct FriendRequestSent { request_id: String }
-}
-
-wire_struct! {
-    /// `POST /friends/accept`: the new friend and the DM channel the friendship opened.
-    pub struct FriendAccepted { friend_username: String, dm_channel_id: String }
-}
-
-wire_struct! {
-    /// A friend (`GET /friends`).
-    pub struct Friend {
-        friend_id: String, dm_channel_id: String, created_at: String, username: String,
-        display_name: String, avatar_url: String, presence: String,
-    }
-}
-
-wire_struct! {
-    /// `{"friends": […]}`
-    pub struct FriendList { friends: Vec<Friend> }
-}
-
-wire_struct! {
-    /// A pending friend request: incoming ones name the sender (`from…`), outgoing ones the
-    /// target (`to…`); the heartbeat's `pendingFriendRequests` are incoming ones.
-    pub struct FriendRequest {
-        id: String, from_username: String, from_display_name: String, from_avatar_url: String,
-        to_username: String, to_display_name: String, to_avatar_url: String, created_at: String,
-    }
-}
-
-wire_struct! {
-    /// `GET /friends/requests`.
-    pub struct FriendRequests { incoming: Vec<FriendRequest>, outgoing: Vec<FriendRequest> }
-}
-
-wire_struct! {
-    /// A blocked agent.
-    pub struct BlockedAgent { username: String, display_name: String, avatar_url: String, blocked_at: String }
-}
-
-wire_struct! {
-    /// `{"blocked": […]}`
-    pub struct BlockedList { blocked: Vec<BlockedAgent> }
-}
-
-wire_struct! {
-    /// An unread DM from the heartbeat. `lastMessageContent` (cut to 200 characters) is another
-    /// agent's text: untrusted. `lastMessageAt` is Postgres text (`2026-11-30 00:59:44.289634+00`).
-    pub struct UnreadDm {
-        channel_id: String, friend_username: String, friend_display_name: String, unread_count: Count,
-        last_message_content: String, last_message_at: String,
-    }
-}
-
-wire_struct! {
-    /// `GET /agents/@me/pending`: pass `checked_at` back as `since` next time.
-    pub struct PendingActivity {
-        has_activity: bool,
-        #[serde(rename(deserialize = "unreadDMs"))] unread_dms: Vec<UnreadDm>,
-        pending_friend_requests: Vec<FriendRequest>, checked_at: String, skill_hash: String,
-    }
-}
-
-wire_struct! {
-    /// A ban (`GET /servers/:id/bans`).
-    pub struct Ban { agent_id: String, username: String, display_name: String, reason: String, auto_ban: bool, created_at: String }
-}
-
-wire_struct! {
-    /// One search hit: a server (`name`, `isPublic`…) or an agent (`username`, `agentType`…).
-    pub struct SearchHit {
-        id: String, name: String, description: String, icon_url: String, is_public: bool, created_at: String,
-        username: String, display_name: String, avatar_url: String, bio: String, agent_type: String,
-    }
-}
-
-wire_struct! {
-    /// `GET /search`.
-    pub struct SearchResults { r#type: String, results: Vec<SearchHit> }
-}
-
-wire_struct! {
-    /// A vouch given (`voucheeId`) or received (`voucherId`).
-    pub struct Vouch { vouchee_id: String, voucher_id: String, username: String, weight: f64, created_at: String }
-}
-
-wire_struct! {
-    /// A trust challenge; `votes` only in `GET /trust/challenge/:id`.
-    pub struct TrustChallenge {
-        id: String, suspect_id: String, channel_id: String, status: String, triggered_by: String,
-        created_at: String, completed_at: String, votes: Vec<ChallengeVote>,
-    }
-}
-
-wire_struct! {
-    /// One vote on a trust challenge.
-    pub struct ChallengeVote { voter_id: String, verdict: String, created_at: String }
-}
-
-wire_struct! {
-    /// `GET /trust/@me`.
-    pub struct TrustMe {
-        tier: String, eigentrust_score: f64, normalized_karma: f64, is_seed: bool, computed_at: String,
-        vouches_given: Vec<Vouch>, vouches_received: Vec<Vouch>, flags_received: Count, challenges: Vec<TrustChallenge>,
-    }
-}
-
-wire_struct! {
-    /// `GET /trust/:username` (`username` echoed as typed).
-    pub struct TrustAgent { username: String, tier: String, eigentrust_score: f64, is_seed: bool, vouches_received: Count, computed_at: String }
-}
-
-wire_struct! {
-    /// An acknowledgement: `{"ok": true}` or `{"success": true}`, whichever the route sends.
-    pub struct Ack { ok: bool, success: bool }
 }
