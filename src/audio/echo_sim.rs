@@ -83,7 +83,7 @@ pub fn cancel(far48: &[f32], mic16: &[f32], linear: bool) -> Vec<f32> {
     let mut out = mic16.to_vec();
     for (far, mic) in far48.chunks_exact(960).zip(out.chunks_exact_mut(320)) {
         aec.render(far).expect("20 ms of playback");
-        aec.process(mic);
+        aec.process(mic).expect("20 ms of capture");
     }
     out.truncate(far48.len() / 960 * 320);
     out

@@ -76,3 +76,20 @@ fn ten_minutes_of_agent_speech_never_barge_in() {
     eprintln!("false barge-ins in 10 minutes per room {:?}: {counts:?}", echo_sim::ROOMS);
     assert!(counts.iter().all(|&n| n == 0), "false barge-ins in 10 minutes per room: {counts:?}");
 }
+
+/// AEC3 runs on whole 4 ms blocks, five to a 20 ms frame: the canceller delays the capture by
+/// one block, its suppressor's overlap-add (WebRTC's 10 ms framing around it added another).
+#[test]
+fn the_canceller_delays_the_capture_by_one_block() {
+    let mut aec = EchoCanceller::new().unwrap();
+    let mut out = vec![];
+    for i in 0..20 {
+        let mut mic: Vec<f32> = (0..320).map(|k| if i == 10 && k == 100 { 0.5 } else { 0.0 }).collect();
+        aec.render(&[0.0; 960]).unwrap();
+        aec.process(&mut mic).unwrap();
+        out.extend(mic);
+    }
+    let peak = out.iter().enumerate().max_by(|a, b| a.1.abs().total_cmp(&b.1.abs())).unwrap().0;
+    assert_eq!(peak, 10 * 320 + 100 + EchoCanceller::DELAY, "the impulse came out {} samples late", peak as i64 - 3300);
+    assert!(aec.process(&mut [0.0; 100]).is_err(), "a frame that is not whole blocks is refused");
+}

@@ -127,8 +127,11 @@ impl AudioPipeline {
     pub fn new(config: AudioConfig) -> Result<Self> {
         config.validate()?;
         let rate = config.device.rate;
-        let to_speech = FrameResampler::new(rate, SPEECH_RATE)?;
-        let vad = VoiceDetector::new(config.vad.clone(), to_speech.delay())?;
+        // With the canceller on, the speech path spends 5 ms on resampling so that, with the
+        // canceller's own 4 ms, it still adds under 10 ms (`rate_tests`).
+        let (resample_ms, echo_delay) = if config.echo_cancel { (5, super::EchoCanceller::DELAY) } else { (10, 0) };
+        let to_speech = FrameResampler::with_max_delay(rate, SPEECH_RATE, resample_ms)?;
+        let vad = VoiceDetector::new(config.vad.clone(), to_speech.delay() + echo_delay)?;
         Ok(Self {
             mic: vec![0.0; config.device.frame_len()],
             mic16: vec![0.0; SPEECH_FRAME],
@@ -181,7 +184,8 @@ impl AudioPipeline {
     /// Delays resampling adds, in ms: mic → 16 kHz (speech), mic → 48 kHz (Opus), text-to-speech
     /// → speaker. Each is at most 10 ms at any rate.
     pub fn added_delay_ms(&self) -> [f64; 3] {
-        [self.to_speech.delay_ms(), self.to_net.delay_ms(), self.tts.delay_ms() + self.from_net.delay_ms()]
+        let echo_ms = if self.echo.is_some() { super::EchoCanceller::DELAY as f64 * 1000.0 / SPEECH_RATE as f64 } else { 0.0 };
+        [self.to_speech.delay_ms() + echo_ms, self.to_net.delay_ms(), self.tts.delay_ms() + self.from_net.delay_ms()]
     }
 
     /// One 20 ms mic frame (interleaved i16 at the device format, [`Self::next_capture_samples`]
@@ -209,7 +213,7 @@ impl AudioPipeline {
         self.vad.set_echo_floor(gate * playing_level);
         self.to_speech.process(&self.mic[..len], &mut self.mic16)?;
         if let Some(aec) = &mut self.echo {
-            aec.process(&mut self.mic16);
+            aec.process(&mut self.mic16)?;
         }
         self.vad.process(&self.mic16, &mut self.events);
         if self.vad.take_interrupt() && self.config.barge_in && self.tts.is_active() {

@@ -71,9 +71,11 @@ fn played(rate: u32, tts_rate: u32, channels: u16) -> Vec<f32> {
     out
 }
 
-/// The click through the mic → 16 kHz resampler the pipeline uses for speech: its lag in ms.
-fn speech_path_lag_ms(rate: u32) -> f64 {
-    let mut r = FrameResampler::new(rate, SPEECH_RATE).unwrap();
+/// The click through the mic → 16 kHz resampler the pipeline uses for speech (and the echo
+/// canceller, when on, with nothing played): its lag in ms.
+fn speech_path_lag_ms(rate: u32, echo_cancel: bool) -> f64 {
+    let mut r = FrameResampler::with_max_delay(rate, SPEECH_RATE, if echo_cancel { 5 } else { 10 }).unwrap();
+    let mut aec = echo_cancel.then(|| EchoCanceller::new().unwrap());
     let mic = click(rate, 200.0, 400);
     let (mut at, mut out, mut frame) = (0, Vec::new(), vec![0.0; SPEECH_FRAME]);
     for k in 0.. {
@@ -82,6 +84,10 @@ fn speech_path_lag_ms(rate: u32) -> f64 {
             break;
         }
         r.process(&mic[at..at + n], &mut frame).unwrap();
+        if let Some(aec) = &mut aec {
+            aec.render(&[0.0; 960]).unwrap();
+            aec.process(&mut frame).unwrap();
+        }
         at += n;
         out.extend_from_slice(&frame);
     }
@@ -100,7 +106,7 @@ fn any_device_rate_captures_a_click_within_10_ms() {
             let p = AudioPipeline::new(AudioConfig { device: DeviceFormat { rate, channels }, ..Default::default() })
                 .unwrap();
             let [to_speech, said, _] = p.added_delay_ms();
-            let speech_ms = speech_path_lag_ms(rate);
+            let speech_ms = speech_path_lag_ms(rate, false);
             assert!(speech_ms <= 10.0, "capture to 16 kHz at {rate} Hz adds {speech_ms} ms");
             assert!((speech_ms - to_speech).abs() <= 0.5, "16 kHz path at {rate} Hz: measured {speech_ms}, reported {to_speech:.2}");
             assert!(ms <= 10.0, "capture at {rate} Hz x{channels} adds {ms} ms");
@@ -112,6 +118,20 @@ fn any_device_rate_captures_a_click_within_10_ms() {
         }
     }
     eprintln!("capture delay, Hz: ms → {}", report.join(", "));
+}
+
+#[test]
+fn with_the_echo_canceller_on_speech_still_arrives_within_10_ms() {
+    let mut report = Vec::new();
+    for rate in all_rates() {
+        let p = AudioPipeline::new(AudioConfig { device: DeviceFormat { rate, channels: 1 }, echo_cancel: true, ..Default::default() }).unwrap();
+        let [to_speech, ..] = p.added_delay_ms();
+        let ms = speech_path_lag_ms(rate, true);
+        assert!(ms <= 10.0, "capture to 16 kHz with the canceller at {rate} Hz adds {ms} ms");
+        assert!((ms - to_speech).abs() <= 0.5, "at {rate} Hz: measured {ms}, reported {to_speech:.2}");
+        report.push(format!("{rate}: {ms:.2}"));
+    }
+    eprintln!("speech path with the canceller, Hz: ms → {}", report.join(", "));
 }
 
 #[test]

@@ -48,7 +48,7 @@ pub fn main() {
             at += 1;
             aec.render(&far48[i * 960..i * 960 + 960]).expect("20 ms of playback");
             mic.copy_from_slice(&far16[i * 320..i * 320 + 320]);
-            aec.process(&mut mic);
+            aec.process(&mut mic).expect("20 ms of capture");
             black_box(&mic);
         }
         per_frame.push(start.elapsed().as_secs_f64() * 1e6 / 250.0);
