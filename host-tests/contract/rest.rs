@@ -197,10 +197,10 @@ fn replay(command: ChatsCommand, status: u16, headers: &Map<String, Value>, body
             }
             Output::Persist { ticket, .. } => client.handle_persisted(ticket, T0).unwrap(),
             Output::Event(ChatsEvent::CommandSucceeded { call_id, result, body, .. }) if call_id == call => {
-                return (sent.unwrap(), Outcome::Succeeded { result: serde_json::to_value(result).unwrap(), body });
+                return (*sent.unwrap(), Outcome::Succeeded { result: serde_json::to_value(result).unwrap(), body });
             }
-            Output::Event(ChatsEvent::Call(CallEvent::CallFailed { call_id, error })) if call_id == call => return (sent.unwrap(), Outcome::Failed(error)),
-            Output::Event(ChatsEvent::Throttled { call_id, rejected: true, .. }) if call_id == call => return (sent.unwrap(), Outcome::Requeued),
+            Output::Event(ChatsEvent::Call(CallEvent::CallFailed { call_id, error })) if call_id == call => return (*sent.unwrap(), Outcome::Failed(error)),
+            Output::Event(ChatsEvent::Throttled { call_id, rejected: true, .. }) if call_id == call => return (*sent.unwrap(), Outcome::Requeued),
             Output::Wait { .. } => panic!("call {call} never finished"),
             _ => {}
         }

@@ -465,7 +465,7 @@ impl<C: Client> Host<C> {
                         continue;
                     }
                     let path = request.uri().path().to_owned();
-                    let mut response = server(|| remote.http(request, now));
+                    let mut response = server(|| remote.http(*request, now));
                     if error {
                         stats.server_errors += 1;
                         response = server_error(503);

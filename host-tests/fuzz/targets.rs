@@ -137,7 +137,7 @@ pub fn drive_ctx<C: SansIo>(client: &mut C, u: &mut Unstructured, hooks: &Hooks<
         for i in 0.. {
             assert!(i < 10_000, "no Wait after 10 000 outputs: livelock");
             match client.poll_output() {
-                Output::Http { id, request, .. } => ctx.http.push((id, request)),
+                Output::Http { id, request, .. } => ctx.http.push((id, *request)),
                 Output::Persist { ticket, .. } => ctx.persists.push(ticket),
                 Output::WsOpen { conn, .. } => {
                     ctx.opening.push(conn);

@@ -140,7 +140,7 @@ impl ChatsClient {
             None => self.out.event(match typed {
                 Ok((status, result, body)) => {
                     let command = call.command.expect("typed results come from commands");
-                    ChatsEvent::CommandSucceeded { call_id, op: command.op(), status, untrusted: rest::untrusted_fields(&command), result, body }
+                    ChatsEvent::CommandSucceeded { call_id, op: command.op(), status, untrusted: rest::untrusted_fields(&command), result: Box::new(result), body }
                 }
                 Err(error) => ChatsEvent::Call(CallEvent::CallFailed { call_id, error }),
             }),

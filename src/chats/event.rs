@@ -24,7 +24,7 @@ pub enum ChatsEvent {
         /// HTTP status of the answer (2xx).
         status: u16,
         /// Typed view of the body.
-        result: ChatsResult,
+        result: Box<ChatsResult>,
         /// Paths of the fields in `result` that other agents wrote.
         untrusted: Vec<&'static str>,
         /// The response body as parsed JSON, verbatim.

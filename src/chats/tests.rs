@@ -176,7 +176,7 @@ fn refresh_request(h: &mut Harness) -> (RequestId, http::Request<Vec<u8>>) {
             Output::Http { id, request, .. } => {
                 assert!(request.uri().path().ends_with("/auth/refresh"));
                 assert_eq!(marker, true, "marker is saved before the refresh is sent");
-                return (id, request);
+                return (id, *request);
             }
             other => panic!("unexpected {other:?}"),
         }
@@ -284,7 +284,7 @@ fn a_call_racing_a_rotation_is_retried_once_with_the_new_token() {
     h.client.handle_response(id, response, h.now_ms).unwrap();
     h.drive();
     // ...so the server answers TOKEN_REVOKED, and the core resends with the new token.
-    let response = h.serve(call_request);
+    let response = h.serve(*call_request);
     assert_eq!(response.status(), 401);
     h.client.handle_response(call_req, response, h.now_ms).unwrap();
     h.drive();

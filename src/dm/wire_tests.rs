@@ -132,7 +132,7 @@ fn a_human_rejection_listed_in_the_inbox_is_not_an_approval() {
         let mut events = vec![];
         loop {
             match c.poll_output() {
-                Output::Http { id, request, .. } => c.handle_response(id, sandbox.handle(request, now), now).unwrap(),
+                Output::Http { id, request, .. } => c.handle_response(id, sandbox.handle(*request, now), now).unwrap(),
                 Output::Event(e) => events.push(e),
                 _ => return events,
             }

@@ -143,7 +143,7 @@ fn serve_rest(sandbox: &Sandbox, c: &mut ChatsClient, now: u64, disk: &mut Vec<u
     let mut events = vec![];
     loop {
         match c.poll_output() {
-            Output::Http { id, request, .. } => c.handle_response(id, sandbox.handle(request, now), now).unwrap(),
+            Output::Http { id, request, .. } => c.handle_response(id, sandbox.handle(*request, now), now).unwrap(),
             Output::Persist { ticket, bytes } => {
                 *disk = bytes.expose().clone();
                 c.handle_persisted(ticket, now).unwrap()
@@ -158,7 +158,7 @@ fn serve_rest(sandbox: &Sandbox, c: &mut ChatsClient, now: u64, disk: &mut Vec<u
 fn rest(sandbox: &Sandbox, c: &mut ChatsClient, command: ChatsCommand, now: u64) -> ChatsResult {
     let id = c.command(command, now).unwrap();
     let events = serve_rest(sandbox, c, now, &mut vec![]);
-    events
+    *events
         .into_iter()
         .find_map(|e| match e {
             ChatsEvent::CommandSucceeded { call_id, result, .. } if call_id == id => Some(result),
@@ -221,7 +221,7 @@ impl World {
             }
             match self.bridge.poll_output() {
                 Output::Http { id, request, .. } => {
-                    let response = self.sandbox.handle(request, self.now);
+                    let response = self.sandbox.handle(*request, self.now);
                     self.bridge.handle_response(id, response, self.now).unwrap();
                 }
                 Output::Persist { ticket, bytes } => {

@@ -43,8 +43,9 @@ pub enum Output<E> {
     Http {
         /// Id to answer with; unique among this client's requests.
         id: RequestId,
-        /// The request to send as is (its `authorization` header is a secret).
-        request: http::Request<Vec<u8>>,
+        /// The request to send as is (its `authorization` header is a secret). Boxed: a request
+        /// is 248 bytes, and every queued output (events included) would be that large.
+        request: Box<http::Request<Vec<u8>>>,
         /// True when the body should be fed to `handle_body_chunk` as it arrives.
         stream: bool,
     },
@@ -135,13 +136,13 @@ impl<E> Outbox<E> {
     /// Queue an HTTP request and return the id its response must carry.
     pub fn http(&mut self, request: http::Request<Vec<u8>>) -> RequestId {
         let id = self.next_id();
-        self.queue.push_back(Output::Http { id, request, stream: false });
+        self.queue.push_back(Output::Http { id, request: Box::new(request), stream: false });
         id
     }
     /// Queue an HTTP request whose body the client wants as it streams in.
     pub fn http_streamed(&mut self, request: http::Request<Vec<u8>>) -> RequestId {
         let id = self.next_id();
-        self.queue.push_back(Output::Http { id, request, stream: true });
+        self.queue.push_back(Output::Http { id, request: Box::new(request), stream: true });
         id
     }
     /// Queue bytes to persist and return the ticket the host acknowledges.

@@ -115,7 +115,7 @@ fn streamed_speech_plays_within_a_frame_of_its_first_chunk() {
                     assert!(stream, "speech is requested as a stream");
                     tts_id = Some(id);
                     let tx = tx.clone();
-                    std::thread::spawn(move || fetch_streamed(request, tx));
+                    std::thread::spawn(move || fetch_streamed(*request, tx));
                 }
                 Output::Event(SpacesEvent::SpacesAudio { .. }) => pipeline.push_tts(&client.take_audio()),
                 Output::Event(SpacesEvent::SpacesTurnDone { latency, error, .. }) => done = Some((latency, error)),

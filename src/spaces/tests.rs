@@ -206,7 +206,7 @@ fn network_failure_mid_join_is_retried_with_backoff_then_fails_clearly() {
     h.client.command(SpacesCommand::Join { topic: "go".into() }, h.now_ms).unwrap();
     let search = h.client.poll_output();
     let Output::Http { id, request, .. } = search else { panic!() };
-    let r = h.peer.sandbox.handle(request, h.now_ms);
+    let r = h.peer.sandbox.handle(*request, h.now_ms);
     h.client.handle_response(id, r, h.now_ms).unwrap();
     h.peer.fail_transport = 2;
     let retry_at = h.drive().unwrap();

@@ -211,7 +211,7 @@ impl<C: SansIo, P: Peer> Driver<C, P> {
         match output {
             Output::Http { id, request, stream } => {
                 self.now_ms += self.latency_ms;
-                match self.peer.http(request, self.now_ms) {
+                match self.peer.http(*request, self.now_ms) {
                     Ok(response) => self.respond(id, response, stream),
                     Err(message) => {
                         let result = self.client.handle_transport_error(id, &message, self.now_ms);

@@ -75,7 +75,7 @@ impl<E> NativeHost<E> {
         loop {
             match client.poll_output() {
                 Output::Http { id, request, .. } => {
-                    let result = self.perform(request);
+                    let result = self.perform(*request);
                     let now = now_ms();
                     last_trouble = result.as_ref().err().cloned();
                     match result {

@@ -267,7 +267,7 @@ fn pump(
     loop {
         match client.poll_output() {
             Output::Wait { .. } => return Ok(()),
-            Output::Http { id, request, stream } => perform(http, client, id, request, stream, now_ms)?,
+            Output::Http { id, request, stream } => perform(http, client, id, *request, stream, now_ms)?,
             Output::Persist { ticket, .. } => client.handle_persisted(ticket, now_ms()).map_err(|e| e.to_string())?,
             Output::Event(event) => {
                 print_event(&event, json);

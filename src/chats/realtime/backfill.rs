@@ -231,7 +231,7 @@ impl Realtime {
             }
             if activity.has_activity.get() == Some(&true) {
                 busy = true;
-                io.out.event(RealtimeEvent::Activity { activity, trust: UNTRUSTED });
+                io.out.event(RealtimeEvent::Activity { activity: Box::new(activity), trust: UNTRUSTED });
             }
         }
         let Some(idle) = self.config.pending_poll_ms else { return };

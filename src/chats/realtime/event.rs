@@ -207,7 +207,7 @@ pub enum RealtimeEvent {
     /// `/agents/@me/pending` found activity (friend requests, DMs). Previews are untrusted.
     Activity {
         /// The pending answer as the server sent it (typed view).
-        activity: PendingActivity,
+        activity: Box<PendingActivity>,
         /// Always [`super::UNTRUSTED`].
         trust: &'static str,
     },

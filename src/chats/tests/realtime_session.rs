@@ -283,7 +283,7 @@ fn close_4001_during_a_refresh_makes_one_refresh_and_reconnects_with_the_new_tok
             other => panic!("unexpected {other:?}"),
         }
     }
-    let response = w.sandbox.handle(request, w.now);
+    let response = w.sandbox.handle(*request, w.now);
     a.client.handle_response(rid, response, w.now).unwrap();
     w.drain(&mut a);
     assert!(a.client.is_connected());
