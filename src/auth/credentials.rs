@@ -37,8 +37,47 @@ pub struct Credentials {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub refresh_in_flight: bool,
     #[serde(flatten)]
-    /// Fields of the file we do not know, kept as they were.
-    pub extra: serde_json::Map<String, serde_json::Value>,
+    /// Fields of the file we do not know (and what other parts of moltlink save beside the
+    /// credentials), kept as they were.
+    pub extra: RawFields,
+}
+
+/// Named JSON values kept as their text, in file order: compact (an idle session holds them
+/// for its whole life) and written back byte for byte.
+#[derive(Clone, Default)]
+pub struct RawFields(Vec<(String, Box<RawValue>)>);
+
+impl RawFields {
+    /// The value saved under `name`.
+    pub fn get(&self, name: &str) -> Option<&RawValue> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| &**v)
+    }
+
+    /// Save `value` under `name`, in place of what was there.
+    pub fn insert(&mut self, name: String, value: Box<RawValue>) {
+        match self.0.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, v)) => *v = value,
+            None => self.0.push((name, value)),
+        }
+    }
+}
+
+/// Names only: an unknown field of a credentials file may hold anything.
+impl std::fmt::Debug for RawFields {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.iter().map(|(n, _)| n)).finish()
+    }
+}
+
+impl Serialize for RawFields {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (name, value) in &self.0 {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
 }
 
 impl std::fmt::Debug for Credentials {
@@ -75,7 +114,7 @@ impl Credentials {
             refresh_token: None,
             api_base: None,
             refresh_in_flight: false,
-            extra: serde_json::Map::new(),
+            extra: RawFields::default(),
         };
         let (mut has_username, mut has_key) = (false, false);
         for (name, raw) in fields {
@@ -90,8 +129,7 @@ impl Credentials {
                 "apiBase" => c.api_base = plain(raw, "apiBase")?,
                 "refreshInFlight" => c.refresh_in_flight = plain::<Option<bool>>(raw, "refreshInFlight")?.unwrap_or(false),
                 _ => {
-                    let value = plain(raw, "an unknown field")?;
-                    c.extra.insert(name, value);
+                    c.extra.insert(name, raw.to_owned());
                 }
             }
         }

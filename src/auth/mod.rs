@@ -11,7 +11,7 @@ mod event;
 pub mod identity;
 pub mod session;
 
-pub use credentials::Credentials;
+pub use credentials::{Credentials, RawFields};
 pub use event::{AuthEvent, AuthHow};
 pub use identity::Identity;
 pub use session::{AccessToken, AuthSession, RefreshPolicy};

@@ -54,7 +54,7 @@ impl ChatsClient {
         }
         let id = self.out.next_id();
         let call = Call { method, path, body, retried: false, in_flight: None, command, buckets, admitted_at: None, reported: false, purpose: None };
-        self.calls.insert(id, call);
+        self.calls.insert(id, Box::new(call));
         self.session.ensure(now_ms, &mut self.out);
         self.dispatch(now_ms);
         Ok(id)
@@ -120,7 +120,7 @@ impl ChatsClient {
     }
 
     /// Report a finished call: an event for the host, or back to the realtime session.
-    fn finish(&mut self, call_id: CallId, call: Call, outcome: std::result::Result<(u16, serde_json::Value), ApiError>, now_ms: u64) {
+    fn finish(&mut self, call_id: CallId, call: Box<Call>, outcome: std::result::Result<(u16, serde_json::Value), ApiError>, now_ms: u64) {
         let typed = match (&call.command, outcome) {
             (None, Ok((status, body))) => return self.out.event(CallEvent::CallSucceeded { call_id, status, body }),
             (_, Err(error)) => Err(error),
@@ -189,7 +189,7 @@ impl ChatsClient {
                 reported: false,
                 purpose: Some(purpose),
             };
-            self.calls.insert(call_id, call);
+            self.calls.insert(call_id, Box::new(call));
         }
         r
     }

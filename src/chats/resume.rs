@@ -70,7 +70,7 @@ impl ChatsClient {
     /// Take over what a previous process saved. Unreadable state is ignored: it must never keep
     /// an agent from logging in.
     pub(super) fn restore_resume(&mut self) {
-        let Some(saved) = self.session.extra(RESUME_KEY).and_then(|v| serde_json::from_value::<Saved>(v.clone()).ok()) else { return };
+        let Some(saved) = self.session.extra(RESUME_KEY).and_then(|v| serde_json::from_str::<Saved>(v.get()).ok()) else { return };
         self.limiter.restore(&saved.rate_windows);
         self.realtime.restore_positions(saved.read_positions);
         self.realtime.restore_pending_since(saved.pending_since);
@@ -94,7 +94,7 @@ impl ChatsClient {
             rate_windows: self.limiter.windows(now_ms),
             pending_since: self.realtime.pending_since().map(str::to_owned),
         };
-        let value = serde_json::to_value(saved).expect("resume state serialises");
+        let value = serde_json::value::to_raw_value(&saved).expect("resume state serialises");
         if let Some(ticket) = self.session.persist_extra(RESUME_KEY, value, &mut self.out) {
             self.resume = Resume { in_flight: Some(ticket), saved_moves: moves, saved_admitted: admitted, last_save_ms: now_ms.max(1), due_ms: None };
         }

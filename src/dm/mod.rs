@@ -35,7 +35,6 @@ use crate::error::{Error, Result};
 use crate::io::{ApiError, CallId, ConnId, Outbox, Output, RequestId, SansIo, Secret, Ticket};
 use heartbeat::Heartbeat;
 use registry::Conv;
-use rand_core::SeedableRng;
 use std::collections::{BTreeMap, BTreeSet};
 /// The tests (`use super::*`) name error codes.
 #[cfg(test)]
@@ -77,7 +76,7 @@ pub struct DmClient {
     base: String,
     key: Secret<String>,
     policy: HeartbeatPolicy,
-    rng: rand_chacha::ChaCha20Rng,
+    rng: crate::io::SeededRng,
     out: Outbox<DmEvent>,
     convs: Vec<Conv>,
     in_flight: BTreeMap<RequestId, Purpose>,
@@ -155,7 +154,7 @@ impl DmClient {
             base,
             key: config.api_key,
             policy: config.heartbeat,
-            rng: rand_chacha::ChaCha20Rng::from_seed(config.seed),
+            rng: crate::io::SeededRng::new(config.seed, 0),
             out: Outbox::default(),
             convs: Vec::new(),
             in_flight: BTreeMap::new(),

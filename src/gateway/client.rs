@@ -18,7 +18,7 @@ mod turns;
 use super::wire::{self, ClientInfo};
 use crate::io::{ConnId, Outbox, Output, RequestId, SansIo, Secret, Ticket};
 use link::Link;
-use rand_core::{Rng, SeedableRng};
+use rand_core::Rng;
 use serde::Serialize;
 use std::collections::VecDeque;
 use turns::{Phase, Turn};
@@ -166,7 +166,7 @@ pub struct GatewayClient {
     next_req: u64,
     next_turn: TurnId,
     attempt: u32,
-    rng: rand_chacha::ChaCha20Rng,
+    rng: crate::io::SeededRng,
     current: Option<Turn>,
     queue: VecDeque<Turn>,
     now_ms: u64,
@@ -191,8 +191,7 @@ impl GatewayClient {
         if config.token.expose().is_empty() {
             return Err(crate::Error::invalid_argument("the gateway token is empty (set OPENCLAW_AUTH_TOKEN)"));
         }
-        let mut rng = rand_chacha::ChaCha20Rng::from_seed(config.seed);
-        rng.set_stream(11); // independent of the MoltChats streams
+        let rng = crate::io::SeededRng::new(config.seed, 11); // independent of the MoltChats streams
         Ok(Self {
             config,
             out: Outbox::default(),

@@ -24,7 +24,6 @@ use super::event::AuthEvent;
 use crate::error::{Error, ErrorCode, Result};
 use crate::io::{json_outcome, ApiError, Outbox, RequestId, Secret, Ticket};
 use machine::{Input, Op};
-use rand_core::SeedableRng;
 
 /// The default MoltChats API base.
 pub const DEFAULT_API_BASE: &str = "https://moltchats.com/api/v1";
@@ -79,7 +78,7 @@ pub struct AuthSession {
     attempt: u32,
     last_ticket: Ticket,
     policy: RefreshPolicy,
-    rng: rand_chacha::ChaCha20Rng,
+    rng: crate::io::SeededRng,
 }
 
 impl std::fmt::Debug for AuthSession {
@@ -133,7 +132,7 @@ impl AuthSession {
             attempt: 0,
             last_ticket: 0,
             policy,
-            rng: rand_chacha::ChaCha20Rng::from_seed(seed),
+            rng: crate::io::SeededRng::new(seed, 0),
         })
     }
 
@@ -191,7 +190,7 @@ impl AuthSession {
             // Reuse a key that was saved but never registered; otherwise make one.
             self.identity = Some(match self.creds.as_ref() {
                 Some(c) => Identity::from_pem(c.private_key.expose())?,
-                None => Identity::generate(&mut self.rng)?,
+                None => self.rng.with(|rng| Identity::generate(rng))?,
             });
         }
         let identity = self.identity.as_ref().expect("identity set above");
@@ -258,14 +257,14 @@ impl AuthSession {
     }
 
     /// What the client saved under `key` beside the credentials (e.g. read positions).
-    pub fn extra(&self, key: &str) -> Option<&serde_json::Value> {
+    pub fn extra(&self, key: &str) -> Option<&serde_json::value::RawValue> {
         self.creds.as_ref()?.extra.get(key)
     }
 
     /// Save `value` under `key` beside the credentials, through the same persist output (the
     /// file then holds the credentials as they are now, plus this). `None` without credentials.
     /// The ticket is the caller's to match: the session waits on none of it.
-    pub fn persist_extra<E>(&mut self, key: &str, value: serde_json::Value, out: &mut Outbox<E>) -> Option<Ticket> {
+    pub fn persist_extra<E>(&mut self, key: &str, value: Box<serde_json::value::RawValue>, out: &mut Outbox<E>) -> Option<Ticket> {
         let creds = self.creds.as_mut()?;
         creds.extra.insert(key.to_owned(), value);
         Some(out.persist(creds.to_json()))

@@ -121,7 +121,8 @@ pub struct BucketState {
 /// Keeps calls within the rate-limit buckets: queues them and releases them when allowed.
 pub struct Limiter {
     limits: Limits,
-    buckets: BTreeMap<Bucket, State>,
+    /// Boxed: a B-tree leaf holds room for 11 entries (1.2 KB unboxed for one bucket).
+    buckets: BTreeMap<Bucket, Box<State>>,
     /// First admitted send of this process: before a full period has passed, the server may
     /// count sends of a previous process of the same agent that our log never saw.
     since_ms: Option<u64>,
@@ -147,7 +148,7 @@ impl Limiter {
                 default_limit: limit.max(1),
                 provisional_until_ms: None,
             };
-            self.buckets.insert(bucket.clone(), state);
+            self.buckets.insert(bucket.clone(), Box::new(state));
         }
         self.buckets.get_mut(bucket).expect("inserted above")
     }

@@ -50,7 +50,6 @@ use super::rest::{ChatsCommand, Message};
 use crate::io::{CallId, ConnId, Outbox, Secret};
 use backfill::Backfill;
 use link::{Link, LinkInput};
-use rand_core::SeedableRng;
 use sends::{Inflight, Send, TrustCall};
 use std::collections::{BTreeMap, VecDeque};
 
@@ -145,7 +144,7 @@ pub struct Realtime {
     poll_soon: bool,
     poll_in_flight: bool,
     since: Option<String>,
-    rng: rand_chacha::ChaCha20Rng,
+    rng: crate::io::SeededRng,
 }
 
 impl std::fmt::Debug for Realtime {
@@ -157,8 +156,7 @@ impl std::fmt::Debug for Realtime {
 impl Realtime {
     /// A session for `ws_base`, not yet connected.
     pub fn new(ws_base: String, seed: [u8; 32], config: RealtimeConfig) -> Self {
-        let mut rng = rand_chacha::ChaCha20Rng::from_seed(seed);
-        rng.set_stream(7); // independent of the auth session's stream
+        let rng = crate::io::SeededRng::new(seed, 7); // independent of the auth session's stream
         Self {
             config,
             ws_base,
