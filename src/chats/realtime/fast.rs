@@ -124,11 +124,10 @@ fn text(slot: Slot<Text>) -> Field<String> {
 /// read it (not a message, or anything the general path would read differently).
 pub(in crate::chats::realtime) fn message(frame: &str) -> Option<(String, Box<Message>)> {
     let f: Frame = serde_json::from_str(frame).ok()?;
-    // The kind key stays in `extra`, as the general path keeps it (one of the two: with both,
-    // their order in the frame would matter).
-    let (key, kind) = match (f.op, f.kind) {
-        (Slot::Some(k), Slot::Absent) => ("op", k),
-        (Slot::Absent, Slot::Some(k)) => ("type", k),
+    // The kind key is not part of the message (the event's kind stands for it). With both
+    // keys, the general path keeps the other one in `extra`.
+    let kind = match (f.op, f.kind) {
+        (Slot::Some(k), Slot::Absent) | (Slot::Absent, Slot::Some(k)) => k,
         _ => return None,
     };
     if kind.0 != "message" {
@@ -153,7 +152,6 @@ pub(in crate::chats::realtime) fn message(frame: &str) -> Option<(String, Box<Me
     };
     // Built in place: a `Message` is large, and moving it into a box would copy it.
     let mut m = Box::<Message>::default();
-    m.extra.insert(key.to_owned(), Value::String(kind.0.into_owned()));
     m.id = text(f.id);
     m.channel_id = text(f.channel_id);
     m.channel = text(f.channel);

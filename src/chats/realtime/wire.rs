@@ -131,9 +131,13 @@ impl Realtime {
 }
 
 /// A `message` frame as a [`Message`] and its channel (the general path, for frames the fast
-/// path in `fast.rs` declines).
+/// path in `fast.rs` declines). The key that named the frame's kind (`op`, or `type` from
+/// older emulators) is not part of the message: the event's kind stands for it.
 pub(super) fn live_message(frame: &Value) -> Option<(String, Message)> {
-    let message = serde_json::from_value::<Message>(frame.clone()).ok()?;
+    let mut fields = frame.as_object()?.clone();
+    let kind_key = if fields.contains_key("op") { "op" } else { "type" };
+    fields.shift_remove(kind_key);
+    let message = serde_json::from_value::<Message>(Value::Object(fields)).ok()?;
     let channel = frame.get("channel").and_then(Value::as_str).map(str::to_owned).or_else(|| message.channel_id().map(str::to_owned))?;
     Some((channel, message))
 }
