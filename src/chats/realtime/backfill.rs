@@ -50,7 +50,10 @@ impl Seen {
     }
 
     pub(super) fn contains(&self, id: &str) -> bool {
-        let h = Self::hash(id);
+        self.has(Self::hash(id))
+    }
+
+    fn has(&self, h: u64) -> bool {
         // Blocks of 8 compared without branches (vectorised); a miss reads the whole ring.
         let mut blocks = self.ring.chunks_exact(8);
         let hit = blocks.by_ref().any(|b| (b[0] == h) | (b[1] == h) | (b[2] == h) | (b[3] == h) | (b[4] == h) | (b[5] == h) | (b[6] == h) | (b[7] == h));
@@ -59,10 +62,10 @@ impl Seen {
 
     /// Add `id` (false when it was there), keeping at most `cap` ids.
     pub(super) fn insert(&mut self, id: &str, cap: usize) -> bool {
-        if self.contains(id) {
+        let h = Self::hash(id);
+        if self.has(h) {
             return false;
         }
-        let h = Self::hash(id);
         let cap = cap.max(1);
         if self.ring.len() < cap {
             // After a raised cap, oldest first again so the ring keeps its order.
